@@ -1,0 +1,297 @@
+"""Hidden-state embeddings and output NLL for every statement: one batched forward pass per statement.
+
+The seed notebook ran one forward pass per layer per statement plus two for the NLL. Here one pass per statement
+gives every requested layer and the NLL at once; statements of similar length are batched with right padding,
+and pooling and loss are masked per sequence. ``get_layer_embedding`` and ``get_output_preference`` keep the
+seed's one-statement code as the reference path that tests compare against.
+"""
+from __future__ import annotations
+
+import platform
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from ._io import cache_dir, load_arrays, save_arrays, stable_hash
+from .data import PairSet
+from .models import LoadedModel
+
+POOLINGS = ("mean", "last")
+CACHE_FORMAT = 1
+
+
+# --------------------------------------------------------------------------- the seed's reference path
+def get_layer_embedding(text: str, model, tokenizer, layer_idx: int) -> np.ndarray:
+    """Get mean-pooled embedding from a specific layer (the seed's code: one statement, tokens 1..T-1)."""
+    import torch
+
+    inputs = tokenizer(text, return_tensors="pt").to(model.device)
+    with torch.no_grad():
+        outputs = model(**inputs, output_hidden_states=True)
+        hidden_states = outputs.hidden_states
+    layer_hidden = hidden_states[layer_idx]
+    return layer_hidden[0, 1:, :].mean(dim=0).cpu().numpy().astype(np.float32)
+
+
+def get_nll(text: str, model, tokenizer) -> float:
+    """Mean next-token cross-entropy of one statement, as the model's ``loss`` for ``labels=input_ids``."""
+    import torch
+
+    inputs = tokenizer(text, return_tensors="pt").to(model.device)
+    with torch.no_grad():
+        outputs = model(**inputs, labels=inputs["input_ids"])
+        return outputs.loss.item()
+
+
+def get_output_preference(text_a: str, text_b: str, model, tokenizer) -> float:
+    """Calculate output preference as NLL(B) - NLL(A) (the seed's code; > 0 means the model prefers A)."""
+    return get_nll(text_b, model, tokenizer) - get_nll(text_a, model, tokenizer)
+
+
+# --------------------------------------------------------------------------- layers
+def resolve_layers(layers: str | int | Sequence[int], num_layers: int) -> list[int]:
+    """Turn a layer spec into indices into ``hidden_states`` (0 = embeddings, ``num_layers`` = last block).
+
+    ``"paper"`` is the seed's grid 0, 4, 8, ... plus the last block; ``"all"`` is 0..num_layers; a list (or a
+    comma-separated string) is taken as given, sorted and de-duplicated.
+    """
+    if isinstance(layers, str):
+        spec = layers.strip().lower()
+        if spec == "paper":
+            return sorted(set(range(0, num_layers + 1, 4)) | {num_layers})
+        if spec == "all":
+            return list(range(num_layers + 1))
+        try:
+            layers = [int(x) for x in spec.split(",") if x.strip()]
+        except ValueError:
+            raise ValueError(f"layers must be 'paper', 'all' or a list of integers; got {layers!r}") from None
+    if isinstance(layers, (int, np.integer)):
+        layers = [int(layers)]
+    out = []
+    for layer in layers:
+        if isinstance(layer, bool) or not isinstance(layer, (int, np.integer)):
+            raise ValueError(f"layer {layer!r} is not an integer")
+        if not 0 <= layer <= num_layers:
+            raise ValueError(
+                f"layer {layer} is out of range: this model has hidden_states indices 0..{num_layers} "
+                f"(0 = embeddings, {num_layers} = last block)"
+            )
+        out.append(int(layer))
+    if not out:
+        raise ValueError("no layers requested")
+    return sorted(set(out))
+
+
+# --------------------------------------------------------------------------- result
+@dataclass
+class Extraction:
+    """Per-pair NLL and pooled hidden states for the requested layers.
+
+    Attributes
+    ----------
+    nll_a, nll_b : ndarray of shape (n_pairs,)
+        Mean next-token cross-entropy of each statement.
+    n_tokens_a, n_tokens_b : ndarray of shape (n_pairs,)
+        Token counts (including any special tokens the tokenizer adds).
+    emb_a, emb_b : ndarray of shape (n_layers, n_pairs, d_model), float32
+        Pooled hidden states; ``emb_a[i]`` belongs to ``layers[i]``.
+    layers : list of int
+    meta : dict
+        Model, dataset and extraction settings, versions, timing.
+    """
+
+    nll_a: np.ndarray
+    nll_b: np.ndarray
+    n_tokens_a: np.ndarray
+    n_tokens_b: np.ndarray
+    emb_a: np.ndarray
+    emb_b: np.ndarray
+    layers: list[int]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def preference(self) -> np.ndarray:
+        """NLL(B) - NLL(A) per pair, shape (n_pairs,): positive means the model prefers statement A."""
+        return self.nll_b - self.nll_a
+
+    @property
+    def n_pairs(self) -> int:
+        return len(self.nll_a)
+
+    def layer(self, layer: int) -> tuple[np.ndarray, np.ndarray]:
+        """Return ``(emb_a, emb_b)`` of one layer, each of shape (n_pairs, d_model)."""
+        if layer not in self.layers:
+            raise ValueError(f"layer {layer} was not extracted; available: {self.layers}")
+        i = self.layers.index(layer)
+        return self.emb_a[i], self.emb_b[i]
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {"nll_a": self.nll_a, "nll_b": self.nll_b, "n_tokens_a": self.n_tokens_a,
+                "n_tokens_b": self.n_tokens_b, "emb_a": self.emb_a, "emb_b": self.emb_b,
+                "layers": np.asarray(self.layers, dtype=np.int64)}
+
+
+# --------------------------------------------------------------------------- cache
+def cache_key(fingerprint: str, dtype: str, dataset_sha256: str, layers, pooling: str) -> str:
+    """Key of an extraction: everything that determines its numbers."""
+    spec = layers if isinstance(layers, str) else [int(x) for x in layers]
+    return stable_hash({"format": CACHE_FORMAT, "model": fingerprint, "dtype": dtype,
+                        "dataset": dataset_sha256, "layers": spec, "pooling": pooling})[:32]
+
+
+def _cache_path(key: str, cache: bool | str | Path) -> Path | None:
+    if cache is False or cache is None:
+        return None
+    root = cache_dir("extractions") if cache is True else Path(cache)
+    return root / f"extraction-{key}.npz"
+
+
+def load_cached(key: str, cache: bool | str | Path = True) -> Extraction | None:
+    """Return the cached extraction for ``key``, or None (a missing or unreadable file is a miss)."""
+    path = _cache_path(key, cache)
+    if path is None or not path.is_file():
+        return None
+    try:
+        arrays, meta = load_arrays(path)
+        return Extraction(
+            nll_a=arrays["nll_a"], nll_b=arrays["nll_b"], n_tokens_a=arrays["n_tokens_a"],
+            n_tokens_b=arrays["n_tokens_b"], emb_a=arrays["emb_a"], emb_b=arrays["emb_b"],
+            layers=[int(x) for x in arrays["layers"]], meta={**meta, "cache_file": str(path)},
+        )
+    except Exception as exc:  # a damaged cache file is recomputed, never trusted
+        warnings.warn(f"ignoring unreadable extraction cache {path}: {exc}", stacklevel=2)
+        return None
+
+
+# --------------------------------------------------------------------------- batched extraction
+def _tokenize(lm: LoadedModel, pairs: PairSet) -> list[list[int]]:
+    texts = list(pairs.stmt_a) + list(pairs.stmt_b)
+    ids = [lm.tokenizer(t)["input_ids"] for t in texts]
+    n = pairs.n_pairs
+    for j, seq in enumerate(ids):
+        if len(seq) < 2:
+            i, side = j % n, "A" if j < n else "B"
+            raise ValueError(
+                f"statement {side} of pair {i} (category {pairs.category[i]!r}) has {len(seq)} token(s): "
+                f"{texts[j]!r}; pooling over tokens 1..T-1 and scoring the next token need at least 2"
+            )
+    return ids
+
+
+def _forward_batch(lm: LoadedModel, batch: list[list[int]], layers: list[int], pooling: str):
+    """Run one padded batch; return pooled states ``[n_layers, batch, d_model]`` and NLL ``[batch]``."""
+    import torch
+    import torch.nn.functional as F
+
+    lengths = torch.tensor([len(s) for s in batch])
+    t_max = int(lengths.max())
+    pad_id = lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else 0
+    input_ids = torch.full((len(batch), t_max), pad_id, dtype=torch.long)  # [batch, pos]
+    for b, seq in enumerate(batch):
+        input_ids[b, : len(seq)] = torch.tensor(seq)
+    positions = torch.arange(t_max)[None, :]
+    attention_mask = (positions < lengths[:, None]).long()  # [batch, pos], right padding
+    dev = lm.input_device
+    with torch.no_grad():
+        out = lm.model(input_ids=input_ids.to(dev), attention_mask=attention_mask.to(dev),
+                       output_hidden_states=True)
+    # NLL: mean cross-entropy of tokens 1..T-1 given their prefixes, in float32 as transformers' loss does.
+    logits = out.logits[:, :-1, :].float()  # [batch, pos-1, vocab]
+    targets = input_ids[:, 1:].to(logits.device)
+    # Flattened (tokens, vocab) layout, as transformers' loss: the (batch, vocab, pos) layout takes another
+    # kernel on CPU that differs by ~1e-4 in float32.
+    token_nll = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1),
+                                reduction="none").view(targets.shape)  # [batch, pos-1]
+    score_mask = attention_mask[:, 1:].to(token_nll.device).float()
+    nll = (token_nll * score_mask).sum(1) / score_mask.sum(1)
+    # Pooling: the seed averages positions 1..T-1 (it skips position 0); "last" takes position T-1.
+    if pooling == "mean":
+        pool = ((positions >= 1) & (positions < lengths[:, None])).float()
+    else:
+        pool = (positions == (lengths[:, None] - 1)).float()
+    pool = pool / pool.sum(1, keepdim=True)  # [batch, pos]
+    pooled = [
+        torch.einsum("bp,bpd->bd", pool.to(out.hidden_states[layer].device), out.hidden_states[layer].float())
+        for layer in layers
+    ]
+    return torch.stack([p.cpu() for p in pooled]).numpy(), nll.double().cpu().numpy()
+
+
+def extract(
+    lm: LoadedModel,
+    pairs: PairSet,
+    layers: str | Sequence[int] = "paper",
+    batch_size: int = 32,
+    pooling: str = "mean",
+    cache: bool | str | Path = True,
+    progress: bool = True,
+) -> Extraction:
+    """Compute NLL and pooled hidden states of every statement in one batched forward pass each.
+
+    Parameters
+    ----------
+    lm : LoadedModel
+    pairs : PairSet
+    layers : "paper", "all" or list of int, default="paper"
+        Indices into ``hidden_states`` (see :func:`resolve_layers`).
+    batch_size : int, default=32
+        Statements per forward pass; batches hold statements of similar length.
+    pooling : {"mean", "last"}, default="mean"
+        ``"mean"`` averages tokens 1..T-1 as the seed does; ``"last"`` takes the last token.
+    cache : bool or path, default=True
+        Reuse and store the result in the content-addressed cache (True: the user cache directory).
+    progress : bool, default=True
+        Show a progress bar.
+
+    Returns
+    -------
+    Extraction
+    """
+    if pooling not in POOLINGS:
+        raise ValueError(f"pooling must be one of {POOLINGS}; got {pooling!r}")
+    if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer; got {batch_size!r}")
+    layer_list = resolve_layers(layers, lm.num_layers)
+    key = cache_key(lm.fingerprint, lm.dtype, pairs.sha256, layers if isinstance(layers, str) else layer_list,
+                    pooling)
+    cached = load_cached(key, cache)
+    if cached is not None:
+        return cached
+
+    import torch
+    import transformers
+    from tqdm.auto import tqdm
+
+    start = time.perf_counter()
+    ids = _tokenize(lm, pairs)
+    order = np.argsort([len(s) for s in ids], kind="stable")
+    n_total, n = len(ids), pairs.n_pairs
+    emb = np.zeros((len(layer_list), n_total, lm.d_model), dtype=np.float32)  # [layer, statement, d_model]
+    nll = np.zeros(n_total, dtype=np.float64)
+    batches = [order[i : i + batch_size] for i in range(0, n_total, batch_size)]
+    for idx in tqdm(batches, desc=f"extract {lm.name}", unit="batch", disable=not progress):
+        pooled, batch_nll = _forward_batch(lm, [ids[j] for j in idx], layer_list, pooling)
+        emb[:, idx, :] = pooled
+        nll[idx] = batch_nll
+    n_tokens = np.array([len(s) for s in ids], dtype=np.int64)
+    meta = {
+        "model": lm.describe(), "dataset": {"name": pairs.name, "source": pairs.source, "sha256": pairs.sha256,
+                                            "n_pairs": n},
+        "layers": layer_list, "layers_spec": layers if isinstance(layers, str) else layer_list,
+        "pooling": pooling, "batch_size": int(batch_size), "cache_key": key,
+        "elapsed_s": round(time.perf_counter() - start, 3), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "versions": {"torch": torch.__version__, "transformers": transformers.__version__,
+                     "numpy": np.__version__, "python": platform.python_version()},
+    }
+    result = Extraction(nll_a=nll[:n], nll_b=nll[n:], n_tokens_a=n_tokens[:n], n_tokens_b=n_tokens[n:],
+                        emb_a=emb[:, :n], emb_b=emb[:, n:], layers=layer_list, meta=meta)
+    path = _cache_path(key, cache)
+    if path is not None:
+        result.emb_a, result.emb_b = np.ascontiguousarray(result.emb_a), np.ascontiguousarray(result.emb_b)
+        save_arrays(path, result.arrays(), meta)
+        result.meta["cache_file"] = str(path)
+    return result

@@ -1,0 +1,109 @@
+"""The seed's five pair-level geometry proxies, as array operations (seed section 4)."""
+from __future__ import annotations
+
+import numpy as np
+
+#: The seed's metric names, in the seed's order.
+METRIC_NAMES = (
+    "centroid_asymmetry",
+    "cross_centroid",
+    "within_pair_sim",
+    "knn_density_asymmetry",
+    "margin_asymmetry",
+)
+EPS = 1e-10  # the seed's guard against division by zero
+
+
+def cosine_similarity(a: np.ndarray, b: np.ndarray) -> float:
+    """Compute cosine similarity between two vectors (the seed's definition, with its 1e-10 guard)."""
+    return float(np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b) + EPS))
+
+
+def _cos_to(x: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Cosine similarity of every row of ``x`` ``[n, d]`` with the vector ``v`` ``[d]``."""
+    return x @ v / (np.linalg.norm(x, axis=1) * np.linalg.norm(v) + EPS)
+
+
+def knn_density(x: np.ndarray, k: int) -> np.ndarray:
+    """Compute the seed's kNN density: 1 / mean cosine distance to the ``k`` nearest rows, the row itself included.
+
+    Parameters
+    ----------
+    x : ndarray of shape (n_pairs, d_model)
+    k : int
+        Neighbours, counting the point itself (as ``NearestNeighbors.kneighbors(x)`` on its own fit data).
+
+    Returns
+    -------
+    ndarray of shape (n_pairs,)
+    """
+    xn = x / np.linalg.norm(x, axis=1, keepdims=True)
+    dist = np.clip(1.0 - xn @ xn.T, 0.0, 2.0)  # cosine distance, clipped as scikit-learn does
+    nearest = np.partition(dist, k - 1, axis=1)[:, :k]
+    return 1.0 / (nearest.mean(axis=1) + EPS)
+
+
+def _zscore(v: np.ndarray) -> np.ndarray:
+    return (v - v.mean()) / (v.std() + EPS)
+
+
+def compute_pair_metrics(emb_a: np.ndarray, emb_b: np.ndarray, k: int = 10) -> dict[str, np.ndarray]:
+    """Compute the five pair-level proxies of one layer.
+
+    Parameters
+    ----------
+    emb_a, emb_b : ndarray of shape (n_pairs, d_model)
+        Pooled hidden states of the A and B statements of one layer.
+    k : int, default=10
+        kNN neighbours; the seed uses ``min(10, n_pairs - 1)``, the point itself included.
+
+    Returns
+    -------
+    dict of str to ndarray of shape (n_pairs,)
+        ``centroid_asymmetry``: cos(A_i, centroid_A) - cos(B_i, centroid_B);
+        ``cross_centroid``: cos(A_i, centroid_B) - cos(B_i, centroid_A);
+        ``within_pair_sim``: cos(A_i, B_i);
+        ``knn_density_asymmetry``: z(density_A) - z(density_B);
+        ``margin_asymmetry``: ||A_i - m|| - ||B_i - m|| with m the midpoint of the two centroids.
+    """
+    a = np.asarray(emb_a, dtype=np.float64)
+    b = np.asarray(emb_b, dtype=np.float64)
+    if a.ndim != 2 or a.shape != b.shape:
+        raise ValueError(f"emb_a and emb_b must both be (n_pairs, d_model); got {a.shape} and {b.shape}")
+    n_pairs = a.shape[0]
+    if n_pairs < 3:
+        raise ValueError(f"need at least 3 pairs for centroids and kNN; got {n_pairs}")
+    if not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"k must be a positive integer; got {k!r}")
+    k = min(int(k), n_pairs - 1)
+    centroid_a, centroid_b = a.mean(axis=0), b.mean(axis=0)
+    midpoint = (centroid_a + centroid_b) / 2
+    within = np.einsum("nd,nd->n", a, b) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1) + EPS)
+    return {
+        "centroid_asymmetry": _cos_to(a, centroid_a) - _cos_to(b, centroid_b),
+        "cross_centroid": _cos_to(a, centroid_b) - _cos_to(b, centroid_a),
+        "within_pair_sim": within,
+        "knn_density_asymmetry": _zscore(knn_density(a, k)) - _zscore(knn_density(b, k)),
+        "margin_asymmetry": np.linalg.norm(a - midpoint, axis=1) - np.linalg.norm(b - midpoint, axis=1),
+    }
+
+
+def compute_all_layers(emb_a: np.ndarray, emb_b: np.ndarray, k: int = 10) -> np.ndarray:
+    """Compute every metric for every layer.
+
+    Parameters
+    ----------
+    emb_a, emb_b : ndarray of shape (n_layers, n_pairs, d_model)
+
+    Returns
+    -------
+    ndarray of shape (n_layers, n_metrics, n_pairs)
+        Metrics in the order of :data:`METRIC_NAMES`.
+    """
+    if np.ndim(emb_a) != 3:
+        raise ValueError(f"emb_a must be (n_layers, n_pairs, d_model); got shape {np.shape(emb_a)}")
+    out = []
+    for layer_a, layer_b in zip(emb_a, emb_b):
+        m = compute_pair_metrics(layer_a, layer_b, k)
+        out.append([m[name] for name in METRIC_NAMES])
+    return np.asarray(out)

@@ -1,0 +1,100 @@
+"""Figures: the seed's 2x3 per-metric error-bar figure, a layer x metric heatmap, and scatter plots."""
+from __future__ import annotations
+
+import numpy as np
+
+
+def plot_layer_correlations(table, title: str | None = None, n_pairs: int | None = None):
+    """Draw r with its bootstrap CI against layer, one panel per metric (the seed's figure).
+
+    Red stars mark tests whose CI excludes zero. The y-range is the seed's [-0.5, 0.5] widened where a CI
+    reaches beyond it (the seed's fixed range clipped Pythia-6.9B's layer-0 margin_asymmetry at r = -0.68).
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        From :func:`ua_helpers.stats.correlation_table` or :func:`ua_helpers.results.results_table`.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import matplotlib.pyplot as plt
+
+    metrics = list(dict.fromkeys(table["metric"]))
+    fig, axes = plt.subplots(2, 3, figsize=(15, 8.5))
+    axes = axes.flatten()
+    extent = np.nanmax(np.abs(table[["ci_lower", "ci_upper", "r"]].to_numpy(dtype=float)), initial=0.0)
+    ylim = max(0.5, float(np.ceil((extent + 0.02) * 10) / 10))
+    for ax, metric in zip(axes, metrics):
+        rows = table[table["metric"] == metric].sort_values("layer")
+        layers, r = rows["layer"].to_numpy(), rows["r"].to_numpy(dtype=float)
+        yerr = [r - rows["ci_lower"].to_numpy(dtype=float), rows["ci_upper"].to_numpy(dtype=float) - r]
+        ax.errorbar(layers, r, yerr=yerr, fmt="o-", capsize=5, capthick=2, markersize=8,
+                    color="blue", ecolor="blue", alpha=0.7)
+        sig = ~rows["includes_zero"].to_numpy(dtype=bool)
+        ax.scatter(layers[sig], r[sig], color="red", s=150, zorder=5, marker="*")
+        ax.axhline(y=0, color="black", linestyle="--", alpha=0.5)
+        ax.set_xlabel("Layer")
+        ax.set_ylabel("r")
+        ax.set_title(metric, fontweight="bold")
+        ax.grid(True, alpha=0.3)
+        ax.set_ylim(-ylim, ylim)
+    for ax in axes[len(metrics):]:
+        ax.axis("off")
+    n_text = f" (n={n_pairs})" if n_pairs else ""
+    fig.suptitle(title or f"Pair-Level Correlations{n_text} - Red stars = significant",
+                 fontsize=14, fontweight="bold", y=1.0)
+    fig.tight_layout()
+    return fig
+
+
+def plot_heatmap(table, title: str = "Pearson r by layer and metric"):
+    """Draw a layer x metric heatmap of r, with r printed in each cell and '*' where the CI excludes zero."""
+    import matplotlib.pyplot as plt
+
+    pivot = table.pivot(index="metric", columns="layer", values="r")
+    metrics = list(dict.fromkeys(table["metric"]))
+    pivot = pivot.loc[metrics]
+    sig = (~table.pivot(index="metric", columns="layer", values="includes_zero").astype(bool)).loc[metrics]
+    fig, ax = plt.subplots(figsize=(1.0 + 0.75 * pivot.shape[1], 0.6 + 0.55 * pivot.shape[0]))
+    im = ax.imshow(pivot.to_numpy(dtype=float), cmap="RdBu_r", vmin=-1, vmax=1, aspect="auto")
+    ax.set_xticks(range(pivot.shape[1]), [str(c) for c in pivot.columns])
+    ax.set_yticks(range(pivot.shape[0]), pivot.index)
+    ax.set_xlabel("Layer")
+    for i in range(pivot.shape[0]):
+        for j in range(pivot.shape[1]):
+            v = pivot.iat[i, j]
+            text = "n/a" if np.isnan(v) else f"{v:+.2f}" + ("*" if sig.iat[i, j] else "")
+            ax.text(j, i, text, ha="center", va="center", fontsize=8)
+    fig.colorbar(im, ax=ax, label="r")
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_scatter(x, preference, ax=None, label: str = "", r: float | None = None, categories=None):
+    """Scatter one metric against the preference, coloured by category, with a least-squares line."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5, 4))
+    x, y = np.asarray(x, dtype=float), np.asarray(preference, dtype=float)
+    if categories is None:
+        ax.scatter(x, y, s=12, alpha=0.6)
+    else:
+        cats = np.asarray(categories)
+        for cat in dict.fromkeys(cats):
+            m = cats == cat
+            ax.scatter(x[m], y[m], s=12, alpha=0.7, label=cat)
+        ax.legend(fontsize=6, loc="best")
+    if np.ptp(x) > 0:
+        slope, intercept = np.polyfit(x, y, 1)
+        xs = np.linspace(x.min(), x.max(), 2)
+        ax.plot(xs, slope * xs + intercept, color="black", lw=1)
+    ax.axhline(0, color="grey", lw=0.5)
+    ax.set_xlabel(label)
+    ax.set_ylabel("preference = NLL(B) - NLL(A)")
+    if r is not None:
+        ax.set_title(f"{label}: r = {r:+.3f}", fontsize=9)
+    return ax
