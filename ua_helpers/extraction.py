@@ -264,7 +264,7 @@ def extract(
 
     import torch
     import transformers
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     start = time.perf_counter()
     ids = _tokenize(lm, pairs)

@@ -101,6 +101,49 @@ def model_fingerprint(name: str, revision: str | None = None) -> str:
     return f"hub:{name}@{revision or 'main'}"
 
 
+def _hub_reachable(timeout: float = 5.0) -> bool:
+    """Return whether the Hugging Face hub answers a TCP connection (False in offline mode).
+
+    Offline, ``huggingface_hub`` retries every request with back-off for ~45 s before giving up; probing once
+    lets :func:`load_model` go straight to the local cache (``local_files_only=True``) and fail fast.
+    """
+    import socket
+    from urllib.parse import urlsplit
+
+    from huggingface_hub import constants
+
+    if constants.is_offline_mode():
+        return False
+    parts = urlsplit(constants.ENDPOINT)
+    try:
+        with socket.create_connection((parts.hostname, parts.port or 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _pretrained(loader, name: str, revision: str | None, what: str, **kwargs):
+    """Call ``loader.from_pretrained``: local files first, the hub only if it answers (no minute of retries)."""
+    try:
+        return loader.from_pretrained(name, revision=revision, local_files_only=True, **kwargs)
+    except (OSError, ValueError) as local_exc:
+        if Path(name).expanduser().exists() or not _hub_reachable():
+            reason = local_exc if Path(name).expanduser().exists() else "not a local path, not in the local " \
+                "Hugging Face cache, and the hub is not reachable from here"
+            raise ModelLoadError(
+                f"could not load the {what} of model {name!r}" + (f" at revision {revision!r}" if revision else "")
+                + f": {reason}.\nPass a local model directory, a .gguf file or 'smollm2-135m', or download "
+                "the model where the hub is reachable first."
+            ) from local_exc
+    try:
+        return loader.from_pretrained(name, revision=revision, **kwargs)
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(
+            f"could not load the {what} of model {name!r}" + (f" at revision {revision!r}" if revision else "")
+            + f": {exc}"
+        ) from exc
+
+
 def _gguf_converted_dir(gguf: Path) -> Path:
     """De-quantize a GGUF file once into a safetensors directory in the cache; return that directory."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -165,20 +208,23 @@ def load_model(
         if revision is not None:
             raise ValueError(f"revision applies to hub models only; {name!r} is a GGUF file")
         source, kwargs = str(_gguf_converted_dir(embedded_gguf_path(name) if name in EMBEDDED else path)), {}
+    elif path.is_dir():
+        source, kwargs = name, {"trust_remote_code": trust_remote_code}
     else:
-        source, kwargs = name, {"revision": revision, "trust_remote_code": trust_remote_code}
+        if name.startswith(("/", "./", "../", "~")) or path.suffix == ".gguf":
+            raise ModelLoadError(f"could not load model {name!r}: no such file or directory")
+        # A hub id: _pretrained reads the local Hugging Face cache first and asks the hub only if it answers.
+        source, kwargs = name, {"trust_remote_code": trust_remote_code}
     placement: dict[str, Any] = {}
     if dev == "cuda" and torch.cuda.device_count() > 1:
         placement["device_map"] = "auto"
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
-        model = AutoModelForCausalLM.from_pretrained(source, dtype=getattr(torch, dt), **placement, **kwargs)
-    except (OSError, ValueError) as exc:
-        raise ModelLoadError(
-            f"could not load model {name!r}" + (f" at revision {revision!r}" if revision else "") + f": {exc}\n"
-            "It must be a local model directory, a .gguf file, 'smollm2-135m', or a hub id reachable from here "
-            "(offline, download the model first and pass its directory)."
-        ) from exc
+    if kwargs:  # a hub id or a local model directory
+        tokenizer = _pretrained(AutoTokenizer, source, revision, "tokenizer", **kwargs)
+        model = _pretrained(AutoModelForCausalLM, source, revision, "weights", dtype=getattr(torch, dt),
+                            **placement, **kwargs)
+    else:  # a converted GGUF directory in the cache
+        tokenizer = AutoTokenizer.from_pretrained(source)
+        model = AutoModelForCausalLM.from_pretrained(source, dtype=getattr(torch, dt), **placement)
     if not placement:
         model.to(dev)
     model.eval()
@@ -189,3 +235,23 @@ def load_model(
         num_layers=int(text_config.num_hidden_layers), d_model=int(text_config.hidden_size),
         fingerprint=fingerprint,
     )
+
+
+def num_layers_of(name: str, revision: str | None = None, trust_remote_code: bool = False) -> int:
+    """Return a model's number of blocks from its configuration alone (no weights), failing fast if unreachable."""
+    path = Path(name).expanduser()
+    if name in EMBEDDED or (path.is_file() and path.suffix == ".gguf"):
+        gguf = embedded_gguf_path(name) if name in EMBEDDED else path
+        converted = cache_dir("models") / f"gguf-{sha256_file(gguf)[:16]}"
+        if (converted / "complete.json").is_file():
+            return int(json.loads((converted / "config.json").read_text())["num_hidden_layers"])
+        from gguf import GGUFReader
+
+        fields = GGUFReader(str(gguf)).fields
+        arch = fields["general.architecture"].contents()
+        return int(fields[f"{arch}.block_count"].contents())
+    from transformers import AutoConfig
+
+    config = _pretrained(AutoConfig, name, revision, "configuration", trust_remote_code=trust_remote_code)
+    text_config = config.get_text_config() if hasattr(config, "get_text_config") else config
+    return int(text_config.num_hidden_layers)

@@ -98,3 +98,44 @@ def plot_scatter(x, preference, ax=None, label: str = "", r: float | None = None
     if r is not None:
         ax.set_title(f"{label}: r = {r:+.3f}", fontsize=9)
     return ax
+
+
+def plot_preference(preference, categories, title: str = "Output preference NLL(B) - NLL(A)"):
+    """Histogram of the preference over all pairs, and one box per category (> 0: the model prefers A)."""
+    import matplotlib.pyplot as plt
+
+    y, cats = np.asarray(preference, dtype=float), np.asarray(categories)
+    names = list(dict.fromkeys(cats))
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4), gridspec_kw={"width_ratios": [1, 2]})
+    ax1.hist(y, bins=30, color="steelblue", alpha=0.8)
+    ax1.axvline(0, color="black", lw=1)
+    ax1.set_xlabel("NLL(B) - NLL(A)")
+    ax1.set_ylabel("pairs")
+    ax1.set_title("all pairs")
+    ax2.boxplot([y[cats == c] for c in names], vert=False)
+    ax2.set_yticks(range(1, len(names) + 1), names)
+    ax2.axvline(0, color="black", lw=1)
+    ax2.set_xlabel("NLL(B) - NLL(A)")
+    ax2.set_title("per category")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_metric_distributions(values, layers, metric_names):
+    """One panel per metric: the distribution of its per-pair values at each layer (box plots)."""
+    import matplotlib.pyplot as plt
+
+    values = np.asarray(values, dtype=float)  # [layer, metric, pair]
+    fig, axes = plt.subplots(2, 3, figsize=(15, 7))
+    axes = axes.flatten()
+    for j, (ax, name) in enumerate(zip(axes, metric_names)):
+        ax.boxplot([values[i, j] for i in range(len(layers))], showfliers=False)
+        ax.set_xticks(range(1, len(layers) + 1), [str(l) for l in layers])
+        ax.axhline(0, color="grey", lw=0.5)
+        ax.set_xlabel("Layer")
+        ax.set_title(name, fontweight="bold")
+    for ax in axes[len(metric_names):]:
+        ax.axis("off")
+    fig.tight_layout()
+    return fig
