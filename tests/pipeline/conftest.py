@@ -2,22 +2,10 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-
-UA_BOOK = str(Path(sys.executable).parent / "ua-book")
-
-
-def ua_book(*args: str, check: bool = True, timeout: int = 900) -> subprocess.CompletedProcess:
-    """Run the ``ua-book`` command of this environment; return the completed process."""
-    proc = subprocess.run([UA_BOOK, *args], capture_output=True, text=True, timeout=timeout, env=os.environ.copy())
-    if check and proc.returncode != 0:
-        raise AssertionError(f"ua-book {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
-    return proc
+from ua_cli import ua_book
 
 
 @pytest.fixture(scope="session")
