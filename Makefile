@@ -10,7 +10,7 @@ RUN_DIR   ?= runs/default
 # A second run on the paper's ua-230 for the replication chapter (made only where ua-230 can be had).
 UA230_RUN_DIR ?= runs/ua-230
 # Results to compare with in the book: "published" (pinned download, cached) or a local path.
-REFERENCE ?= published
+REFERENCE ?= $(or $(UA_REFERENCE_RESULTS),published)
 PARAMS    ?=
 
 .PHONY: setup test run book book-only run-ua230 refresh-notebooks publish benchmark clean
