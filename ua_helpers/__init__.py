@@ -6,7 +6,7 @@ statements the model prefers at its output? The modules follow the data flow:
 ``data.load_pairs`` -> ``models.load_model`` -> ``extraction.extract`` -> ``metrics.compute_pair_metrics``
 -> ``stats.correlation_table`` -> ``results.build_results`` / ``plots``.
 """
-from . import data, extraction, metrics, models, results, stats
+from . import data, extraction, inference, metrics, models, results, stats
 from .data import PairSet, load_pairs
 from .extraction import Extraction, extract, get_layer_embedding, get_output_preference
 from .metrics import METRIC_NAMES, compute_pair_metrics
@@ -15,7 +15,7 @@ from .stats import bootstrap_correlation, correlation_table
 
 __version__ = "0.1.0"
 __all__ = [
-    "data", "models", "extraction", "metrics", "stats", "results",
+    "data", "models", "extraction", "metrics", "stats", "inference", "results",
     "PairSet", "load_pairs", "LoadedModel", "load_model", "Extraction", "extract",
     "get_layer_embedding", "get_output_preference", "METRIC_NAMES", "compute_pair_metrics",
     "bootstrap_correlation", "correlation_table",

@@ -30,7 +30,8 @@ class RunConfig:
         ``"replication-230"``, ``"ua-230"``, a path or a URL.
     layers : "paper", "all" or tuple of int
     pooling : {"mean", "last"}
-    batch_size, n_bootstrap, seed, knn_k : int
+    batch_size, n_bootstrap, n_permutations, seed, knn_k : int
+        ``n_permutations``: permutations of the preference for the permutation and max-statistic tests.
     ci_level : float
     run_dir : str
         Where the run's results, figures and executed notebooks go.
@@ -49,6 +50,7 @@ class RunConfig:
     pooling: str = "mean"
     batch_size: int = 32
     n_bootstrap: int = 10000
+    n_permutations: int = 10000
     ci_level: float = 0.95
     seed: int = 42
     knn_k: int = 10
@@ -80,7 +82,7 @@ class RunConfig:
 
 _STR = ("model", "dataset", "run_dir")
 _OPT_STR = ("revision", "reference_results", "repo_url")
-_POS_INT = ("batch_size", "n_bootstrap", "knn_k")
+_POS_INT = ("batch_size", "n_bootstrap", "n_permutations", "knn_k")
 
 
 def _coerce(name: str, value: Any) -> Any:

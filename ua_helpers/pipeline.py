@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from . import data, extraction, metrics, models, plots, results, stats
+from . import data, extraction, inference, metrics, models, plots, results, stats
 from ._io import atomic_write
 from .config import RunConfig
 
@@ -218,6 +218,60 @@ def best_metric_table(table: "pd.DataFrame") -> "pd.DataFrame":
     return pd.DataFrame(results.best_per_layer(table)).set_index("layer").round(3)
 
 
+@functools.lru_cache(maxsize=2)
+def get_extended(cfg: RunConfig) -> inference.ExtendedAnalysis:
+    """Multiplicity corrections, permutation tests, Spearman, and confound control for every test of the run."""
+    ext, pairs = get_extraction(cfg, progress=False), get_pairs(cfg.dataset)
+    return inference.extended_analysis(
+        get_metric_values(cfg), ext.preference, ext.layers, metrics.METRIC_NAMES,
+        n_tokens_a=ext.n_tokens_a, n_tokens_b=ext.n_tokens_b, len_a=[len(s) for s in pairs.stmt_a],
+        len_b=[len(s) for s in pairs.stmt_b], categories=pairs.category, n_bootstrap=cfg.n_bootstrap,
+        n_permutations=cfg.n_permutations, ci_level=cfg.ci_level, seed=cfg.seed,
+    )
+
+
+#: The criteria of the survival table, from the seed's (uncorrected) to the strictest.
+SURVIVAL_CRITERIA = {
+    "excludes_zero": "bootstrap CI excludes 0 (the seed's criterion, uncorrected)",
+    "survives_bh": "Benjamini-Hochberg q < 0.05 (false discovery rate)",
+    "survives_holm": "Holm p < 0.05 (family-wise error)",
+    "survives_maxstat": "max-|r| permutation p < 0.05 (family-wise error, dependence-aware)",
+    "survives_confounds": "partial r's CI excludes 0 controlling for token count, length and category",
+}
+
+
+def survival_counts(cfg: RunConfig) -> "pd.DataFrame":
+    """How many of the run's tests pass each criterion, from the seed's uncorrected one to confound control."""
+    import pandas as pd
+
+    tests = get_extended(cfg).tests
+    return pd.DataFrame({"criterion": list(SURVIVAL_CRITERIA.values()),
+                         "tests passing": [int(tests[c].sum()) for c in SURVIVAL_CRITERIA],
+                         "of": len(tests)}).set_index("criterion")
+
+
+def survival_table(cfg: RunConfig) -> "pd.DataFrame":
+    """One row per test that excludes zero uncorrected: r, its partial r, and which criteria it survives."""
+    tests = get_extended(cfg).tests
+    cols = ["layer", "metric", "r", "partial_all_r", "partial_all_retained", *SURVIVAL_CRITERIA]
+    table = tests.loc[tests["excludes_zero"], cols].copy()
+    for c in SURVIVAL_CRITERIA:
+        table[c] = table[c].map({True: "yes", False: "-"})
+    return table.rename(columns={"partial_all_r": "partial r", "partial_all_retained": "retained"}).set_index(
+        ["layer", "metric"]).round(3)
+
+
+def survival_text(cfg: RunConfig) -> str:
+    """The survival counts as plain text (what the regression tests compare)."""
+    table = survival_counts(cfg)
+    return "\n".join(f"{n:>3} / {of}  {criterion}" for criterion, (n, of) in table.iterrows())
+
+
+def figure_confounds(cfg: RunConfig):
+    """Raw r beside the partial r controlling for all confounds, per metric and layer."""
+    return inference.plot_confounds(get_extended(cfg).tests)
+
+
 def counts(cfg: RunConfig) -> dict[str, int]:
     """The seed's summary counts (tests, CIs excluding zero, among mid and late layers)."""
     return build_run_results(cfg)["summary"]
@@ -239,6 +293,7 @@ def build_run_results(cfg: RunConfig) -> dict[str, Any]:
             "extraction": {k: ext.meta.get(k) for k in ("pooling", "layers_spec", "batch_size", "cache_key",
                                                         "elapsed_s", "versions")},
             "ci_level": cfg.ci_level, "seed": cfg.seed, "knn_k": cfg.knn_k,
+            "extended": get_extended(cfg).to_json(),
             "preference": {"mean": float(ext.preference.mean()), "sd": float(ext.preference.std(ddof=1)),
                            "share_prefers_a": float((ext.preference > 0).mean())},
         },
