@@ -59,6 +59,11 @@ def run(params: dict[str, Any], run_dir: str | Path | None = None, source: Path 
         params = {**params, "run_dir": str(run_dir)}
     params.setdefault("run_dir", RunConfig().run_dir)
     params["run_dir"] = str(Path(params["run_dir"]).expanduser().resolve())
+    # The notebooks run in notebooks/: a path relative to where ua-book was started must become absolute.
+    for name in ("model", "dataset", "reference_results"):
+        value = params.get(name)
+        if isinstance(value, str) and not value.startswith(("http://", "https://")) and Path(value).expanduser().exists():
+            params[name] = str(Path(value).expanduser().resolve())
     cfg = validate(params)
     out = cfg.run_path
     source = source or notebooks_dir()
@@ -128,6 +133,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_build.add_argument("--reference", default="published",
                          help="results to compare with: 'published', a path or a URL")
     p_build.add_argument("--output", default="_build/html")
+    p_sweep = sub.add_parser("sweep", help="one run per entry of a sweep file (models, checkpoints), local or on Ray")
+    p_sweep.add_argument("sweep_file", metavar="SWEEP.yaml", help="the sweep file (see ua_helpers.sweep)")
+    p_sweep.add_argument("--engine", choices=("local", "ray"), default="local",
+                         help="local: one entry after another (default); ray: one Ray task per entry")
+    p_sweep.add_argument("--address", default=None,
+                         help="Ray cluster address (auto, HOST:6379, ray://HOST:10001); default: a local instance")
+    p_sweep.add_argument("--root", default=None,
+                         help="where the run directories go (default: the file's root, else runs/<file stem>)")
     args = parser.parse_args(argv)
     try:
         if args.command == "run":
@@ -139,6 +152,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             html = build_book(args.run_dir, output_dir=args.output, replication_run_dir=args.replication_run_dir,
                               reference=args.reference)
             print(f"[ua-book] book built: {html}")
+        elif args.command == "sweep":
+            from .sweep import sweep_command
+
+            return sweep_command(args.sweep_file, engine=args.engine, address=args.address, root=args.root)
     except (ParameterError, RunError, FileNotFoundError, ValueError) as exc:
         print(f"ua-book: error: {exc}", file=sys.stderr)
         return 2 if isinstance(exc, ParameterError) else 1

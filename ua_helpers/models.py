@@ -250,6 +250,8 @@ def num_layers_of(name: str, revision: str | None = None, trust_remote_code: boo
         fields = GGUFReader(str(gguf)).fields
         arch = fields["general.architecture"].contents()
         return int(fields[f"{arch}.block_count"].contents())
+    if name.startswith(("/", "./", "../", "~")) or path.suffix == ".gguf":
+        raise ModelLoadError(f"could not load model {name!r}: no such file or directory")
     from transformers import AutoConfig
 
     config = _pretrained(AutoConfig, name, revision, "configuration", trust_remote_code=trust_remote_code)

@@ -1,0 +1,339 @@
+"""``ua-book sweep`` end to end on tiny random GPT-NeoX models, locally and on a local Ray instance, and the
+cross-run page built from the sweep.
+
+Three model directories stand in for a sweep: ``tiny-a-step1`` and ``tiny-a-step2`` are "two checkpoints of one
+model" (the same configuration, weights seeded differently), ``tiny-b`` is another model (other width and depth).
+A fourth entry names a directory that does not exist. Each complete run executes the six notebooks (~30 s on
+2 CPU cores), so the file runs the three models twice in all: once locally, once on Ray.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from ua_helpers import cli, crossrun, sweep
+from ua_helpers.data import load_pairs
+from ua_helpers.results import results_table
+
+REPO = Path(__file__).resolve().parents[2]
+#: name -> (GPT-NeoX shape, weight seed). tiny-a-step1/2 share a configuration: two "checkpoints" of one model.
+MODELS = {
+    "tiny-a-step1": ({"hidden_size": 64, "num_hidden_layers": 4, "num_attention_heads": 4,
+                      "intermediate_size": 128}, 1),
+    "tiny-a-step2": ({"hidden_size": 64, "num_hidden_layers": 4, "num_attention_heads": 4,
+                      "intermediate_size": 128}, 2),
+    "tiny-b": ({"hidden_size": 32, "num_hidden_layers": 6, "num_attention_heads": 4, "intermediate_size": 64}, 3),
+}
+N_BOOTSTRAP = 200
+
+
+# --------------------------------------------------------------------------- tiny models and data
+def build_tokenizer(corpus: list[str]):
+    """A byte-level BPE tokenizer (as GPT-NeoX's) trained on ``corpus``, as a ``PreTrainedTokenizerFast``."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=500, special_tokens=["<|endoftext|>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tok.train_from_iterator(corpus, trainer=trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|endoftext|>", eos_token="<|endoftext|>",
+                                   unk_token="<|endoftext|>")
+
+
+def build_model_dir(target: Path, tokenizer, shape: dict, seed: int) -> Path:
+    """Save a random GPT-NeoX model of ``shape`` (weights from ``seed``) and the tokenizer with save_pretrained."""
+    import torch
+    from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
+
+    config = GPTNeoXConfig(vocab_size=len(tokenizer), max_position_embeddings=512, rotary_pct=0.25,
+                           use_parallel_residual=True, initializer_range=0.1, bos_token_id=tokenizer.bos_token_id,
+                           eos_token_id=tokenizer.eos_token_id, tie_word_embeddings=False, **shape)
+    torch.manual_seed(seed)
+    GPTNeoXForCausalLM(config).save_pretrained(target)
+    tokenizer.save_pretrained(target)
+    return target
+
+
+@pytest.fixture(scope="module")
+def sweep_env(tmp_path_factory):
+    """A fresh extraction cache for this module; the papermill kernels inherit the variable."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("UA_CACHE_DIR", str(tmp_path_factory.mktemp("sweep-cache")))
+    yield
+    mp.undo()
+
+
+@pytest.fixture(scope="module")
+def sweep_inputs(tmp_path_factory, sweep_env):
+    """The model directories, a 12-pair dataset (2 pairs from each replication-230 category) and sweep files."""
+    base = tmp_path_factory.mktemp("sweep-inputs")
+    replication = load_pairs("replication-230")
+    tokenizer = build_tokenizer(list(replication.stmt_a) + list(replication.stmt_b))
+    dirs = {name: build_model_dir(base / name, tokenizer, shape, seed) for name, (shape, seed) in MODELS.items()}
+    small: dict = {}
+    for a, b, cat in zip(replication.stmt_a, replication.stmt_b, replication.category):
+        pairs = small.setdefault(cat, {"description": f"two pairs of {cat}", "pairs": []})["pairs"]
+        if len(pairs) < 2:
+            pairs.append([a, b])
+    dataset = base / "pairs-12.json"
+    dataset.write_text(json.dumps(small, indent=1), encoding="utf-8")
+    defaults = {"dataset": str(dataset), "n_bootstrap": N_BOOTSTRAP, "layers": "all", "batch_size": 8}
+    entries = [{"name": "tiny-a-step1", "model": str(dirs["tiny-a-step1"])},
+               {"name": "tiny-a-step2", "model": str(dirs["tiny-a-step2"]), "revision": None},
+               {"name": "tiny-b", "model": str(dirs["tiny-b"]), "gpus": 0}]
+    missing = {"name": "missing-model", "model": str(base / "no-such-model")}
+    files = {}
+    for stem, doc in (("sweep-ok", {"defaults": defaults, "entries": entries}),
+                      ("sweep-with-failure", {"defaults": defaults, "entries": entries + [missing]})):
+        files[stem] = base / f"{stem}.yaml"
+        files[stem].write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    return {"dirs": dirs, "dataset": dataset, "files": files, "base": base}
+
+
+def _state(root: Path) -> dict:
+    return json.loads((root / sweep.SWEEP_FILE).read_text())
+
+
+def _statuses(root: Path) -> dict[str, str]:
+    return {e["name"]: e["status"] for e in _state(root)["entries"]}
+
+
+def _snapshot(root: Path) -> dict[str, int]:
+    """Every file under the run directories with its modification time (ns)."""
+    return {str(p.relative_to(root)): p.stat().st_mtime_ns for p in root.rglob("*")
+            if p.is_file() and p.name != sweep.SWEEP_FILE}
+
+
+# --------------------------------------------------------------------------- validation (no runs)
+GOOD = {"name": "a", "model": "EleutherAI/pythia-70m"}
+
+
+@pytest.mark.parametrize("doc, expected", [
+    ({"entries": [GOOD], "colour": "red"}, "unknown top-level key(s) colour"),
+    ({"entries": []}, "entries must be a non-empty list"),
+    ({"entries": [{**GOOD, "modle": "x"}]}, "entry #1 ('a'): unknown key(s) modle"),
+    ({"entries": [GOOD, {**GOOD, "name": "A"}]}, "entry #2 ('A'): duplicate name"),
+    ({"entries": [{"model": "x"}]}, "entry #1: name must be a string"),
+    ({"entries": [{**GOOD, "name": "../escape"}]}, "name must be a string"),
+    ({"entries": [GOOD, {**GOOD, "name": "b", "n_bootstrap": -5}]}, "entry #2 ('b'): n_bootstrap must be at least 1"),
+    ({"entries": [{**GOOD, "layers": "some"}]}, "entry #1 ('a'): layers must be"),
+    ({"entries": [{**GOOD, "run_dir": "x"}]}, "run_dir is set by the sweep"),
+    ({"entries": [{**GOOD, "gpus": -1}]}, "entry #1 ('a'): gpus must be a number >= 0"),
+    ({"defaults": {"n_bootstrap": "many"}, "entries": [GOOD]}, "entry #1 ('a'): n_bootstrap must be an integer"),
+    ({"defaults": {"name": "x"}, "entries": [GOOD]}, "defaults: unknown key(s) name"),
+])
+def test_invalid_sweep_files_name_the_entry(doc, expected):
+    with pytest.raises(sweep.SweepError) as info:
+        sweep.parse_sweep(doc, source="s.yaml")
+    assert expected in str(info.value)
+
+
+def test_every_problem_is_reported_at_once():
+    doc = {"entries": [{**GOOD, "n_bootstrap": 0}, {"name": "b", "pooling": "max"}, {**GOOD, "name": "b"}]}
+    with pytest.raises(sweep.SweepError) as info:
+        sweep.parse_sweep(doc)
+    message = str(info.value)
+    assert "entry #1 ('a'): n_bootstrap" in message and "entry #2 ('b'): pooling" in message
+    assert "entry #3 ('b'): duplicate name" in message
+
+
+def test_defaults_merge_and_resources():
+    parsed = sweep.parse_sweep({"defaults": {"n_bootstrap": 2000, "layers": "all", "gpus": 1},
+                                "entries": [GOOD, {"name": "big", "model": "m", "gpus": 4, "layers": [0, 8]}]})
+    a, big = parsed.entries
+    assert (a.params["n_bootstrap"], a.params["layers"], a.gpus, a.cpus) == (2000, "all", 1, 1)
+    assert (big.params["layers"], big.gpus) == ([0, 8], 4)
+    assert "run_dir" not in a.params and a.revision is None
+
+
+def test_invalid_file_exits_2_before_running_anything(tmp_path, capsys):
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump({"entries": [GOOD, GOOD]}))
+    assert cli.main(["sweep", str(path), "--root", str(tmp_path / "root")]) == 2
+    assert "duplicate name" in capsys.readouterr().err
+    assert not (tmp_path / "root").exists()
+
+
+def test_missing_ray_says_how_to_install(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump({"entries": [GOOD]}))
+    assert cli.main(["sweep", str(path), "--engine", "ray", "--root", str(tmp_path / "root")]) == 2
+    err = capsys.readouterr().err
+    assert "needs Ray" in err and 'pip install "ua-helpers[sweep]"' in err
+
+
+# --------------------------------------------------------------------------- the local sweep
+@pytest.fixture(scope="module")
+def local_sweep(sweep_inputs, tmp_path_factory):
+    """The sweep with a failing entry, run once with the local engine."""
+    root = tmp_path_factory.mktemp("sweep-local") / "root"
+    start = time.perf_counter()
+    code = cli.main(["sweep", str(sweep_inputs["files"]["sweep-with-failure"]), "--root", str(root)])
+    return {"root": root, "code": code, "elapsed": time.perf_counter() - start}
+
+
+@pytest.mark.slow
+def test_local_sweep_records_the_failure_and_completes_the_others(local_sweep, sweep_inputs):
+    root = local_sweep["root"]
+    assert local_sweep["code"] == 1
+    state = _state(root)
+    assert state["status"] == "failed" and state["engine"] == "local"
+    assert _statuses(root) == {"tiny-a-step1": "complete", "tiny-a-step2": "complete", "tiny-b": "complete",
+                               "missing-model": "failed"}
+    assert state["counts"] == {"complete": 3, "failed": 1}
+    failed = next(e for e in state["entries"] if e["name"] == "missing-model")
+    assert "no-such-model" in failed["error"]
+    for name in MODELS:
+        manifest = json.loads((root / name / "manifest.json").read_text())
+        assert manifest["status"] == "complete"
+        assert manifest["parameters"]["model"] == str(sweep_inputs["dirs"][name])
+        assert manifest["parameters"]["n_bootstrap"] == N_BOOTSTRAP
+        assert len(list((root / name / "notebooks").glob("*.ipynb"))) == len(cli.NOTEBOOKS)
+    # Two checkpoints of one model: the same depth, different weights, hence different numbers.
+    res = {name: json.loads((root / name / "results.json").read_text()) for name in MODELS}
+    assert res["tiny-a-step1"]["num_layers"] == res["tiny-a-step2"]["num_layers"] == 4
+    assert res["tiny-b"]["num_layers"] == 6
+    assert res["tiny-a-step1"]["results"] != res["tiny-a-step2"]["results"]
+
+
+@pytest.mark.slow
+def test_rerun_skips_every_complete_entry(local_sweep, sweep_inputs):
+    root = local_sweep["root"]
+    before = _snapshot(root)
+    start = time.perf_counter()
+    code = cli.main(["sweep", str(sweep_inputs["files"]["sweep-with-failure"]), "--root", str(root)])
+    again = time.perf_counter() - start
+    assert code == 1  # the failed entry is tried again, and fails again
+    assert _statuses(root) == {"tiny-a-step1": "skipped", "tiny-a-step2": "skipped", "tiny-b": "skipped",
+                               "missing-model": "failed"}
+    # Without the failing entry: everything is skipped and the sweep is complete.
+    start = time.perf_counter()
+    assert cli.main(["sweep", str(sweep_inputs["files"]["sweep-ok"]), "--root", str(root)]) == 0
+    clean = time.perf_counter() - start
+    assert _statuses(root) == {name: "skipped" for name in MODELS}
+    assert _state(root)["status"] == "complete"
+    # No notebook was executed again: not one file of the run directories changed.
+    assert _snapshot(root) == before
+    assert again < 0.2 * local_sweep["elapsed"] and clean < 0.2 * local_sweep["elapsed"], \
+        (again, clean, local_sweep["elapsed"])
+
+
+@pytest.mark.slow
+def test_rerun_reason(local_sweep, monkeypatch, tmp_path):
+    root = local_sweep["root"]
+    manifest = json.loads((root / "tiny-a-step1" / "manifest.json").read_text())
+    params = {k: v for k, v in manifest["parameters"].items() if k != "run_dir"}
+    entry = sweep.SweepEntry("tiny-a-step1", params)
+    assert sweep.rerun_reason(entry, root / "tiny-a-step1") is None
+    changed = sweep.SweepEntry("tiny-a-step1", {**params, "n_bootstrap": 300})
+    assert "n_bootstrap 200 -> 300" in sweep.rerun_reason(changed, root / "tiny-a-step1")
+    assert sweep.rerun_reason(entry, root / "missing-model") == "no earlier run"  # failed before starting
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "results.json").write_text("{}")
+    (broken / "manifest.json").write_text(json.dumps({**manifest, "status": "failed"}))
+    assert sweep.rerun_reason(entry, broken) == "the earlier run is not complete (status 'failed')"
+    import ua_helpers.models
+
+    monkeypatch.setattr(ua_helpers.models, "model_fingerprint", lambda name, revision=None: "dir:other")
+    assert "weights changed" in sweep.rerun_reason(entry, root / "tiny-a-step1")
+
+
+# --------------------------------------------------------------------------- the cross-run page
+@pytest.mark.slow
+def test_crossrun_table_and_page(local_sweep, sweep_inputs, tmp_path):
+    root = local_sweep["root"]
+    assert crossrun.sweep_run_dirs(root) == [root / name for name in MODELS]  # from sweep.json, in file order
+    run_dirs = [root / name for name in MODELS] + [root / "missing-model"]
+    with pytest.warns(UserWarning, match="left out .*missing-model"):
+        table = crossrun.crossrun_table(run_dirs)
+    assert list(table.columns) == list(crossrun.TABLE_COLUMNS)
+    assert list(dict.fromkeys(table["run"])) == list(MODELS)
+    assert table.groupby("run")["depth"].agg(["min", "max"]).to_numpy().tolist() == [[0.0, 1.0]] * 3
+    assert set(table.loc[table["run"] == "tiny-b", "layer"]) == set(range(7))
+    assert len(table) == (5 + 5 + 7) * 5
+    flips = crossrun.sign_flips(table)
+    assert len(flips) == 3 * 5
+    page = crossrun.write_crossrun_page(root, tmp_path / "book")  # a sweep root
+    text = page.read_text()
+    assert page == tmp_path / "book" / "crossrun.md"
+    assert text.startswith("# Across models and checkpoints\n") and text.count("\n# ") == 0
+    assert "```{figure} crossrun.png" in text
+    png = tmp_path / "book" / "crossrun.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+    assert "| run | metric | sign first → last | flips |" in text
+    sha = load_pairs(sweep_inputs["dataset"]).sha256
+    for name in MODELS:
+        assert f"| {name} | `" in text
+    assert f"`{sha}`" in text
+    assert "missing-model" not in text
+
+
+def test_sign_flips_on_a_known_table():
+    import pandas as pd
+
+    rows = []
+    for layer, r, zero in [(0, 0.3, False), (1, 0.1, True), (2, -0.05, True), (3, float("nan"), True),
+                           (4, 0.2, True), (5, -0.4, False)]:
+        rows.append({"run": "x", "metric": "m", "layer": layer, "depth": layer / 5, "r": r, "includes_zero": zero})
+    rows.append({"run": "y", "metric": "m", "layer": 0, "depth": 0.0, "r": 0.2, "includes_zero": True})
+    flips = crossrun.sign_flips(pd.DataFrame(rows)).set_index("run")
+    x = flips.loc["x"]
+    assert (x.n_flips, x.first_flip_layer, x.first_flip_depth, x.flip_depths) == (3, 2, 0.4, [0.4, 0.8, 1.0])
+    assert (x.sign_first, x.sign_last, x.n_flips_ci) == ("+", "-", 1)
+    assert flips.loc["y"].n_flips == 0 and pd.isna(flips.loc["y"].first_flip_depth)
+
+
+# --------------------------------------------------------------------------- Ray
+def _require_ray() -> None:
+    if importlib.util.find_spec("ray") is None:
+        if os.environ.get("UA_REQUIRE_RAY") == "1":
+            pytest.fail("UA_REQUIRE_RAY=1 but ray is not installed: pip install -e '.[sweep]'")
+        pytest.skip("ray is not installed (pip install -e '.[sweep]'); UA_REQUIRE_RAY=1 turns this into a failure")
+
+
+@pytest.mark.slow
+def test_ray_sweep_matches_the_local_one(local_sweep, sweep_inputs, tmp_path):
+    _require_ray()
+    root = tmp_path / "ray-root"
+    code = cli.main(["sweep", str(sweep_inputs["files"]["sweep-with-failure"]), "--engine", "ray",
+                     "--root", str(root)])
+    assert code == 1
+    state = _state(root)
+    assert state["engine"] == "ray" and state["status"] == "failed"
+    assert _statuses(root) == {"tiny-a-step1": "complete", "tiny-a-step2": "complete", "tiny-b": "complete",
+                               "missing-model": "failed"}
+    for name in MODELS:  # the same numbers as the local engine's
+        ours = results_table(json.loads((root / name / "results.json").read_text()))
+        local = results_table(json.loads((local_sweep["root"] / name / "results.json").read_text()))
+        assert ours[["layer", "metric", "includes_zero"]].equals(local[["layer", "metric", "includes_zero"]])
+        cols = ["r", "ci_lower", "ci_upper", "p_value"]
+        np.testing.assert_allclose(ours[cols].to_numpy(), local[cols].to_numpy(), rtol=1e-6, atol=1e-9)
+    import ray
+
+    assert not ray.is_initialized()  # the sweep's own local instance was shut down
+
+
+# --------------------------------------------------------------------------- the GPU check
+def test_gpu_check_without_cuda_exits_2():
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA GPU is visible: the check would run for real")
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "gpu_check.py")], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 2
+    assert "no CUDA GPU" in proc.stderr

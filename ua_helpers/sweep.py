@@ -1,0 +1,518 @@
+"""Sweeps: one ``ua-book run`` per model or training checkpoint, one after another or as Ray tasks.
+
+A sweep file (YAML) lists the runs::
+
+    root: runs/sweep-tiny                    # where the run directories go (optional; --root overrides it)
+    defaults: {dataset: replication-230, n_bootstrap: 2000, layers: all}
+    entries:
+      - {name: tiny-a, model: /path/to/tiny-a}
+      - {name: pythia-70m-step1000, model: EleutherAI/pythia-70m, revision: step1000, gpus: 1}
+
+``ua-book sweep SWEEP.yaml [--engine local|ray] [--address ADDR] [--root DIR]`` then
+
+1. **validates the whole file** before anything runs: the top-level keys (``root``, ``defaults``,
+   ``entries``), each entry's keys (``name``, ``gpus``, ``cpus`` and the run parameters of
+   :class:`ua_helpers.config.RunConfig` except ``run_dir``), unique names that are safe directory names, and each
+   entry's parameters (``defaults`` overlaid with the entry) through :meth:`RunConfig.from_mapping`. Every problem
+   is reported at once, each naming its entry (:class:`SweepError`, exit code 2).
+2. **runs each entry** with :func:`ua_helpers.cli.run` into ``<root>/<name>``. The extraction cache
+   (``$UA_CACHE_DIR``) is content-addressed, so entries that share a model, dataset and layers share one
+   extraction. An entry whose run directory already holds a complete run (``manifest.json`` with
+   ``"status": "complete"`` and a ``results.json``) of the same parameters and the same model weights is
+   **skipped**: re-running a sweep repeats no work, and adding an entry to a finished sweep runs only that entry.
+   A failed entry is recorded and the others go on.
+3. **writes** ``<root>/sweep.json`` (atomically, after every entry): the sweep's ``status`` (``"running"``, then
+   ``"complete"`` or ``"failed"``) and, per entry, ``status`` (``complete`` / ``skipped`` / ``failed``, with
+   ``error``), ``run_dir`` (relative to the root), model, revision and time. The command exits 1 if any entry
+   failed, else 0.
+
+Relative paths in the file (``root``, and ``model``, ``dataset`` or ``reference_results`` where they name an
+existing file or directory) are taken from the current directory, as ``ua-book run`` does; the sweep passes them
+on as absolute paths.
+
+Engines
+-------
+``local`` (default)
+    Entries run one after another in this process. ``gpus`` and ``cpus`` are ignored: each run sees every GPU.
+``ray``
+    Each entry to run is a Ray task (``num_gpus=gpus``, default 0; ``num_cpus=cpus``, default 1;
+    ``max_retries=0``, a failed entry is recorded rather than retried) submitted to ``ray.init(address=ADDR)``;
+    without ``--address`` (or with ``--address local``) a local Ray instance is started for the sweep and shut
+    down after it. Ray gives a task with ``gpus: N`` its own N devices (``CUDA_VISIBLE_DEVICES``); an entry with
+    ``gpus: 0`` sees no GPU and runs on CPU. The driver checks for completed runs (skipped entries are never
+    submitted), collects the results and writes ``sweep.json``; ``$UA_CACHE_DIR`` and ``$UA_230_PATH`` are passed
+    to the tasks where set. On a cluster, every node needs ``ua_helpers`` installed (with the notebooks of its
+    source checkout and a ``python3`` Jupyter kernel) and the sweep root, and preferably the cache, on a shared
+    file system. Ray is an optional dependency: ``pip install "ua-helpers[sweep]"``; a Ray Client address
+    (``ray://HOST:10001``) also needs ``pip install "ray[client]"``.
+
+Models larger than one GPU
+--------------------------
+Give the entry ``gpus: N`` for N devices: :func:`ua_helpers.models.load_model` loads the weights with
+``device_map="auto"`` whenever more than one CUDA device is visible, spreading the blocks over them. Extraction
+memory does not grow with the number of statements or layers beyond what is asked for:
+:func:`ua_helpers.extraction.extract` runs one padded batch at a time (``batch_size`` statements). Within a batch
+the forward pass returns every layer's hidden states (``(batch, pos, d_model)`` each, on the GPU holding that
+layer) and the logits; only the requested layers are mean-pooled over tokens, moved to the CPU as
+``(n_layers, batch, d_model)`` float32 and written into the result, and the batch's tensors are released before
+the next batch. The run keeps ``emb_a``/``emb_b`` of shape ``(n_layers, n_pairs, d_model)`` in host memory: for
+Pythia-12B (``d_model`` 5120, 37 ``hidden_states`` indices) on 230 pairs, all layers, about 350 MB. Peak GPU
+memory is therefore the weights plus one batch's activations and logits; lower ``batch_size`` if that does not
+fit.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import sys
+import time
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+from ._io import atomic_write_json, to_jsonable
+from .config import ParameterError, RunConfig
+
+SWEEP_FILE = "sweep.json"
+ENGINES = ("local", "ray")
+#: Top-level keys of a sweep file.
+SWEEP_KEYS = ("root", "defaults", "entries")
+#: Keys of an entry besides the run parameters (``gpus`` and ``cpus`` are also allowed in ``defaults``).
+ENTRY_KEYS = ("name", "gpus", "cpus")
+#: Run parameters an entry may set: every RunConfig field but ``run_dir``, which the sweep sets to root/name.
+PARAMETER_KEYS = tuple(f.name for f in fields(RunConfig) if f.name != "run_dir")
+#: Parameters that may name a local file or directory (made absolute when they do).
+PATH_PARAMETERS = ("model", "dataset", "reference_results")
+#: Environment variables passed on to Ray tasks where they are set in the driver.
+FORWARDED_ENV = ("UA_CACHE_DIR", "UA_230_PATH")
+RAY_INSTALL = 'pip install "ua-helpers[sweep]"   (or: pip install "ray>=2.9")'
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
+
+
+class SweepError(ParameterError):
+    """A sweep file that cannot be run: the message lists every problem, each naming its entry."""
+
+
+class EngineError(RuntimeError):
+    """The requested engine is not available (e.g. Ray is not installed); the message says what to install."""
+
+
+# --------------------------------------------------------------------------- the sweep file
+@dataclass(frozen=True)
+class SweepEntry:
+    """One run of a sweep.
+
+    Attributes
+    ----------
+    name : str
+        The run directory's name under the sweep root.
+    params : dict
+        Every run parameter but ``run_dir``, validated and normalized (``RunConfig.to_parameters()``).
+    gpus : float, default=0
+        GPUs the entry's Ray task reserves (0: it runs on CPU). Ignored by the local engine.
+    cpus : float, default=1
+        CPUs the entry's Ray task reserves. Ignored by the local engine.
+    """
+
+    name: str
+    params: dict[str, Any] = field(default_factory=dict)
+    gpus: float = 0
+    cpus: float = 1
+
+    @property
+    def model(self) -> str:
+        return self.params["model"]
+
+    @property
+    def revision(self) -> str | None:
+        return self.params.get("revision")
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """A validated sweep file: its entries in file order, and the root it names (if any)."""
+
+    entries: tuple[SweepEntry, ...]
+    root: str | None = None
+    source: str | None = None
+
+    @property
+    def names(self) -> list[str]:
+        return [e.name for e in self.entries]
+
+
+def _absolute_if_local(value: Any) -> Any:
+    """An existing relative path becomes absolute (the notebooks run in another directory); anything else stays."""
+    if not isinstance(value, str) or not value.strip() or value.startswith(("http://", "https://")):
+        return value
+    path = Path(value).expanduser()
+    if not path.is_absolute() and path.exists():
+        return str(path.resolve())
+    return value
+
+
+def _check_resources(where: str, mapping: Mapping[str, Any], errors: list[str]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for key, minimum, strict in (("gpus", 0, False), ("cpus", 0, True)):
+        if key not in mapping:
+            continue
+        value = mapping[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+                or value < minimum or (strict and value == minimum):
+            errors.append(f"{where}: {key} must be a number {'>' if strict else '>='} {minimum}; got {value!r}")
+        else:
+            out[key] = value
+    return out
+
+
+def parse_sweep(obj: Any, source: str = "<sweep>") -> Sweep:
+    """Validate a parsed sweep file and return its entries.
+
+    Parameters
+    ----------
+    obj : mapping
+        The file's content: ``entries`` (required, a non-empty list of mappings), ``defaults`` and ``root``
+        (optional).
+    source : str, default="<sweep>"
+        Named in error messages.
+
+    Returns
+    -------
+    Sweep
+
+    Raises
+    ------
+    SweepError
+        Listing every problem found: unknown keys, missing or duplicate names, invalid parameters (each naming
+        its entry).
+    """
+    if not isinstance(obj, Mapping):
+        raise SweepError(f"{source}: a sweep file is a mapping with 'entries' (and optionally 'root' and "
+                         f"'defaults'); got {type(obj).__name__}")
+    errors: list[str] = []
+    unknown = sorted(set(obj) - set(SWEEP_KEYS))
+    if unknown:
+        errors.append(f"unknown top-level key(s) {', '.join(map(str, unknown))}; allowed: {', '.join(SWEEP_KEYS)}")
+    root = obj.get("root")
+    if root is not None and (not isinstance(root, str) or not root.strip()):
+        errors.append(f"root must be a directory path; got {root!r}")
+    defaults = obj.get("defaults") or {}
+    if not isinstance(defaults, Mapping):
+        errors.append(f"defaults must be a mapping of run parameters; got {defaults!r}")
+        defaults = {}
+    allowed_defaults = set(PARAMETER_KEYS) | {"gpus", "cpus"}
+    bad = sorted(set(defaults) - allowed_defaults)
+    if bad:
+        errors.append(_unknown_message("defaults", bad, sorted(allowed_defaults)))
+    default_resources = _check_resources("defaults", defaults, errors)
+    default_params = {k: v for k, v in defaults.items() if k in PARAMETER_KEYS}
+
+    raw_entries = obj.get("entries")
+    if not isinstance(raw_entries, list) or not raw_entries:
+        errors.append("entries must be a non-empty list of mappings, each with a 'name'")
+        raw_entries = []
+    entries: list[SweepEntry] = []
+    seen: dict[str, str] = {}
+    for i, raw in enumerate(raw_entries, start=1):
+        if not isinstance(raw, Mapping):
+            errors.append(f"entry #{i}: must be a mapping with a 'name'; got {raw!r}")
+            continue
+        name = raw.get("name")
+        where = f"entry #{i} ({name!r})" if name is not None else f"entry #{i}"
+        if not isinstance(name, str) or not _NAME.match(name):
+            errors.append(f"{where}: name must be a string of letters, digits, '.', '_', '+' or '-' (it names the "
+                          f"run directory), starting with a letter or digit; got {name!r}")
+            name = None
+        elif name.lower() in seen:
+            errors.append(f"{where}: duplicate name (entry {seen[name.lower()]!r} has it already; names are "
+                          "compared ignoring case, as they name directories)")
+            name = None
+        else:
+            seen[name.lower()] = name
+        bad = sorted(set(raw) - set(PARAMETER_KEYS) - set(ENTRY_KEYS))
+        if bad:
+            errors.append(_unknown_message(where, bad, sorted(set(PARAMETER_KEYS) | set(ENTRY_KEYS))))
+        resources = {**default_resources, **_check_resources(where, raw, errors)}
+        merged = {**default_params, **{k: v for k, v in raw.items() if k in PARAMETER_KEYS}}
+        merged = {k: (_absolute_if_local(v) if k in PATH_PARAMETERS else v) for k, v in merged.items()}
+        try:
+            cfg = RunConfig.from_mapping(merged)
+        except ParameterError as exc:
+            errors.append(f"{where}: {exc}")
+            continue
+        if name is not None and not bad:
+            params = cfg.to_parameters()
+            params.pop("run_dir")
+            entries.append(SweepEntry(name=name, params=params, **resources))
+    if errors:
+        raise SweepError(f"{source}: invalid sweep file:\n  - " + "\n  - ".join(errors))
+    return Sweep(entries=tuple(entries), root=root, source=source)
+
+
+def _unknown_message(where: str, bad: Sequence[Any], allowed: Sequence[str]) -> str:
+    hint = " (run_dir is set by the sweep: <root>/<name>)" if "run_dir" in bad else ""
+    return f"{where}: unknown key(s) {', '.join(map(str, bad))}{hint}; allowed: {', '.join(allowed)}"
+
+
+def load_sweep(path: str | os.PathLike) -> Sweep:
+    """Read and validate a sweep file (YAML); see :func:`parse_sweep`."""
+    import yaml
+
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise SweepError(f"sweep file {path} does not exist")
+    try:
+        obj = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise SweepError(f"{path} is not valid YAML: {exc}") from None
+    return parse_sweep(obj, source=str(path))
+
+
+def default_root(sweep_file: str | os.PathLike) -> Path:
+    """Where a sweep's runs go when neither ``--root`` nor the file's ``root`` says: ``runs/<file stem>``."""
+    return Path("runs") / Path(sweep_file).stem
+
+
+# --------------------------------------------------------------------------- one entry
+def _comparable(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Parameters as JSON would give them back, without ``run_dir`` (moving a sweep's root reruns nothing)."""
+    out = json.loads(json.dumps(to_jsonable(dict(params))))
+    out.pop("run_dir", None)
+    return out
+
+
+def rerun_reason(entry: SweepEntry, run_dir: str | os.PathLike) -> str | None:
+    """Why ``entry`` must run into ``run_dir``, or None when the directory already holds its complete run.
+
+    A run counts as done when its ``manifest.json`` says ``"status": "complete"``, ``results.json`` exists, the
+    manifest's parameters equal the entry's (``run_dir`` aside) and the model's weights are those the run used
+    (:func:`ua_helpers.models.model_fingerprint`: a local directory whose files changed is run again).
+    """
+    run_dir = Path(run_dir)
+    try:
+        manifest = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return "no earlier run"
+    except (OSError, json.JSONDecodeError):
+        return "the earlier run's manifest.json is unreadable"
+    status = manifest.get("status")
+    if status != "complete":
+        return f"the earlier run is not complete (status {status!r})"
+    if not (run_dir / "results.json").is_file():
+        return "the earlier run has no results.json"
+    before, now = _comparable(manifest.get("parameters") or {}), _comparable(entry.params)
+    changed = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
+    if changed:
+        return "parameters changed: " + ", ".join(f"{k} {before.get(k)!r} -> {now.get(k)!r}" for k in changed)
+    recorded = (manifest.get("model") or {}).get("fingerprint")
+    if recorded:
+        from .models import model_fingerprint
+
+        try:
+            current = model_fingerprint(entry.model, entry.revision)
+        except Exception:  # the weights cannot be identified now (e.g. moved away): trust the parameters
+            current = recorded
+        if current != recorded:
+            return "the model's weights changed since the earlier run"
+    return None
+
+
+def run_entry(entry: SweepEntry, run_dir: str | os.PathLike, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Run one entry with :func:`ua_helpers.cli.run`; return its record (never raises for a failed run).
+
+    Returns
+    -------
+    dict
+        ``status`` (``"complete"`` or ``"failed"``), ``error`` (None or the message), ``elapsed_s``,
+        ``started``, ``finished``.
+    """
+    from . import cli
+
+    start = time.perf_counter()
+    record: dict[str, Any] = {"started": _now()}
+    try:
+        cli.run(dict(entry.params), run_dir=Path(run_dir), log=lambda msg: log(f"[{entry.name}] {msg}"))
+    except Exception as exc:  # recorded, not raised: the other entries go on
+        record.update(status="failed", error=f"{type(exc).__name__}: {exc}")
+        log(f"[{entry.name}] failed: {type(exc).__name__}: {exc}")
+    else:
+        record.update(status="complete", error=None)
+    record.update(finished=_now(), elapsed_s=round(time.perf_counter() - start, 2))
+    return record
+
+
+def _run_entry_task(entry: SweepEntry, run_dir: str, env: dict[str, str]) -> dict[str, Any]:
+    """:func:`run_entry` inside a Ray worker, with the driver's cache settings (kernels inherit them)."""
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        return run_entry(entry, run_dir, log=lambda msg: print(msg, flush=True))
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+# --------------------------------------------------------------------------- the sweep
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+def _import_ray():
+    try:
+        import ray
+    except ImportError:
+        raise EngineError(f"--engine ray needs Ray, which is not installed here. Install it with:\n"
+                          f"  {RAY_INSTALL}") from None
+    return ray
+
+
+def run_sweep(sweep: Sweep, root: str | os.PathLike | None = None, engine: str = "local",
+              address: str | None = None, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Run every entry of ``sweep`` that is not done yet into ``<root>/<name>``; write ``<root>/sweep.json``.
+
+    Parameters
+    ----------
+    sweep : Sweep
+        From :func:`load_sweep` or :func:`parse_sweep`.
+    root : path, optional
+        Overrides ``sweep.root``; one of the two is required.
+    engine : {"local", "ray"}, default="local"
+        ``"local"`` runs entries one after another here; ``"ray"`` submits each as a Ray task.
+    address : str, optional
+        The Ray cluster (``"auto"``, ``"HOST:6379"``, ``"ray://HOST:10001"``); None or ``"local"`` starts a local
+        Ray instance for the sweep. Only with ``engine="ray"``.
+    log : callable, default=print
+
+    Returns
+    -------
+    dict
+        The content of ``sweep.json``: ``status`` (``"complete"``, ``"failed"`` if an entry failed, or
+        ``"interrupted"``), ``counts`` and ``entries`` (one record per entry, in file order; a skipped entry's
+        ``run_finished`` is when its run completed).
+    """
+    if engine not in ENGINES:
+        raise SweepError(f"engine must be one of {', '.join(ENGINES)}; got {engine!r}")
+    if address is not None and engine != "ray":
+        raise SweepError("--address applies to --engine ray only")
+    ray = _import_ray() if engine == "ray" else None
+    if root is None and sweep.root is None:
+        raise SweepError("no root for the run directories: give --root or set 'root:' in the sweep file")
+    root_path = Path(root if root is not None else sweep.root).expanduser().resolve()
+    root_path.mkdir(parents=True, exist_ok=True)
+    state: dict[str, Any] = {
+        "status": "running",
+        "sweep_file": str(Path(sweep.source).resolve()) if sweep.source and Path(sweep.source).is_file()
+        else sweep.source,
+        "root": str(root_path), "engine": engine,
+        "address": address, "started": _now(), "finished": None, "counts": {},
+        "entries": [{"name": e.name, "status": "pending", "run_dir": e.name, "model": e.model,
+                     "revision": e.revision, "gpus": e.gpus, "error": None} for e in sweep.entries],
+    }
+    records = {rec["name"]: rec for rec in state["entries"]}
+
+    def write() -> None:
+        state["counts"] = {s: sum(r["status"] == s for r in state["entries"])
+                           for s in ("complete", "skipped", "failed", "pending", "running") if
+                           any(r["status"] == s for r in state["entries"])}
+        atomic_write_json(root_path / SWEEP_FILE, state)
+
+    to_run = []
+    for entry in sweep.entries:
+        reason = rerun_reason(entry, root_path / entry.name)
+        if reason is None:
+            finished = json.loads((root_path / entry.name / "manifest.json").read_text()).get("finished")
+            records[entry.name].update(status="skipped", reason="complete run with the same parameters",
+                                       run_finished=finished)
+            log(f"[sweep] {entry.name}: skipped (complete run with the same parameters)")
+        else:
+            to_run.append(entry)
+            log(f"[sweep] {entry.name}: to run ({reason})")
+    write()
+    try:
+        if to_run and engine == "local":
+            for entry in to_run:
+                records[entry.name]["status"] = "running"
+                write()
+                records[entry.name].update(run_entry(entry, root_path / entry.name, log=log))
+                write()
+        elif to_run:
+            _run_on_ray(ray, to_run, root_path, address, records, write, log)
+    finally:
+        interrupted = any(r["status"] in ("pending", "running") for r in state["entries"])
+        failed = any(r["status"] == "failed" for r in state["entries"])
+        state.update(status="interrupted" if interrupted else "failed" if failed else "complete",
+                     finished=_now())
+        write()
+    return state
+
+
+def _run_on_ray(ray, entries: Sequence[SweepEntry], root: Path, address: str | None,
+                records: dict[str, dict[str, Any]], write: Callable[[], None], log: Callable[[str], None]) -> None:
+    """Submit each entry as a Ray task and record results as they arrive."""
+    from ray.exceptions import RayError
+
+    started_here = not ray.is_initialized()
+    if started_here:
+        if address in (None, "", "local"):
+            ray.init(address="local", include_dashboard=False)
+        else:
+            ray.init(address=address)
+    try:
+        task = ray.remote(_run_entry_task)
+        base_env = {k: os.environ[k] for k in FORWARDED_ENV if os.environ.get(k)}
+        pending = {}
+        for entry in entries:
+            # An entry without GPUs sees none (rather than sharing those Ray gave to other tasks).
+            env = {**base_env, **({"CUDA_VISIBLE_DEVICES": ""} if not entry.gpus else {})}
+            ref = task.options(num_cpus=entry.cpus, num_gpus=entry.gpus, max_retries=0,
+                               name=f"ua-sweep:{entry.name}").remote(entry, str(root / entry.name), env)
+            pending[ref] = entry
+            records[entry.name]["status"] = "running"
+            log(f"[sweep] {entry.name}: submitted (num_gpus={entry.gpus}, num_cpus={entry.cpus})")
+        write()
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            entry = pending.pop(done[0])
+            try:
+                result = ray.get(done[0])
+            except RayError as exc:  # the worker died, the task could not be scheduled, ...
+                result = {"status": "failed", "error": f"{type(exc).__name__}: {exc}", "finished": _now()}
+            records[entry.name].update(result)
+            log(f"[sweep] {entry.name}: {result['status']}"
+                + (f" in {result['elapsed_s']} s" if "elapsed_s" in result else ""))
+            write()
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+def format_summary(state: Mapping[str, Any]) -> str:
+    """One line per entry: name, status, time, and the first line of its error."""
+    width = max([len(r["name"]) for r in state["entries"]] + [4])
+    lines = [f"{'name':<{width}}  {'status':<8}  {'time':>8}  error"]
+    for r in state["entries"]:
+        elapsed = f"{r['elapsed_s']:.1f} s" if r.get("elapsed_s") is not None else ""
+        error = (r.get("error") or "").splitlines()[0] if r.get("error") else ""
+        lines.append(f"{r['name']:<{width}}  {r['status']:<8}  {elapsed:>8}  {error}")
+    return "\n".join(lines)
+
+
+def sweep_command(sweep_file: str | os.PathLike, engine: str = "local", address: str | None = None,
+                  root: str | os.PathLike | None = None) -> int:
+    """``ua-book sweep``: run a sweep file; return the exit code (0 all done, 1 an entry failed, 2 bad input)."""
+    try:
+        sweep = load_sweep(sweep_file)
+        if root is None and sweep.root is None:
+            root = default_root(sweep_file)
+        state = run_sweep(sweep, root=root, engine=engine, address=address)
+    except (SweepError, EngineError) as exc:
+        print(f"ua-book: error: {exc}", file=sys.stderr)
+        return 2
+    print(format_summary(state))
+    print(f"[ua-book] sweep {state['status']}: {Path(state['root']) / SWEEP_FILE}")
+    return 0 if state["status"] == "complete" else 1
