@@ -51,8 +51,9 @@ book-only: setup
 refresh-notebooks: setup
 	cd notebooks && for nb in 0*.ipynb; do ../$(BIN)/papermill --no-progress-bar "$$nb" "$$nb" || exit 1; done
 
+REMOTE ?= origin
 publish: setup
-	$(BIN)/ghp-import -n -p -f -b gh-pages _build/html
+	$(BIN)/ghp-import -n -p -f -r $(REMOTE) -b gh-pages -m "Publish the book" _build/html
 
 benchmark: setup
 	$(BIN)/python benchmarks/bench_pipeline.py

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ._io import atomic_write_json
+from .book import BookError
 from .config import ParameterError, RunConfig
 
 NOTEBOOKS = ("01_setup", "02_extraction", "03_metrics", "04_correlation", "05_visualization", "06_summary")
@@ -132,6 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                          help="a second run (ua-230) for the replication chapter")
     p_build.add_argument("--reference", default="published",
                          help="results to compare with: 'published', a path or a URL")
+    p_build.add_argument("--sweep-root", default=None, help="a ua-book sweep folder, for the cross-run chapter")
     p_build.add_argument("--output", default="_build/html")
     p_sweep = sub.add_parser("sweep", help="one run per entry of a sweep file (models, checkpoints), local or on Ray")
     p_sweep.add_argument("sweep_file", metavar="SWEEP.yaml", help="the sweep file (see ua_helpers.sweep)")
@@ -150,13 +152,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .book import build_book
 
             html = build_book(args.run_dir, output_dir=args.output, replication_run_dir=args.replication_run_dir,
-                              reference=args.reference)
+                              reference=args.reference, sweep_root=args.sweep_root)
             print(f"[ua-book] book built: {html}")
         elif args.command == "sweep":
             from .sweep import sweep_command
 
             return sweep_command(args.sweep_file, engine=args.engine, address=args.address, root=args.root)
-    except (ParameterError, RunError, FileNotFoundError, ValueError) as exc:
+    except (ParameterError, RunError, BookError, FileNotFoundError, ValueError) as exc:
         print(f"ua-book: error: {exc}", file=sys.stderr)
         return 2 if isinstance(exc, ParameterError) else 1
     return 0

@@ -250,7 +250,7 @@ def num_layers_of(name: str, revision: str | None = None, trust_remote_code: boo
         fields = GGUFReader(str(gguf)).fields
         arch = fields["general.architecture"].contents()
         return int(fields[f"{arch}.block_count"].contents())
-    if name.startswith(("/", "./", "../", "~")) or path.suffix == ".gguf":
+    if not path.exists() and (name.startswith(("/", "./", "../", "~")) or path.suffix == ".gguf"):
         raise ModelLoadError(f"could not load model {name!r}: no such file or directory")
     from transformers import AutoConfig
 

@@ -256,7 +256,8 @@ def test_rerun_reason(local_sweep, monkeypatch, tmp_path):
 @pytest.mark.slow
 def test_crossrun_table_and_page(local_sweep, sweep_inputs, tmp_path):
     root = local_sweep["root"]
-    assert crossrun.sweep_run_dirs(root) == [root / name for name in MODELS]  # from sweep.json, in file order
+    # From sweep.json, in file order; the failed entry is listed too (the table functions leave it out).
+    assert crossrun.sweep_run_dirs(root) == [root / name for name in MODELS] + [root / "missing-model"]
     run_dirs = [root / name for name in MODELS] + [root / "missing-model"]
     with pytest.warns(UserWarning, match="left out .*missing-model"):
         table = crossrun.crossrun_table(run_dirs)
@@ -337,3 +338,17 @@ def test_gpu_check_without_cuda_exits_2():
                           text=True, timeout=120)
     assert proc.returncode == 2
     assert "no CUDA GPU" in proc.stderr
+
+
+@pytest.mark.slow
+def test_the_book_renders_the_crossrun_chapter_from_the_sweep(local_sweep, tmp_path):
+    from ua_helpers.book import build_book
+
+    root = local_sweep["root"]
+    with pytest.warns(UserWarning, match="missing-model"):
+        html = build_book(root / next(iter(MODELS)), output_dir=tmp_path / "html", reference=None, sweep_root=root,
+                          staging_dir=tmp_path / "stage")
+    page = (html / "book" / "crossrun.html").read_text(encoding="utf-8")
+    assert "Across models and checkpoints" in page and "crossrun.png" in page
+    assert all(name in page for name in MODELS)
+    assert (html / "_images").is_dir() and any(p.name.startswith("crossrun") for p in (html / "_images").iterdir())

@@ -1,0 +1,278 @@
+"""The HTML book: staging and generated pages, a strict build, every page in headless Chromium, publishing.
+
+The browser tests build the book from the ``default_run`` fixture (a complete run of the default configuration,
+from conftest.py) and open every page in headless Chromium (Debian's ``chromium`` package). Without Chromium they
+are skipped, unless ``UA_REQUIRE_BROWSER=1`` (as in CI), where a missing Chromium fails them.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pytest
+
+from ua_helpers import book, data, metrics, results, stats
+
+try:
+    from . import book_browser as browser
+except ImportError:  # tests/ is not a package: pytest puts this folder on sys.path
+    import book_browser as browser
+
+REPO = Path(__file__).resolve().parents[2]
+#: The published results for the comparison page, as CI provides them (never downloaded by a test).
+REFERENCE = Path(os.environ.get("UA_REFERENCE_RESULTS")
+                 or REPO.parent / "shared" / "reference" / "pythia-6.9b_option_b_pair_level.json")
+SCREENSHOTS = REPO / "_build" / "screenshots"
+TITLES = {
+    "book/intro.html": "Pair-level Uniformity Asymmetry",
+    "book/method.html": "Method",
+    "book/run.html": "Run details",
+    "notebooks/01_setup.html": "1. Setup",
+    "notebooks/02_extraction.html": "2. Extraction",
+    "notebooks/03_metrics.html": "3. Metrics",
+    "notebooks/04_correlation.html": "4. Correlation",
+    "notebooks/05_visualization.html": "5. Visualization",
+    "notebooks/06_summary.html": "6. Summary",
+    "book/caveats.html": "Caveats",
+    "book/comparison.html": "Comparison with the published results",
+    "book/replication.html": "Replication on a second dataset",
+    "book/data-card-replication-230.html": "Data card: replication-230",
+    "book/reproduce.html": "Reproducing and re-running",
+}
+
+
+# --------------------------------------------------------------------------- a small hand-made run
+def make_run(path: Path, *, dataset: str = "replication-230", seed: int = 0, n_pairs: int = 40,
+             status: str = "complete") -> Path:
+    """Write a run directory the way ``ua-book run`` does, from random data (for tests that need no model)."""
+    rng = np.random.default_rng(seed)
+    layers = [0, 2, 4]
+    preference = rng.normal(size=n_pairs)
+    values = rng.normal(size=(len(layers), len(metrics.METRIC_NAMES), n_pairs)) + 0.5 * preference
+    table = stats.correlation_table(values, preference, layers, metrics.METRIC_NAMES, n_bootstrap=200)
+    sha = data.UA230_SHA256 if dataset == "ua-230" else "0" * 64
+    parameters = {"model": "tiny-random", "revision": None, "dtype": "float32", "device": "cpu",
+                  "dataset": dataset, "layers": layers, "pooling": "mean", "batch_size": 8, "n_bootstrap": 200,
+                  "ci_level": 0.95, "seed": 42, "knn_k": 10, "run_dir": str(path), "reference_results": None}
+    ds = {"name": dataset, "source": f"test:{dataset}", "sha256": sha, "n_pairs": n_pairs}
+    res = results.build_results(table, model="tiny-random", n_pairs=n_pairs, n_bootstrap=200, num_layers=4,
+                                extra={"dataset": ds, "parameters": parameters})
+    results.write_results(path / "results.json", res)
+    for name, title in zip(book.NOTEBOOKS, [t for p, t in TITLES.items() if p.startswith("notebooks/")]):
+        nb = nbformat.v4.new_notebook()
+        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+        nb.metadata["language_info"] = {"name": "python", "pygments_lexer": "ipython3"}
+        cell = nbformat.v4.new_code_cell("print(1 + 1)", execution_count=1)
+        cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text="2\n")]
+        nb.cells = [nbformat.v4.new_markdown_cell(f"# {title}: a test page\n\nSome math: $r^2$."), cell]
+        (path / "notebooks").mkdir(parents=True, exist_ok=True)
+        nbformat.write(nb, path / "notebooks" / f"{name}.ipynb")
+    manifest = {"status": status, "parameters": parameters,
+                "model": {"name": "tiny-random", "revision": None, "dtype": "float32", "device": "cpu",
+                          "num_layers": 4, "d_model": 8},
+                "dataset": ds, "versions": {"ua_helpers": "test"}, "started": "2025-01-01T00:00:00",
+                "finished": "2025-01-01T00:00:01", "notebooks": [f"notebooks/{n}.ipynb" for n in book.NOTEBOOKS]}
+    (path / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    return path
+
+
+# --------------------------------------------------------------------------- staging and generated pages
+def test_incomplete_or_missing_run_is_refused(tmp_path):
+    with pytest.raises(book.BookError, match="no manifest.json"):
+        book.build_book(tmp_path / "nowhere", output_dir=tmp_path / "html")
+    run = make_run(tmp_path / "run", status="running")
+    with pytest.raises(book.BookError, match="not complete"):
+        book.build_book(run, output_dir=tmp_path / "html")
+    run = make_run(tmp_path / "run2")
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "todo.txt").write_text("not a book")
+    with pytest.raises(book.BookError, match="refusing to replace"):
+        book.build_book(run, output_dir=tmp_path / "notes")
+    (run / "notebooks" / "04_correlation.ipynb").unlink()
+    with pytest.raises(book.BookError, match="04_correlation"):
+        book.stage(book.load_run(run), tmp_path / "staging")
+
+
+def test_stage_writes_generated_pages_and_says_what_is_missing(tmp_path):
+    run = book.load_run(make_run(tmp_path / "run"))
+    staging = book.stage(run, tmp_path / "staging")
+    pages = {name: (staging / "book" / f"{name}.md").read_text() for name in book.GENERATED_PAGES}
+    assert "tiny-random" in pages["run"] and "0" * 64 in pages["run"]
+    assert "{download}`results.json <files/results.json>`" in pages["run"]
+    assert (staging / "book" / "files" / "results.json").read_bytes() == (run.path / "results.json").read_bytes()
+    # No reference and no second run: the pages say so and how to get them; nothing fails.
+    assert "were not available" in pages["comparison"] and results.PUBLISHED_URL in pages["comparison"]
+    assert "UA_230_PATH" in pages["replication"] and data.UA230_URL in pages["replication"]
+    assert pages["data-card-replication-230"].startswith("# Data card: replication-230")
+    assert sorted(p.name for p in (staging / "notebooks").iterdir()) == [f"{n}.ipynb" for n in book.NOTEBOOKS]
+    config = (staging / "_config.yml").read_text()
+    assert "announcement" in config and "tiny-random" in config
+
+
+def test_comparison_and_replication_pages(tmp_path):
+    main = book.load_run(make_run(tmp_path / "main", dataset="replication-230", seed=1))
+    other = book.load_run(make_run(tmp_path / "ua", dataset="ua-230", seed=2))
+    reference = book.load_reference(make_run(tmp_path / "ref", seed=3) / "results.json")
+    assert not reference.published and "results.json" in reference.about
+    ctx = book.BookContext(main, tmp_path / "pages", replication=other, reference=reference)
+    comparison = book.comparison_page(ctx)
+    for name in metrics.METRIC_NAMES:
+        assert f"### {name}" in comparison
+    ref_summary = reference.results["summary"]
+    assert f"Reference: **{ref_summary['significant_tests']} of {ref_summary['total_tests']}**" in comparison
+    replication = book.replication_page(ctx)
+    # ua-230 comes first whichever run holds it; every test lands in exactly one agreement class.
+    assert replication.index("| ua-230 | replication-230 |") > 0
+    table = results.compare_results(other.results, main.results)
+    counts = book._agreement_counts(table)
+    assert counts["both"] + counts["first_only"] + counts["second_only"] + counts["neither"] == len(table) == 15
+    assert f"the signs of r agree in **{counts['same_sign']}**" in replication
+    assert (tmp_path / "pages" / "files" / "replication-results.json").is_file()
+
+
+def test_strict_build_fails_with_the_log(tmp_path):
+    """A Sphinx warning (here an unknown cross-reference) fails the build, and the error shows the log's end."""
+    source = tmp_path / "source"
+    source.mkdir()
+    for name in book.BOOK_SOURCES:
+        src = REPO / name
+        shutil.copytree(src, source / name) if src.is_dir() else shutil.copyfile(src, source / name)
+    (source / "book" / "caveats.md").write_text("# Caveats\n\nSee {ref}`no-such-label`.\n")
+    run = make_run(tmp_path / "run")
+    with pytest.raises(book.BookError, match="no-such-label"):
+        book.build_book(run, output_dir=tmp_path / "html", staging_dir=tmp_path / "staging", reference=None,
+                        source_dir=source)
+
+
+# --------------------------------------------------------------------------- the book of the default run
+@pytest.fixture(scope="module")
+def built_book(default_run, tmp_path_factory):
+    """The book of the default run, built strictly (-W -n --keep-going) into a temporary folder."""
+    tmp = tmp_path_factory.mktemp("book")
+    start = time.perf_counter()
+    html = book.build_book(default_run, output_dir=tmp / "html", staging_dir=tmp / "staging",
+                           reference=REFERENCE if REFERENCE.is_file() else None)
+    print(f"book built in {time.perf_counter() - start:.1f} s")
+    return html
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    found = browser.find_chromium()
+    if found is None:
+        message = ("headless Chromium not found at /usr/bin/chromium (install Debian's package: "
+                   "apt-get install -y chromium, or set UA_CHROMIUM)")
+        if os.environ.get("UA_REQUIRE_BROWSER") == "1":
+            pytest.fail(message + "; UA_REQUIRE_BROWSER=1 requires it")
+        pytest.skip(message)
+    return found
+
+
+def book_pages(html: Path) -> list[str]:
+    """Every HTML page of a built book (not the theme's static files or the page sources)."""
+    skip = ("_static", "_sources", "_downloads", "_images")
+    return sorted(p.relative_to(html).as_posix() for p in html.rglob("*.html")
+                  if p.relative_to(html).parts[0] not in skip)
+
+
+def page_problems(report: browser.PageReport, origin: str, expected_h1: str | None = None) -> list[str]:
+    """Everything wrong with one rendered page, as readable lines (empty when the page is fine)."""
+    problems = []
+    if report.error:
+        problems.append(f"harness: {report.error}")
+    if not report.title:
+        problems.append("no <title>")
+    if not report.h1:
+        problems.append("no <h1>")
+    elif expected_h1 and not report.h1.startswith(expected_h1):
+        problems.append(f"<h1> is {report.h1!r}, expected {expected_h1!r}")
+    elif report.title and report.h1 not in report.title:
+        problems.append(f"<title> {report.title!r} does not name the <h1> {report.h1!r}")
+    if report.broken_images:
+        problems.append(f"images that did not load: {report.broken_images}")
+    if report.math_source and (not report.mathjax or report.mathjax.startswith("error")
+                               or report.math_rendered < report.math_source or report.math_errors):
+        problems.append(f"math: {report.math_source} formulas, {report.math_rendered} rendered, "
+                        f"{report.math_errors} errors, MathJax {report.mathjax}")
+    fetched = browser.outside(origin, report.resources)
+    if fetched:
+        problems.append(f"fetched from outside the book: {fetched} (refused by the proxy: {report.external})")
+    if report.not_found:
+        problems.append(f"requests the server could not answer: {report.not_found}")
+    return problems
+
+
+@pytest.mark.slow
+def test_book_has_every_page_and_the_results_file(built_book):
+    pages = book_pages(built_book)
+    assert set(TITLES) <= set(pages), sorted(set(TITLES) - set(pages))
+    assert (built_book / "index.html").is_file() and (built_book / ".nojekyll").is_file()
+    assert list(built_book.glob("_downloads/*/results.json")), "results.json is not downloadable"
+    run_page = (built_book / "book" / "run.html").read_text(encoding="utf-8")
+    assert "results.json" in run_page and "manifest.json" in run_page
+    assert (built_book / "_static" / "mathjax" / book.MATHJAX_ENTRY).is_file()
+
+
+@pytest.mark.slow
+def test_book_references_nothing_outside_itself(built_book):
+    assert browser.external_references(built_book) == {}
+
+
+@pytest.mark.slow
+def test_every_page_renders_in_chromium(built_book, chromium):
+    """Each page: its title, every image loaded, math typeset, nothing fetched from outside; one screenshot."""
+    if SCREENSHOTS.exists():
+        shutil.rmtree(SCREENSHOTS)
+    failures, seen_math = {}, {}
+    with browser.BookServer(built_book) as server:
+        for page in book_pages(built_book):
+            shot = SCREENSHOTS / (page.removesuffix(".html").replace("/", "__") + ".png")
+            report = browser.check_page(server, page, chromium=chromium, screenshot=shot)
+            expected = TITLES["book/intro.html"] if page == "index.html" else TITLES.get(page)
+            problems = page_problems(report, server.origin, expected)
+            if not shot.is_file():
+                problems.append("no screenshot")
+            if problems:
+                failures[page] = problems
+            seen_math[page] = report.math_rendered
+    assert not failures, json.dumps(failures, indent=2)
+    assert seen_math["book/method.html"] >= 10, "the method page's equations did not render"
+
+
+@pytest.mark.slow
+def test_a_missing_figure_is_reported(built_book, chromium, tmp_path):
+    """The browser check fails a page whose image file is gone."""
+    site = tmp_path / "site"
+    shutil.copytree(built_book, site)
+    page = next(p for p in book_pages(site) if p.startswith("notebooks/") and "<img" in (site / p).read_text())
+    img = next(line.split('src="', 1)[1].split('"', 1)[0] for line in (site / page).read_text().splitlines()
+               if "<img" in line and "_images/" in line)
+    (site / page).parent.joinpath(img).resolve().unlink()
+    with browser.BookServer(site) as server:
+        report = browser.check_page(server, page, chromium=chromium)
+        problems = page_problems(report, server.origin)
+    assert report.broken_images == [img]
+    assert any("images that did not load" in p for p in problems)
+    assert any(Path(img).name in path for path in report.not_found)
+
+
+@pytest.mark.slow
+def test_publish_pushes_the_book_to_gh_pages(built_book, tmp_path, monkeypatch):
+    """``publish`` (ghp-import) puts the built HTML on the gh-pages branch of a (here local, bare) remote."""
+    for var, value in {"GIT_AUTHOR_NAME": "Book Test", "GIT_AUTHOR_EMAIL": "book-test@example.invalid",
+                       "GIT_COMMITTER_NAME": "Book Test", "GIT_COMMITTER_EMAIL": "book-test@example.invalid"}.items():
+        monkeypatch.setenv(var, value)
+    remote, work = tmp_path / "remote.git", tmp_path / "work"
+    subprocess.run(["git", "init", "-q", "--bare", str(remote)], check=True)
+    subprocess.run(["git", "init", "-q", str(work)], check=True)
+    shutil.copytree(built_book, work / "_build" / "html")
+    book.publish("_build/html", remote=str(remote), cwd=work)
+    files = subprocess.run(["git", "--git-dir", str(remote), "ls-tree", "-r", "--name-only", "gh-pages"],
+                           check=True, capture_output=True, text=True).stdout.split()
+    assert {"index.html", ".nojekyll", "book/method.html"} <= set(files)
