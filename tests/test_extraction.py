@@ -1,0 +1,324 @@
+"""Batched extraction against the seed's unbatched path; layer and input validation; the on-disk cache."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose
+
+import seed_reference as seed
+from ua_helpers import _io, extraction
+from ua_helpers.data import PairSet
+from ua_helpers.extraction import cache_key, extract, resolve_layers
+
+EMB_RTOL = 1e-4  # max |ours - seed| relative to the largest |component| of the seed's vector (float32)
+NLL_ATOL = 1e-4
+
+
+def _seed_path(lm, pairs, layers):
+    """The seed's sequential extraction: one pass per layer per statement, two NLL passes per pair."""
+    texts = list(pairs.stmt_a) + list(pairs.stmt_b)
+    emb = np.stack([[seed.get_layer_embedding(t, lm.model, lm.tokenizer, layer) for t in texts]
+                    for layer in layers])  # [layer, statement, d_model]
+    nll = np.array([seed.get_nll(t, lm.model, lm.tokenizer) for t in texts])
+    pref = np.array([seed.get_output_preference(a, b, lm.model, lm.tokenizer)
+                     for a, b in zip(pairs.stmt_a, pairs.stmt_b)])
+    return emb, nll, pref
+
+
+def max_rel_diff(ours: np.ndarray, ref: np.ndarray) -> float:
+    """Largest |ours - ref| over each vector, relative to that reference vector's largest |component|."""
+    return float((np.abs(ours - ref) / np.abs(ref).max(axis=-1, keepdims=True)).max())
+
+
+def assert_matches_seed(ext, emb, nll, pref):
+    n = ext.n_pairs
+    ours = np.concatenate([ext.emb_a, ext.emb_b], axis=1)
+    assert ours.dtype == np.float32 and ours.shape == emb.shape
+    assert max_rel_diff(ours, emb) <= EMB_RTOL
+    assert_allclose(np.concatenate([ext.nll_a, ext.nll_b]), nll, rtol=0, atol=NLL_ATOL)
+    assert_allclose(ext.preference, pref, rtol=0, atol=2 * NLL_ATOL)
+    assert_allclose(ext.preference, nll[n:] - nll[:n], rtol=0, atol=2 * NLL_ATOL)
+
+
+# --------------------------------------------------------------------------- equivalence with the seed
+@pytest.fixture(scope="module")
+def tiny_seed(tiny_lm, small_pairs):
+    layers = list(range(tiny_lm.num_layers + 1))
+    return layers, *_seed_path(tiny_lm, small_pairs, layers)
+
+
+def test_small_pairs_have_varied_lengths(tiny_lm, small_pairs):
+    lengths = [len(tiny_lm.tokenizer(t)["input_ids"]) for t in small_pairs.stmt_a + small_pairs.stmt_b]
+    assert min(lengths) <= 4 and max(lengths) >= 40  # padding is really exercised
+
+
+@pytest.mark.parametrize("batch_size", [1, 3, 32])
+def test_batched_extract_equals_seed_path(tiny_lm, small_pairs, tiny_seed, batch_size):
+    layers, emb, nll, pref = tiny_seed
+    ext = extract(tiny_lm, small_pairs, layers="all", batch_size=batch_size, cache=False, progress=False)
+    assert ext.layers == layers
+    assert ext.emb_a.shape == (len(layers), small_pairs.n_pairs, tiny_lm.d_model)
+    assert_matches_seed(ext, emb, nll, pref)
+
+
+def test_extract_token_counts_and_layer_access(tiny_lm, small_pairs):
+    ext = extract(tiny_lm, small_pairs, layers=[1, 3], cache=False, progress=False)
+    expected = [len(tiny_lm.tokenizer(t)["input_ids"]) for t in small_pairs.stmt_a]
+    np.testing.assert_array_equal(ext.n_tokens_a, expected)
+    a, b = ext.layer(3)
+    np.testing.assert_array_equal(a, ext.emb_a[1])
+    np.testing.assert_array_equal(b, ext.emb_b[1])
+    with pytest.raises(ValueError, match="layer 2 was not extracted"):
+        ext.layer(2)
+
+
+def test_last_token_pooling(tiny_lm, small_pairs):
+    import torch
+
+    ext = extract(tiny_lm, small_pairs, layers="all", pooling="last", batch_size=5, cache=False,
+                  progress=False)
+    texts = list(small_pairs.stmt_a) + list(small_pairs.stmt_b)
+    ref = []
+    for text in texts:
+        inputs = tiny_lm.tokenizer(text, return_tensors="pt")
+        with torch.no_grad():
+            hidden = tiny_lm.model(**inputs, output_hidden_states=True).hidden_states
+        ref.append([h[0, -1].numpy() for h in hidden])
+    ref = np.transpose(np.array(ref), (1, 0, 2))  # [layer, statement, d_model]
+    ours = np.concatenate([ext.emb_a, ext.emb_b], axis=1)
+    assert max_rel_diff(ours, ref) <= EMB_RTOL
+    mean = extract(tiny_lm, small_pairs, layers="all", cache=False, progress=False)
+    assert not np.allclose(mean.emb_a, ext.emb_a)  # the option really changes the pooling
+
+
+def test_reference_functions_are_the_seeds(tiny_lm, small_pairs):
+    """The package's reference path (``extraction.get_*``) is the seed's code."""
+    text_a, text_b = small_pairs.stmt_a[0], small_pairs.stmt_b[0]
+    for layer in (0, tiny_lm.num_layers):
+        np.testing.assert_array_equal(
+            extraction.get_layer_embedding(text_a, tiny_lm.model, tiny_lm.tokenizer, layer),
+            seed.get_layer_embedding(text_a, tiny_lm.model, tiny_lm.tokenizer, layer))
+    assert extraction.get_output_preference(text_a, text_b, tiny_lm.model, tiny_lm.tokenizer) == \
+        seed.get_output_preference(text_a, text_b, tiny_lm.model, tiny_lm.tokenizer)
+
+
+@pytest.mark.slow
+def test_embedded_model_extract_equals_seed_path(smollm2, replication_pairs):
+    pairs = _subset(replication_pairs, [0, 57, 130, 229])
+    layers = list(range(smollm2.num_layers + 1))
+    emb, nll, pref = _seed_path(smollm2, pairs, layers)
+    for batch_size in (1, 3, 32):
+        ext = extract(smollm2, pairs, layers="all", batch_size=batch_size, cache=False, progress=False)
+        assert_matches_seed(ext, emb, nll, pref)
+        print(f"smollm2-135m batch_size={batch_size}: max emb rel diff "
+              f"{max_rel_diff(np.concatenate([ext.emb_a, ext.emb_b], axis=1), emb):.2e}, max NLL diff "
+              f"{np.abs(np.concatenate([ext.nll_a, ext.nll_b]) - nll).max():.2e}")
+
+
+def _subset(pairs: PairSet, idx) -> PairSet:
+    return PairSet([pairs.stmt_a[i] for i in idx], [pairs.stmt_b[i] for i in idx],
+                   [pairs.category[i] for i in idx], sha256=f"{pairs.sha256}:{list(idx)}", source=pairs.source,
+                   name=pairs.name)
+
+
+# --------------------------------------------------------------------------- layers and inputs
+@pytest.mark.parametrize("spec, num_layers, expected", [
+    ("paper", 32, [0, 4, 8, 12, 16, 20, 24, 28, 32]),  # the seed's LAYERS_TO_TEST for Pythia-6.9B
+    ("paper", 30, [0, 4, 8, 12, 16, 20, 24, 28, 30]),  # the last block is always included
+    ("paper", 4, [0, 4]),
+    ("all", 4, [0, 1, 2, 3, 4]),
+    (" ALL ", 2, [0, 1, 2]),
+    ([3, 1, 1], 4, [1, 3]),
+    ((0, 4), 4, [0, 4]),
+    (np.array([2, 0]), 4, [0, 2]),
+    ("1, 3", 4, [1, 3]),
+    ("2", 4, [2]),
+    (2, 4, [2]),
+])
+def test_resolve_layers(spec, num_layers, expected):
+    assert resolve_layers(spec, num_layers) == expected
+
+
+@pytest.mark.parametrize("spec, match", [
+    ([0, 5], r"layer 5 is out of range.*0\.\.4"),
+    ("-1", r"layer -1 is out of range.*0\.\.4"),
+    (7, r"layer 7 is out of range.*0\.\.4"),
+    ("one,two", "'paper', 'all' or a list of integers"),
+    ([1.5], "not an integer"),
+    ([True], "not an integer"),
+    ([], "no layers"),
+])
+def test_resolve_layers_errors(spec, match):
+    with pytest.raises(ValueError, match=match):
+        resolve_layers(spec, 4)
+
+
+def test_extract_layer_out_of_range_names_layer_and_range(tiny_lm, small_pairs):
+    with pytest.raises(ValueError, match=r"layer 9 .*0\.\.4"):
+        extract(tiny_lm, small_pairs, layers=[0, 9], cache=False, progress=False)
+
+
+def test_too_short_statement_names_pair_side_and_category(tiny_lm):
+    assert len(tiny_lm.tokenizer("A")["input_ids"]) == 1
+    pairs = PairSet(["The sky is blue today.", "Water boils at a high temperature.", "Cats purr."],
+                    ["Grass is green.", "A", "Dogs bark loudly."],
+                    ["colours", "physics", "animals"], sha256="short", source="test", name="short")
+    with pytest.raises(ValueError, match=r"statement B of pair 1 \(category 'physics'\) has 1 token"):
+        extract(tiny_lm, pairs, layers="all", cache=False, progress=False)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"pooling": "max"}, "pooling must be one of"),
+    ({"pooling": "Mean"}, "pooling must be one of"),
+    ({"batch_size": 0}, "batch_size must be a positive integer"),
+    ({"batch_size": -3}, "batch_size must be a positive integer"),
+    ({"batch_size": 2.5}, "batch_size must be a positive integer"),
+    ({"batch_size": "8"}, "batch_size must be a positive integer"),
+])
+def test_bad_pooling_and_batch_size(tiny_lm, small_pairs, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        extract(tiny_lm, small_pairs, cache=False, progress=False, **kwargs)
+
+
+# --------------------------------------------------------------------------- the cache
+@pytest.fixture
+def count_forward(monkeypatch):
+    """Count calls of the batched forward pass."""
+    calls = []
+    original = extraction._forward_batch
+
+    def counting(*args, **kwargs):
+        calls.append(len(args[1]))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(extraction, "_forward_batch", counting)
+    return calls
+
+
+def test_second_extract_comes_from_cache(tiny_lm, small_pairs, tmp_path, monkeypatch, count_forward):
+    monkeypatch.setenv("UA_CACHE_DIR", str(tmp_path))
+    first = extract(tiny_lm, small_pairs, layers="paper", batch_size=8, progress=False)
+    n_calls = len(count_forward)
+    assert n_calls == 3 and sum(count_forward) == 2 * small_pairs.n_pairs  # one pass per statement
+    path = tmp_path / "extractions" / f"extraction-{first.meta['cache_key']}.npz"
+    assert first.meta["cache_file"] == str(path) and path.is_file()
+    second = extract(tiny_lm, small_pairs, layers="paper", batch_size=8, progress=False)
+    assert len(count_forward) == n_calls  # no forward pass
+    assert second.meta["cache_file"] == str(path)
+    for name, value in first.arrays().items():
+        np.testing.assert_array_equal(second.arrays()[name], value, err_msg=name)
+    assert second.layers == first.layers
+    assert second.meta["model"] == tiny_lm.describe()
+    assert second.meta["dataset"]["sha256"] == small_pairs.sha256
+    # batch_size does not change the numbers, so it is not part of the key
+    third = extract(tiny_lm, small_pairs, layers="paper", batch_size=2, progress=False)
+    assert len(count_forward) == n_calls and third.meta["cache_file"] == str(path)
+
+
+def test_cache_key_depends_on_everything_that_determines_the_numbers(tiny_lm, small_pairs, replication_pairs,
+                                                                      tmp_path, count_forward):
+    base = dict(fingerprint=tiny_lm.fingerprint, dtype="float32", dataset_sha256=small_pairs.sha256,
+                layers=[0, 4], pooling="mean")
+    key = cache_key(**base)
+    assert cache_key(**base) == key
+    for change in ({"layers": [0, 3]}, {"layers": "all"}, {"pooling": "last"}, {"dtype": "float16"},
+                   {"dataset_sha256": replication_pairs.sha256}, {"fingerprint": "hub:other@main"}):
+        assert cache_key(**{**base, **change}) != key, change
+    # and through extract: each variation is computed, none is served the other's file
+    keys = set()
+    for layers, pooling, pairs in (([0, 4], "mean", small_pairs), ([1, 4], "mean", small_pairs),
+                                   ([0, 4], "last", small_pairs), ([0, 4], "mean", _subset(small_pairs, range(6)))):
+        before = len(count_forward)
+        ext = extract(tiny_lm, pairs, layers=layers, pooling=pooling, cache=tmp_path, progress=False)
+        assert len(count_forward) > before
+        keys.add(ext.meta["cache_key"])
+    assert len(keys) == 4 and len(list(tmp_path.glob("extraction-*.npz"))) == 4
+
+
+def test_model_fingerprint_changes_with_the_weights(tiny_model_dir, tmp_path):
+    import shutil
+
+    from ua_helpers.models import model_fingerprint
+
+    copy = shutil.copytree(tiny_model_dir, tmp_path / "copy")
+    assert model_fingerprint(str(copy)) != model_fingerprint(str(tiny_model_dir))  # another directory
+    before = model_fingerprint(str(copy))
+    (copy / "model.safetensors").write_bytes((copy / "model.safetensors").read_bytes() + b"\0")
+    assert model_fingerprint(str(copy)) != before
+
+
+def test_interrupted_cache_write_leaves_nothing_behind(tiny_lm, small_pairs, tmp_path, monkeypatch,
+                                                      count_forward):
+    def broken_savez(file, *args, **kwargs):
+        file.write(b"PK\x03\x04 half an npz")
+        raise KeyboardInterrupt("simulated crash while writing the cache")
+
+    with monkeypatch.context() as m:
+        m.setattr(np, "savez", broken_savez)
+        with pytest.raises(KeyboardInterrupt):
+            extract(tiny_lm, small_pairs, layers=[0, 2], cache=tmp_path, progress=False)
+    assert list(tmp_path.iterdir()) == []  # neither the final file nor a temporary one
+    key = cache_key(tiny_lm.fingerprint, tiny_lm.dtype, small_pairs.sha256, [0, 2], "mean")
+    assert extraction.load_cached(key, tmp_path) is None
+    before = len(count_forward)
+    ext = extract(tiny_lm, small_pairs, layers=[0, 2], cache=tmp_path, progress=False)
+    assert len(count_forward) > before  # recomputed
+    assert ext.meta["cache_file"] == str(tmp_path / f"extraction-{key}.npz")
+    assert extraction.load_cached(key, tmp_path) is not None
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "missing_array"])
+def test_corrupt_cache_file_is_ignored_with_a_warning(tiny_lm, small_pairs, tmp_path, count_forward, damage):
+    good = extract(tiny_lm, small_pairs, layers=[0, 4], cache=tmp_path, progress=False)
+    path = tmp_path / f"extraction-{good.meta['cache_key']}.npz"
+    raw = path.read_bytes()
+    if damage == "garbage":
+        path.write_bytes(b"not an npz file at all")
+    elif damage == "truncated":
+        path.write_bytes(raw[: len(raw) // 2])
+    else:
+        arrays, meta = _io.load_arrays(path)
+        del arrays["emb_b"]
+        _io.save_arrays(path, arrays, meta)
+    before = len(count_forward)
+    with pytest.warns(UserWarning, match="ignoring unreadable extraction cache"):
+        again = extract(tiny_lm, small_pairs, layers=[0, 4], cache=tmp_path, progress=False)
+    assert len(count_forward) > before  # recomputed
+    np.testing.assert_array_equal(again.emb_b, good.emb_b)
+    assert extraction.load_cached(good.meta["cache_key"], tmp_path) is not None  # and repaired
+
+
+def test_cache_file_holds_no_pickled_objects(tiny_lm, small_pairs, tmp_path):
+    ext = extract(tiny_lm, small_pairs, layers=[0, 4], cache=tmp_path, progress=False)
+    with np.load(ext.meta["cache_file"], allow_pickle=False) as z:
+        assert set(z.files) >= {"nll_a", "nll_b", "n_tokens_a", "n_tokens_b", "emb_a", "emb_b", "layers",
+                                "__meta__"}
+        assert all(z[name].dtype != object for name in z.files)
+        assert z["emb_a"].dtype == np.float32
+    arrays, meta = _io.load_arrays(ext.meta["cache_file"])
+    assert meta["cache_key"] == ext.meta["cache_key"] and meta["layers"] == [0, 4]
+
+
+def test_load_arrays_refuses_pickles(tmp_path):
+    path = tmp_path / "objects.npz"
+    np.savez(path, evil=np.array([{"a": 1}], dtype=object), __meta__=np.array("{}"))
+    with pytest.raises(ValueError, match="allow_pickle"):
+        _io.load_arrays(path)
+
+
+def test_save_arrays_roundtrip_is_atomic(tmp_path, monkeypatch):
+    path = tmp_path / "a.npz"
+    _io.save_arrays(path, {"x": np.arange(3)}, {"k": np.float32(1.5), "bad": float("nan")})
+    arrays, meta = _io.load_arrays(path)
+    np.testing.assert_array_equal(arrays["x"], [0, 1, 2])
+    assert meta == {"k": 1.5, "bad": None}
+
+    def fail(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(np, "savez", fail)
+    with pytest.raises(OSError, match="disk full"):
+        _io.save_arrays(path, {"x": np.arange(5)}, {})
+    arrays, _ = _io.load_arrays(path)  # the old file is intact
+    np.testing.assert_array_equal(arrays["x"], [0, 1, 2])
+    assert [p.name for p in tmp_path.iterdir()] == ["a.npz"]
