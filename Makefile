@@ -12,6 +12,8 @@ UA230_RUN_DIR ?= runs/ua-230
 # Results to compare with in the book: "published" (pinned download, cached) or a local path.
 REFERENCE ?= $(or $(UA_REFERENCE_RESULTS),published)
 PARAMS    ?=
+# A sweep folder (ua-book sweep) for the cross-run chapter; the chapter says how to make one where there is none.
+SWEEP_ROOT ?=
 
 .PHONY: setup test run book book-only run-ua230 refresh-notebooks publish benchmark clean
 
@@ -41,11 +43,12 @@ run-ua230: setup
 # The main job: the default run, then the HTML book in _build/html.
 book: run run-ua230
 	$(BIN)/ua-book build --run-dir $(RUN_DIR) --reference $(REFERENCE) \
-	  $(if $(wildcard $(UA230_RUN_DIR)/manifest.json),--replication-run-dir $(UA230_RUN_DIR))
+	  $(if $(shell grep -qs '"status": "complete"' $(UA230_RUN_DIR)/manifest.json && echo y),--replication-run-dir $(UA230_RUN_DIR)) \
+	  $(if $(SWEEP_ROOT),--sweep-root $(SWEEP_ROOT))
 
 # Build the book from an existing run directory, e.g. make book-only RUN_DIR=runs/pythia-6.9b
 book-only: setup
-	$(BIN)/ua-book build --run-dir $(RUN_DIR) --reference $(REFERENCE)
+	$(BIN)/ua-book build --run-dir $(RUN_DIR) --reference $(REFERENCE) $(if $(SWEEP_ROOT),--sweep-root $(SWEEP_ROOT))
 
 # Re-execute the notebooks in notebooks/ in place, so that their stored outputs (what nbval compares) are current.
 refresh-notebooks: setup
