@@ -13,14 +13,12 @@ import time
 from pathlib import Path
 
 import pytest
+from tiny_models import build_tiny_model_dir
 
 REPO = Path(__file__).resolve().parents[1]
 UA230_DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "data" / "ua-230" / "dataset.json"
 REFERENCE_RESULTS = Path(__file__).resolve().parents[2] / "shared" / "reference" / "pythia-6.9b_option_b_pair_level.json"
 
-#: The tiny model's shape: Pythia's architecture at toy size.
-TINY = {"hidden_size": 64, "num_hidden_layers": 4, "num_attention_heads": 4, "intermediate_size": 128}
-TINY_SEED = 1234
 
 #: Extra text for the tokenizer's corpus, so that it knows more than the statements.
 _EXTRA_TEXT = """\
@@ -99,40 +97,6 @@ def small_pairs(small_pairs_path):
 
 
 # --------------------------------------------------------------------------- the tiny GPT-NeoX model
-def build_tiny_tokenizer(corpus: list[str]):
-    """Train a byte-level BPE tokenizer (as GPT-NeoX's) on ``corpus``; return a ``PreTrainedTokenizerFast``."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=600, special_tokens=["<|endoftext|>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
-    tok.train_from_iterator(corpus, trainer=trainer)
-    # As Pythia's tokenizer: no BOS is added and there is no pad token (extraction pads with id 0).
-    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|endoftext|>", eos_token="<|endoftext|>",
-                                   unk_token="<|endoftext|>")
-
-
-def build_tiny_model_dir(target: Path, corpus: list[str]) -> Path:
-    """Save a random GPT-NeoX model and its tokenizer to ``target`` with ``save_pretrained``."""
-    import torch
-    from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
-
-    tokenizer = build_tiny_tokenizer(corpus)
-    config = GPTNeoXConfig(
-        vocab_size=len(tokenizer), max_position_embeddings=512, rotary_pct=0.25, use_parallel_residual=True,
-        initializer_range=0.1, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-        tie_word_embeddings=False, **TINY,
-    )
-    torch.manual_seed(TINY_SEED)
-    model = GPTNeoXForCausalLM(config)
-    model.save_pretrained(target)
-    tokenizer.save_pretrained(target)
-    return target
-
-
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory, replication_pairs) -> Path:
     corpus = list(replication_pairs.stmt_a) + list(replication_pairs.stmt_b) + _EXTRA_TEXT.splitlines()

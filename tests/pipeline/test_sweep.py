@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from tiny_models import build_tiny_tokenizer, save_tiny_model
 
 from ua_helpers import cli, crossrun, sweep
 from ua_helpers.data import load_pairs
@@ -37,35 +38,6 @@ N_BOOTSTRAP = 200
 
 
 # --------------------------------------------------------------------------- tiny models and data
-def build_tokenizer(corpus: list[str]):
-    """A byte-level BPE tokenizer (as GPT-NeoX's) trained on ``corpus``, as a ``PreTrainedTokenizerFast``."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=500, special_tokens=["<|endoftext|>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
-    tok.train_from_iterator(corpus, trainer=trainer)
-    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|endoftext|>", eos_token="<|endoftext|>",
-                                   unk_token="<|endoftext|>")
-
-
-def build_model_dir(target: Path, tokenizer, shape: dict, seed: int) -> Path:
-    """Save a random GPT-NeoX model of ``shape`` (weights from ``seed``) and the tokenizer with save_pretrained."""
-    import torch
-    from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
-
-    config = GPTNeoXConfig(vocab_size=len(tokenizer), max_position_embeddings=512, rotary_pct=0.25,
-                           use_parallel_residual=True, initializer_range=0.1, bos_token_id=tokenizer.bos_token_id,
-                           eos_token_id=tokenizer.eos_token_id, tie_word_embeddings=False, **shape)
-    torch.manual_seed(seed)
-    GPTNeoXForCausalLM(config).save_pretrained(target)
-    tokenizer.save_pretrained(target)
-    return target
-
-
 @pytest.fixture(scope="module")
 def sweep_env(tmp_path_factory):
     """A fresh extraction cache for this module; the papermill kernels inherit the variable."""
@@ -80,8 +52,8 @@ def sweep_inputs(tmp_path_factory, sweep_env):
     """The model directories, a 12-pair dataset (2 pairs from each replication-230 category) and sweep files."""
     base = tmp_path_factory.mktemp("sweep-inputs")
     replication = load_pairs("replication-230")
-    tokenizer = build_tokenizer(list(replication.stmt_a) + list(replication.stmt_b))
-    dirs = {name: build_model_dir(base / name, tokenizer, shape, seed) for name, (shape, seed) in MODELS.items()}
+    tokenizer = build_tiny_tokenizer(list(replication.stmt_a) + list(replication.stmt_b))
+    dirs = {name: save_tiny_model(base / name, tokenizer, shape, seed) for name, (shape, seed) in MODELS.items()}
     small: dict = {}
     for a, b, cat in zip(replication.stmt_a, replication.stmt_b, replication.category):
         pairs = small.setdefault(cat, {"description": f"two pairs of {cat}", "pairs": []})["pairs"]
