@@ -506,6 +506,20 @@ def _announcement(run: Run) -> str:
             f"(SHA-256 {html.escape(_sha_short(d.get('sha256', 'unknown')))})")
 
 
+#: Cells a reader of the book sees collapsed: the parameters cell and the one papermill injects after it.
+COLLAPSED_TAGS = ("parameters", "injected-parameters")
+
+
+def _stage_notebook(src: Path, dest: Path) -> None:
+    """Copy an executed notebook, tagging its parameter cells ``hide-cell`` so that pages open with the prose."""
+    nb = json.loads(src.read_text(encoding="utf-8"))
+    for cell in nb["cells"]:
+        tags = cell.setdefault("metadata", {}).setdefault("tags", [])
+        if any(t in tags for t in COLLAPSED_TAGS) and "hide-cell" not in tags:
+            tags.append("hide-cell")
+    dest.write_text(json.dumps(nb, indent=1, ensure_ascii=False), encoding="utf-8")
+
+
 def stage(run: Run, staging: Path, *, source_dir: Path = PROJECT_ROOT, replication: Run | None = None,
           reference: Reference = Reference(), sweep_root: Path | None = None) -> Path:
     """Copy the book's sources and the run's notebooks into ``staging`` (emptied first); write the generated pages."""
@@ -528,7 +542,7 @@ def stage(run: Run, staging: Path, *, source_dir: Path = PROJECT_ROOT, replicati
             shutil.copyfile(src, staging / name)
     (staging / "notebooks").mkdir()
     for name in NOTEBOOKS:
-        shutil.copyfile(run.path / "notebooks" / f"{name}.ipynb", staging / "notebooks" / f"{name}.ipynb")
+        _stage_notebook(run.path / "notebooks" / f"{name}.ipynb", staging / "notebooks" / f"{name}.ipynb")
     config_path = staging / "_config.yml"
     config = yaml.safe_load(config_path.read_text(encoding="utf-8"))
     config.setdefault("html", {})["announcement"] = _announcement(run)
