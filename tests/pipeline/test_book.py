@@ -152,12 +152,13 @@ def test_strict_build_fails_with_the_log(tmp_path):
 
 # --------------------------------------------------------------------------- the book of the default run
 @pytest.fixture(scope="module")
-def built_book(default_run, tmp_path_factory):
-    """The book of the default run, built strictly (-W -n --keep-going) into a temporary folder."""
+def built_book(default_run, ua230_run, tmp_path_factory):
+    """The book of the default run (with the ua-230 run for the replication chapter where ua-230 is available),
+    built strictly (-W -n --keep-going) into a temporary folder."""
     tmp = tmp_path_factory.mktemp("book")
     start = time.perf_counter()
     html = book.build_book(default_run, output_dir=tmp / "html", staging_dir=tmp / "staging",
-                           reference=REFERENCE if REFERENCE.is_file() else None)
+                           reference=REFERENCE if REFERENCE.is_file() else None, replication_run_dir=ua230_run)
     print(f"book built in {time.perf_counter() - start:.1f} s")
     return html
 
@@ -217,6 +218,16 @@ def test_book_has_every_page_and_the_results_file(built_book):
     run_page = (built_book / "book" / "run.html").read_text(encoding="utf-8")
     assert "results.json" in run_page and "manifest.json" in run_page
     assert (built_book / "_static" / "mathjax" / book.MATHJAX_ENTRY).is_file()
+
+
+@pytest.mark.slow
+def test_replication_chapter_compares_the_two_runs(built_book, ua230_run):
+    if ua230_run is None:
+        pytest.skip("ua-230 is not available here (set UA_230_PATH)")
+    page = (built_book / "book" / "replication.html").read_text(encoding="utf-8")
+    assert "ua-230" in page and "replication-230" in page
+    assert "Which findings survive?" in page and "Per layer and metric" in page
+    assert "was not given to this build" not in page
 
 
 @pytest.mark.slow
