@@ -33,7 +33,7 @@ def validate(params: dict[str, Any]) -> RunConfig:
 
     cfg = RunConfig.from_mapping(params)
     try:
-        pairs = data.load_pairs(cfg.dataset)
+        data.load_pairs(cfg.dataset)
     except data.DatasetError as exc:
         raise ParameterError(f"dataset: {exc}") from None
     try:
@@ -44,7 +44,6 @@ def validate(params: dict[str, Any]) -> RunConfig:
         extraction.resolve_layers(cfg.layers if isinstance(cfg.layers, str) else list(cfg.layers), num_layers)
     except ValueError as exc:
         raise ParameterError(f"layers: {exc}") from None
-    del pairs
     return cfg
 
 

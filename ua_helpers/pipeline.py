@@ -272,11 +272,6 @@ def figure_confounds(cfg: RunConfig):
     return inference.plot_confounds(get_extended(cfg).tests)
 
 
-def counts(cfg: RunConfig) -> dict[str, int]:
-    """The seed's summary counts (tests, CIs excluding zero, among mid and late layers)."""
-    return build_run_results(cfg)["summary"]
-
-
 # --------------------------------------------------------------------------- results and figures
 def build_run_results(cfg: RunConfig) -> dict[str, Any]:
     """The results dict: the seed's schema plus dataset, parameters, model and extraction metadata."""
@@ -300,9 +295,9 @@ def build_run_results(cfg: RunConfig) -> dict[str, Any]:
     )
 
 
-def save_results(cfg: RunConfig) -> Path:
-    """Write ``results.json`` into the run directory (atomically) and return its path."""
-    return results.write_results(cfg.run_path / "results.json", build_run_results(cfg))
+def save_results(cfg: RunConfig, run_results: dict[str, Any]) -> Path:
+    """Write ``run_results`` (from :func:`build_run_results`) as ``results.json`` in the run directory, atomically."""
+    return results.write_results(cfg.run_path / "results.json", run_results)
 
 
 def save_figure(fig, cfg: RunConfig, name: str) -> Path:
