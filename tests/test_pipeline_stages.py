@@ -11,11 +11,13 @@ from ua_helpers.config import ParameterError, RunConfig
 
 @pytest.fixture
 def cfg(tiny_model_dir, small_pairs_path, tmp_path):
-    for cached in (pipeline._load, pipeline._extraction, pipeline.get_correlations, pipeline.get_extended):
+    for cached in (pipeline._load, pipeline.get_tokenizer, pipeline._extraction, pipeline.get_correlations,
+                   pipeline.get_extended):
         cached.cache_clear()
     yield pipeline.configure(model=str(tiny_model_dir), dataset=str(small_pairs_path), layers="all",
                              n_bootstrap=200, n_permutations=200, batch_size=4, run_dir=str(tmp_path / "run"))
-    for cached in (pipeline._load, pipeline._extraction, pipeline.get_correlations, pipeline.get_extended):
+    for cached in (pipeline._load, pipeline.get_tokenizer, pipeline._extraction, pipeline.get_correlations,
+                   pipeline.get_extended):
         cached.cache_clear()
 
 
@@ -74,3 +76,24 @@ def test_layers_accept_the_notebook_and_command_line_forms():
     assert RunConfig.from_mapping({"layers": [4, 0]}).layers == (0, 4)
     assert RunConfig.from_mapping({"layers": "ALL"}).layers == "all"
     assert RunConfig.from_mapping({"revision": "none"}).revision is None
+
+
+def test_setup_reads_shape_and_tokenizer_without_the_weights(cfg, tiny_lm, monkeypatch, small_pairs):
+    from ua_helpers import models
+
+    assert models.model_shape(cfg.model) == (tiny_lm.num_layers, tiny_lm.d_model) == (4, 64)
+    tokenizer = models.load_tokenizer(cfg.model)
+    assert [tokenizer(t)["input_ids"] for t in small_pairs.stmt_a] == \
+        [tiny_lm.tokenizer(t)["input_ids"] for t in small_pairs.stmt_a]
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the setup stage loaded the model's weights")
+
+    monkeypatch.setattr(pipeline.models, "load_model", no_model)
+    card = pipeline.resolved(cfg)
+    assert card.loc["num_layers (blocks)", "value"] == "4"
+    assert card.loc["layers (hidden_states indices)", "value"] == "[0, 1, 2, 3, 4]"
+    lengths = pipeline.token_lengths(cfg)
+    assert list(lengths.columns) == ["tokens_a", "tokens_b", "difference"]
+    with pytest.raises(models.ModelLoadError, match="no such file"):
+        models.load_tokenizer("/no/such/model")

@@ -237,23 +237,41 @@ def load_model(
     )
 
 
-def num_layers_of(name: str, revision: str | None = None, trust_remote_code: bool = False) -> int:
-    """Return a model's number of blocks from its configuration alone (no weights), failing fast if unreachable."""
+def model_shape(name: str, revision: str | None = None, trust_remote_code: bool = False) -> tuple[int, int]:
+    """Return ``(num_layers, d_model)`` from a model's configuration alone (no weights), failing fast if unreachable."""
     path = Path(name).expanduser()
     if name in EMBEDDED or (path.is_file() and path.suffix == ".gguf"):
         gguf = embedded_gguf_path(name) if name in EMBEDDED else path
         converted = cache_dir("models") / f"gguf-{sha256_file(gguf)[:16]}"
         if (converted / "complete.json").is_file():
-            return int(json.loads((converted / "config.json").read_text())["num_hidden_layers"])
+            config = json.loads((converted / "config.json").read_text())
+            return int(config["num_hidden_layers"]), int(config["hidden_size"])
         from gguf import GGUFReader
 
         fields = GGUFReader(str(gguf)).fields
         arch = fields["general.architecture"].contents()
-        return int(fields[f"{arch}.block_count"].contents())
+        return int(fields[f"{arch}.block_count"].contents()), int(fields[f"{arch}.embedding_length"].contents())
     if not path.exists() and (name.startswith(("/", "./", "../", "~")) or path.suffix == ".gguf"):
         raise ModelLoadError(f"could not load model {name!r}: no such file or directory")
     from transformers import AutoConfig
 
     config = _pretrained(AutoConfig, name, revision, "configuration", trust_remote_code=trust_remote_code)
     text_config = config.get_text_config() if hasattr(config, "get_text_config") else config
-    return int(text_config.num_hidden_layers)
+    return int(text_config.num_hidden_layers), int(text_config.hidden_size)
+
+
+def num_layers_of(name: str, revision: str | None = None, trust_remote_code: bool = False) -> int:
+    """Return a model's number of blocks from its configuration alone (no weights), failing fast if unreachable."""
+    return model_shape(name, revision, trust_remote_code)[0]
+
+
+def load_tokenizer(name: str, revision: str | None = None, trust_remote_code: bool = False):
+    """Load only a model's tokenizer (a GGUF file is converted once, as by :func:`load_model`)."""
+    from transformers import AutoTokenizer
+
+    path = Path(name).expanduser()
+    if name in EMBEDDED or (path.is_file() and path.suffix == ".gguf"):
+        return AutoTokenizer.from_pretrained(_gguf_converted_dir(embedded_gguf_path(name) if name in EMBEDDED else path))
+    if not path.exists() and (name.startswith(("/", "./", "../", "~")) or path.suffix == ".gguf"):
+        raise ModelLoadError(f"could not load model {name!r}: no such file or directory")
+    return _pretrained(AutoTokenizer, name, revision, "tokenizer", trust_remote_code=trust_remote_code)

@@ -75,9 +75,15 @@ def dataset_overview(pairs: data.PairSet) -> "pd.DataFrame":
     return pd.DataFrame(rows).set_index("category")
 
 
+@functools.lru_cache(maxsize=2)
+def get_tokenizer(model: str, revision: str | None):
+    """Load (once per kernel) only the run's tokenizer: the setup notebook needs no weights."""
+    return models.load_tokenizer(model, revision)
+
+
 def token_lengths(cfg: RunConfig) -> "pd.DataFrame":
     """Mean token counts of A and B statements per category, with the model's own tokenizer."""
-    tokenizer, pairs = get_model(cfg).tokenizer, get_pairs(cfg.dataset)
+    tokenizer, pairs = get_tokenizer(cfg.model, cfg.revision), get_pairs(cfg.dataset)
     frame = pairs.to_frame().assign(
         tokens_a=[len(tokenizer(t)["input_ids"]) for t in pairs.stmt_a],
         tokens_b=[len(tokenizer(t)["input_ids"]) for t in pairs.stmt_b],
@@ -88,14 +94,18 @@ def token_lengths(cfg: RunConfig) -> "pd.DataFrame":
 
 
 def resolved(cfg: RunConfig) -> "pd.DataFrame":
-    """What "auto" and "paper" became on this machine: device, dtype, the model's depth and the layers."""
+    """What "auto" and "paper" become on this machine: device, dtype, the model's depth and the layers.
+
+    Read from the model's configuration, without loading its weights.
+    """
     import pandas as pd
 
-    lm = get_model(cfg)
-    rows = {"device": lm.device, "dtype": lm.dtype, "num_layers (blocks)": str(lm.num_layers),
-            "d_model": str(lm.d_model), "layers (hidden_states indices)": str(
-                extraction.resolve_layers(_layer_spec(cfg), lm.num_layers)),
-            "model fingerprint": lm.fingerprint}
+    num_layers, d_model = models.model_shape(cfg.model, cfg.revision)
+    device = models.resolve_device(cfg.device)
+    rows = {"device": device, "dtype": models.resolve_dtype(cfg.dtype, device),
+            "num_layers (blocks)": str(num_layers), "d_model": str(d_model),
+            "layers (hidden_states indices)": str(extraction.resolve_layers(_layer_spec(cfg), num_layers)),
+            "model fingerprint": models.model_fingerprint(cfg.model, cfg.revision)}
     return pd.DataFrame({"value": rows}).rename_axis("resolved")
 
 
