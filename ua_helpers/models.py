@@ -1,6 +1,7 @@
 """Load a causal language model: a Hugging Face hub id or local directory, a GGUF file, or the embedded default."""
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 import os
@@ -81,6 +82,33 @@ def embedded_gguf_path(alias: str) -> Path:
     return path
 
 
+def _gguf_file(name: str) -> Path | None:
+    """The GGUF file behind ``name`` (the embedded alias or a ``.gguf`` path); None for a hub id or a directory.
+
+    A name that looks like a path (``/``, ``./``, ``../``, ``~`` or ``.gguf``) but does not exist is a
+    :class:`ModelLoadError`, rather than a confusing hub error.
+    """
+    if name in EMBEDDED:
+        return embedded_gguf_path(name)
+    path = Path(name).expanduser()
+    if path.is_file() and path.suffix == ".gguf":
+        return path
+    if not path.exists() and (name.startswith(("/", "./", "../", "~")) or path.suffix == ".gguf"):
+        raise ModelLoadError(f"could not load model {name!r}: no such file or directory")
+    return None
+
+
+@functools.lru_cache(maxsize=8)
+def _digest(path: str, size: int, mtime_ns: int) -> str:
+    return sha256_file(path)[:16]
+
+
+def _gguf_digest(gguf: Path) -> str:
+    """Short SHA-256 of a GGUF file, hashed once per process for an unchanged file (it is ~100 MB)."""
+    st = gguf.stat()
+    return _digest(str(gguf.resolve()), st.st_size, st.st_mtime_ns)
+
+
 def _dir_fingerprint(path: Path) -> str:
     entries = sorted(
         (p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in path.iterdir() if p.is_file()
@@ -92,10 +120,10 @@ def _dir_fingerprint(path: Path) -> str:
 def model_fingerprint(name: str, revision: str | None = None) -> str:
     """Identify a model's weights without loading them (the cache key's model part)."""
     if name in EMBEDDED:
-        return f"gguf:{sha256_file(embedded_gguf_path(name))[:16]}"
+        return f"gguf:{_gguf_digest(embedded_gguf_path(name))}"
     path = Path(name).expanduser()
     if path.is_file() and path.suffix == ".gguf":
-        return f"gguf:{sha256_file(path)[:16]}"
+        return f"gguf:{_gguf_digest(path)}"
     if path.is_dir():
         return f"dir:{path.resolve()}:{_dir_fingerprint(path)}"
     return f"hub:{name}@{revision or 'main'}"
@@ -148,7 +176,7 @@ def _gguf_converted_dir(gguf: Path) -> Path:
     """De-quantize a GGUF file once into a safetensors directory in the cache; return that directory."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    target = cache_dir("models") / f"gguf-{sha256_file(gguf)[:16]}"
+    target = cache_dir("models") / f"gguf-{_gguf_digest(gguf)}"
     if (target / "complete.json").is_file():
         return target
     tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
@@ -203,17 +231,13 @@ def load_model(
     dev = resolve_device(device)
     dt = resolve_dtype(dtype, dev)
     fingerprint = model_fingerprint(name, revision)
-    path = Path(name).expanduser()
-    if name in EMBEDDED or (path.is_file() and path.suffix == ".gguf"):
+    gguf = _gguf_file(name)
+    if gguf is not None:
         if revision is not None:
             raise ValueError(f"revision applies to hub models only; {name!r} is a GGUF file")
-        source, kwargs = str(_gguf_converted_dir(embedded_gguf_path(name) if name in EMBEDDED else path)), {}
-    elif path.is_dir():
-        source, kwargs = name, {"trust_remote_code": trust_remote_code}
+        source, kwargs = str(_gguf_converted_dir(gguf)), {}
     else:
-        if name.startswith(("/", "./", "../", "~")) or path.suffix == ".gguf":
-            raise ModelLoadError(f"could not load model {name!r}: no such file or directory")
-        # A hub id: _pretrained reads the local Hugging Face cache first and asks the hub only if it answers.
+        # A local directory or a hub id: _pretrained reads local files first and asks the hub only if it answers.
         source, kwargs = name, {"trust_remote_code": trust_remote_code}
     placement: dict[str, Any] = {}
     if dev == "cuda" and torch.cuda.device_count() > 1:
@@ -239,10 +263,9 @@ def load_model(
 
 def model_shape(name: str, revision: str | None = None, trust_remote_code: bool = False) -> tuple[int, int]:
     """Return ``(num_layers, d_model)`` from a model's configuration alone (no weights), failing fast if unreachable."""
-    path = Path(name).expanduser()
-    if name in EMBEDDED or (path.is_file() and path.suffix == ".gguf"):
-        gguf = embedded_gguf_path(name) if name in EMBEDDED else path
-        converted = cache_dir("models") / f"gguf-{sha256_file(gguf)[:16]}"
+    gguf = _gguf_file(name)
+    if gguf is not None:
+        converted = cache_dir("models") / f"gguf-{_gguf_digest(gguf)}"
         if (converted / "complete.json").is_file():
             config = json.loads((converted / "config.json").read_text())
             return int(config["num_hidden_layers"]), int(config["hidden_size"])
@@ -251,8 +274,6 @@ def model_shape(name: str, revision: str | None = None, trust_remote_code: bool 
         fields = GGUFReader(str(gguf)).fields
         arch = fields["general.architecture"].contents()
         return int(fields[f"{arch}.block_count"].contents()), int(fields[f"{arch}.embedding_length"].contents())
-    if not path.exists() and (name.startswith(("/", "./", "../", "~")) or path.suffix == ".gguf"):
-        raise ModelLoadError(f"could not load model {name!r}: no such file or directory")
     from transformers import AutoConfig
 
     config = _pretrained(AutoConfig, name, revision, "configuration", trust_remote_code=trust_remote_code)
@@ -269,9 +290,7 @@ def load_tokenizer(name: str, revision: str | None = None, trust_remote_code: bo
     """Load only a model's tokenizer (a GGUF file is converted once, as by :func:`load_model`)."""
     from transformers import AutoTokenizer
 
-    path = Path(name).expanduser()
-    if name in EMBEDDED or (path.is_file() and path.suffix == ".gguf"):
-        return AutoTokenizer.from_pretrained(_gguf_converted_dir(embedded_gguf_path(name) if name in EMBEDDED else path))
-    if not path.exists() and (name.startswith(("/", "./", "../", "~")) or path.suffix == ".gguf"):
-        raise ModelLoadError(f"could not load model {name!r}: no such file or directory")
+    gguf = _gguf_file(name)
+    if gguf is not None:
+        return AutoTokenizer.from_pretrained(_gguf_converted_dir(gguf))
     return _pretrained(AutoTokenizer, name, revision, "tokenizer", trust_remote_code=trust_remote_code)
