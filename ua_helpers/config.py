@@ -33,6 +33,14 @@ class RunConfig:
     batch_size, n_bootstrap, n_permutations, seed, knn_k : int
         ``n_permutations``: permutations of the preference for the permutation and max-statistic tests.
     ci_level : float
+    orientation : {"as-given", "by-role"}
+        ``"by-role"`` swaps the sides of a pair where needed so that, within a category, side A always holds the
+        same framing (needs a dataset that records each side's role); the preference's sign follows the swap.
+    n_bins, n_binnings : int
+        Option A (random bins): bins of the seeded binning, and random binnings per bin count.
+    allow_low_precision : bool
+        Accept ``n_bootstrap`` or ``n_permutations`` below 1,000 (their CIs and p-values are then too coarse to
+        mean much; the run records that it was asked for).
     run_dir : str
         Where the run's results, figures and executed notebooks go.
     reference_results : str or None
@@ -54,6 +62,10 @@ class RunConfig:
     ci_level: float = 0.95
     seed: int = 42
     knn_k: int = 10
+    orientation: str = "as-given"
+    n_bins: int = 20
+    n_binnings: int = 200
+    allow_low_precision: bool = False
     run_dir: str = "runs/default"
     reference_results: str | None = None
     repo_url: str | None = None
@@ -82,7 +94,10 @@ class RunConfig:
 
 _STR = ("model", "dataset", "run_dir")
 _OPT_STR = ("revision", "reference_results", "repo_url")
-_POS_INT = ("batch_size", "n_bootstrap", "n_permutations", "knn_k")
+_POS_INT = ("batch_size", "n_bootstrap", "n_permutations", "knn_k", "n_bins", "n_binnings")
+_BOOL = ("allow_low_precision",)
+#: How the two sides of each pair are oriented (see RunConfig.orientation).
+ORIENTATIONS = ("as-given", "by-role")
 
 
 def _coerce(name: str, value: Any) -> Any:
@@ -125,6 +140,16 @@ def _coerce(name: str, value: Any) -> Any:
     if name == "device":
         if not isinstance(value, str) or not (value in ("auto", "cpu", "mps") or value.startswith("cuda")):
             raise ParameterError(f"device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'; got {value!r}")
+        return value
+    if name in _BOOL:
+        if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0", "yes", "no"):
+            return value.strip().lower() in ("true", "1", "yes")
+        if not isinstance(value, bool):
+            raise ParameterError(f"{name} must be true or false; got {value!r}")
+        return value
+    if name == "orientation":
+        if value not in ORIENTATIONS:
+            raise ParameterError(f"orientation must be one of {', '.join(ORIENTATIONS)}; got {value!r}")
         return value
     if name == "pooling":
         if value not in POOLINGS:
