@@ -10,24 +10,53 @@ from ua_helpers import metrics
 from ua_helpers.extraction import extract
 from ua_helpers.metrics import METRIC_NAMES, compute_all_layers, compute_pair_metrics
 
-RTOL, ATOL = 1e-5, 1e-6  # the seed computes in float32
-# The kNN density is the one metric where the seed's float32 arithmetic shows: scikit-learn's float32 cosine
-# distances carry ~1e-7 absolute error, 1 / mean(distance) and the z-scoring amplify it to ~1e-5 (measured up to
-# 2e-5 on random data). Ours computes in float64, so it is checked twice: tightly against the seed run on float64
-# copies of the same input (the same formula without the rounding), and against the float32 seed at ATOL_KNN.
-ATOL_KNN = 1e-4
+EPS32, EPS64 = float(np.finfo(np.float32).eps), float(np.finfo(np.float64).eps)
+
+
+def metric_tolerance(name: str, emb_a, emb_b, eps: float) -> float:
+    """Absolute tolerance for one metric computed twice at machine epsilon ``eps``, from its magnitudes.
+
+    Every metric is a difference of two quantities, each built from dot products / norms of ``d_model`` terms
+    and centroids that average ``n_pairs`` rows, so each carries a rounding error of at most about
+    ``(d_model + n_pairs) * eps`` times its scale (the textbook bound gamma_m = m u for m accumulated terms,
+    with a factor 2 for the two computations compared and 2 for the two sides of the difference):
+
+    - cosines (centroid_asymmetry, cross_centroid, within_pair_sim): scale 1;
+    - margin_asymmetry: scale = the largest distance to the centroids' midpoint (a difference of norms of size
+      ~17 on random 300-d data is why a fixed 1e-6 failed against the float32 seed on another CPU);
+    - knn_density_asymmetry: a cosine-distance error delta moves density D = 1 / mean(dist) by D^2 delta and
+      the z-score divides by std(D), so scale = max(D)^2 / std(D) (the largest over the two sides).
+    """
+    a, b = np.asarray(emb_a, np.float64), np.asarray(emb_b, np.float64)
+    n_pairs, d_model = a.shape
+    terms = d_model + n_pairs
+    if name == "margin_asymmetry":
+        mid = (a.mean(0) + b.mean(0)) / 2
+        scale = max(np.linalg.norm(a - mid, axis=1).max(), np.linalg.norm(b - mid, axis=1).max())
+    elif name == "knn_density_asymmetry":
+        k = min(10, n_pairs - 1)
+        scale = 0.0
+        for x in (a, b):
+            dens = metrics.knn_density(x, k)
+            scale = max(scale, dens.max() ** 2 / max(dens.std(), np.finfo(np.float64).tiny))
+    else:
+        scale = 1.0
+    return 4 * terms * eps * scale
 
 
 def assert_equals_seed(emb_a, emb_b):
+    """Ours equals the seed run on float64 copies to float64 rounding, and the float32 seed to float32 rounding."""
     ours = compute_pair_metrics(emb_a, emb_b)
     ref = seed.compute_pair_metrics(emb_a, emb_b)
+    ref64 = seed.compute_pair_metrics(np.asarray(emb_a, np.float64), np.asarray(emb_b, np.float64))
     assert list(ours) == list(ref) == list(METRIC_NAMES)  # same names, same order
+    input_eps = EPS32 if np.asarray(emb_a).dtype == np.float32 else EPS64
     for name in METRIC_NAMES:
         assert ours[name].shape == (len(emb_a),)
-        atol = ATOL_KNN if name == "knn_density_asymmetry" else ATOL
-        assert_allclose(ours[name], ref[name], rtol=RTOL, atol=atol, err_msg=name)
-    ref64 = seed.compute_pair_metrics(np.asarray(emb_a, np.float64), np.asarray(emb_b, np.float64))
-    assert_allclose(ours["knn_density_asymmetry"], ref64["knn_density_asymmetry"], rtol=1e-9, atol=1e-9)
+        assert_allclose(ours[name], ref64[name], rtol=0, atol=metric_tolerance(name, emb_a, emb_b, EPS64),
+                        err_msg=f"{name} vs the float64 seed")
+        assert_allclose(ours[name], ref[name], rtol=0, atol=metric_tolerance(name, emb_a, emb_b, input_eps),
+                        err_msg=f"{name} vs the seed at the input's precision")
     return ours, ref
 
 
@@ -55,27 +84,34 @@ def test_equals_seed_on_float64_input():
     ours = compute_pair_metrics(emb_a.astype(np.float64), emb_b.astype(np.float64))
     ref = seed.compute_pair_metrics(emb_a.astype(np.float64), emb_b.astype(np.float64))
     for name in METRIC_NAMES:
-        assert_allclose(ours[name], ref[name], rtol=1e-9, atol=1e-11, err_msg=name)
+        assert_allclose(ours[name], ref[name], rtol=0, atol=metric_tolerance(name, emb_a, emb_b, EPS64),
+                        err_msg=name)
 
 
 def test_metric_definitions_by_an_independent_route():
     """Identities the definitions imply, checked without the seed's code."""
     emb_a, emb_b = _random_embeddings(3, 30, 10, 1.0)
     m = compute_pair_metrics(emb_a, emb_b)
-    # swapping A and B negates every asymmetry and leaves the within-pair similarity alone
+    # swapping A and B negates every asymmetry and leaves the within-pair similarity alone -- exactly: the
+    # swapped run performs the same floating-point operations (+ and * commute in IEEE arithmetic)
     s = compute_pair_metrics(emb_b, emb_a)
     for name in ("centroid_asymmetry", "cross_centroid", "knn_density_asymmetry", "margin_asymmetry"):
-        assert_allclose(s[name], -m[name], atol=1e-12, err_msg=name)
-    assert_allclose(s["within_pair_sim"], m["within_pair_sim"], atol=1e-12)
+        assert_allclose(s[name], -m[name], rtol=0, atol=0, err_msg=name)
+    assert_allclose(s["within_pair_sim"], m["within_pair_sim"], rtol=0, atol=0)
     # cosine metrics are scale-invariant per row; within_pair_sim is the cosine of the two rows
     a64, b64 = emb_a.astype(np.float64), emb_b.astype(np.float64)
     cos = np.sum(a64 * b64, 1) / np.linalg.norm(a64, axis=1) / np.linalg.norm(b64, axis=1)
-    assert_allclose(m["within_pair_sim"], cos, rtol=1e-9)
+    # |cos| <= 1: the two routes differ by the 1e-10 guard over |a||b| and the rounding of d-term dot products
+    norms = np.linalg.norm(a64, axis=1) * np.linalg.norm(b64, axis=1)
+    d = a64.shape[1]
+    assert_allclose(m["within_pair_sim"], cos, rtol=0, atol=metrics.EPS / norms.min() + 4 * d * EPS64)
     # identical sides: every asymmetry is zero and within-pair similarity is 1
     same = compute_pair_metrics(emb_a, emb_a)
     for name in ("centroid_asymmetry", "cross_centroid", "knn_density_asymmetry", "margin_asymmetry"):
-        assert_allclose(same[name], 0.0, atol=1e-9, err_msg=name)
-    assert_allclose(same["within_pair_sim"], 1.0, atol=1e-9)
+        assert_allclose(same[name], 0.0, rtol=0, atol=0, err_msg=name)  # x - x is exactly 0
+    # cos(a, a) = |a|^2 / (|a|^2 + 1e-10), rounded over d terms
+    sq = np.linalg.norm(a64, axis=1) ** 2
+    assert_allclose(same["within_pair_sim"], 1.0, rtol=0, atol=metrics.EPS / sq.min() + 4 * d * EPS64)
 
 
 def test_knn_density_counts_the_point_itself():
@@ -85,7 +121,10 @@ def test_knn_density_counts_the_point_itself():
     dist = 1 - xn @ xn.T
     k = 4
     expected = 1 / (np.sort(dist, axis=1)[:, :k].mean(axis=1) + 1e-10)  # the k nearest include distance 0
-    assert_allclose(metrics.knn_density(x, k), expected, rtol=1e-9)
+    # the routes differ by clipping (the self-distance may round to -eps) and by the rounding of the d-term dot
+    # products: a distance error delta moves the density D by D^2 delta
+    delta = 4 * (x.shape[1] + k) * EPS64
+    assert_allclose(metrics.knn_density(x, k), expected, rtol=0, atol=expected.max() ** 2 * delta)
 
 
 @pytest.mark.parametrize("k", [10, 50, 10**6])
@@ -96,7 +135,8 @@ def test_k_larger_than_n_minus_1_is_clipped(k):
     for name in METRIC_NAMES:
         assert_allclose(ours[name], clipped[name], rtol=0, atol=0, err_msg=name)
     ref = seed.compute_pair_metrics(emb_a, emb_b)  # the seed's k = min(10, n_pairs - 1)
-    assert_allclose(ours["knn_density_asymmetry"], ref["knn_density_asymmetry"], rtol=RTOL, atol=ATOL_KNN)
+    name = "knn_density_asymmetry"
+    assert_allclose(ours[name], ref[name], rtol=0, atol=metric_tolerance(name, emb_a, emb_b, EPS32))
 
 
 def test_k_changes_the_density():
@@ -133,8 +173,8 @@ def test_compute_all_layers():
     for layer in range(3):
         ref = seed.compute_pair_metrics(emb_a[layer], emb_b[layer])
         for j, name in enumerate(METRIC_NAMES):
-            atol = ATOL_KNN if name == "knn_density_asymmetry" else ATOL
-            assert_allclose(values[layer, j], ref[name], rtol=RTOL, atol=atol, err_msg=f"{layer} {name}")
+            atol = metric_tolerance(name, emb_a[layer], emb_b[layer], EPS32)
+            assert_allclose(values[layer, j], ref[name], rtol=0, atol=atol, err_msg=f"{layer} {name}")
     with pytest.raises(ValueError, match=r"\(n_layers, n_pairs, d_model\)"):
         compute_all_layers(emb_a[0], emb_b[0])
 
