@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from ua_helpers import book, data, metrics, results, stats
+from ua_helpers.book import compare
 
 try:
     from . import book_browser as browser
@@ -130,7 +131,7 @@ def test_comparison_and_replication_pages(tmp_path):
     # ua-230 comes first whichever run holds it; every test lands in exactly one agreement class.
     assert replication.index("| ua-230 | replication-230 |") > 0
     table = results.compare_results(other.results, main.results)
-    counts = book._agreement_counts(table)
+    counts = compare._agreement_counts(table)
     assert counts["both"] + counts["first_only"] + counts["second_only"] + counts["neither"] == len(table) == 15
     assert f"the signs of r agree in **{counts['same_sign']}**" in replication
     assert (tmp_path / "pages" / "files" / "replication-results.json").is_file()

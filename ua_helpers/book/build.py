@@ -1,0 +1,171 @@
+"""Build the HTML book from a completed run: stage the sources, generate the data pages, run Jupyter Book.
+
+:func:`build_book` copies ``_config.yml``, ``_toc.yml`` and ``book/`` into a staging folder, adds the run's
+executed notebooks, writes the pages that depend on the run's data
+(:data:`~ua_helpers.book.pages.GENERATED_PAGES`) and builds the copy with ``jupyter-book build -W -n
+--keep-going``. Notebooks are never executed here.
+"""
+from __future__ import annotations
+
+import html
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from . import BookError
+from ._md import _sha_short
+from .context import BookContext, Reference, Run, load_reference, load_run
+from .pages import GENERATED_PAGES
+
+#: The project's root (where ``_config.yml`` and ``_toc.yml`` live) for a checkout or an editable install.
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+#: What of the book's source is staged: configuration, table of contents, prose pages and static files.
+BOOK_SOURCES = ("_config.yml", "_toc.yml", "book")
+#: The run's executed notebooks, in reading order (``RUN_DIR/notebooks/<name>.ipynb``).
+NOTEBOOKS = ("01_setup", "02_extraction", "03_metrics", "04_correlation", "05_visualization", "06_summary")
+BUILD_LOG_TAIL = 60
+
+
+# --------------------------------------------------------------------------- staging and building
+def _announcement(run: Run) -> str:
+    """The banner on every page: which run the book shows (HTML; it must not start with "http")."""
+    m, d = run.model, run.dataset
+    bits = [f"<strong>{html.escape(str(m.get('name')))}</strong>"]
+    bits += [html.escape(str(m[k])) for k in ("dtype", "device") if m.get(k)]
+    return (f"Results of the run of {', '.join(bits)} on <strong>{html.escape(run.dataset_name)}</strong> "
+            f"(SHA-256 {html.escape(_sha_short(d.get('sha256', 'unknown')))})")
+
+
+#: Cells a reader of the book sees collapsed: the parameters cell and the one papermill injects after it.
+COLLAPSED_TAGS = ("parameters", "injected-parameters")
+
+
+def _stage_notebook(src: Path, dest: Path) -> None:
+    """Copy an executed notebook, tagging its parameter cells ``hide-cell`` so that pages open with the prose."""
+    nb = json.loads(src.read_text(encoding="utf-8"))
+    for cell in nb["cells"]:
+        tags = cell.setdefault("metadata", {}).setdefault("tags", [])
+        if any(t in tags for t in COLLAPSED_TAGS) and "hide-cell" not in tags:
+            tags.append("hide-cell")
+    dest.write_text(json.dumps(nb, indent=1, ensure_ascii=False), encoding="utf-8")
+
+
+def stage(run: Run, staging: Path, *, source_dir: Path = PROJECT_ROOT, replication: Run | None = None,
+          reference: Reference = Reference(), sweep_root: Path | None = None) -> Path:
+    """Copy the book's sources and the run's notebooks into ``staging`` (emptied first); write the generated pages."""
+    import yaml
+
+    missing = [n for n in NOTEBOOKS if not (run.path / "notebooks" / f"{n}.ipynb").is_file()]
+    if missing:
+        raise BookError(f"the run in {run.path} lacks the executed notebooks {missing} under notebooks/")
+    absent = [s for s in BOOK_SOURCES if not (source_dir / s).exists()]
+    if absent:
+        raise BookError(f"the book's sources {absent} are not in {source_dir}")
+    if staging.exists():
+        shutil.rmtree(staging)
+    staging.mkdir(parents=True)
+    for name in BOOK_SOURCES:
+        src = source_dir / name
+        if src.is_dir():
+            shutil.copytree(src, staging / name, ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
+        else:
+            shutil.copyfile(src, staging / name)
+    (staging / "notebooks").mkdir()
+    for name in NOTEBOOKS:
+        _stage_notebook(run.path / "notebooks" / f"{name}.ipynb", staging / "notebooks" / f"{name}.ipynb")
+    config_path = staging / "_config.yml"
+    config = yaml.safe_load(config_path.read_text(encoding="utf-8"))
+    config.setdefault("html", {})["announcement"] = _announcement(run)
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    ctx = BookContext(run, staging / "book", replication=replication, reference=reference, sweep_root=sweep_root)
+    for name, generate in GENERATED_PAGES.items():
+        (staging / "book" / f"{name}.md").write_text(generate(ctx), encoding="utf-8")
+    return staging
+
+
+def jupyter_book_command(staging: Path, *, strict: bool = True) -> list[str]:
+    """The ``jupyter-book build`` command line (the venv's own jupyter-book)."""
+    exe = Path(sys.executable).parent / "jupyter-book"
+    cmd = [str(exe if exe.exists() else "jupyter-book"), "build", str(staging), "--builder", "html", "--keep-going"]
+    return cmd + (["-W", "-n"] if strict else [])
+
+
+def build_book(run_dir: str | os.PathLike, *, output_dir: str | os.PathLike = "_build/html",
+               replication_run_dir: str | os.PathLike | None = None,
+               reference: str | os.PathLike | None = "published", strict: bool = True,
+               staging_dir: str | os.PathLike | None = None, source_dir: str | os.PathLike | None = None,
+               sweep_root: str | os.PathLike | None = None) -> Path:
+    """Build the HTML book of a completed run.
+
+    Parameters
+    ----------
+    run_dir : path-like
+        A run directory made by ``ua-book run`` (``manifest.json`` with ``"status": "complete"``).
+    output_dir : path-like, default="_build/html"
+        Where the HTML goes; replaced if it exists.
+    replication_run_dir : path-like, optional
+        A second run on the other dataset, for the replication chapter. Without it, that page says how to make one.
+    reference : str or path-like or None, default="published"
+        Results to compare with: ``"published"`` (pinned URL, SHA-256 checked, cached; when it cannot be had
+        offline the comparison page says so), a path or URL, or ``None`` for no comparison.
+    strict : bool, default=True
+        Turn every Sphinx warning into an error (``-W -n --keep-going``).
+    staging_dir : path-like, optional
+        Where the book's sources are staged; default ``_build/book-src`` under the project root.
+    source_dir : path-like, optional
+        Where ``_config.yml``, ``_toc.yml`` and ``book/`` are; default the project root.
+    sweep_root : path-like, optional
+        The folder of a ``ua-book sweep``, for the cross-run chapter. Without it, that page says how to make one.
+
+    Returns
+    -------
+    pathlib.Path
+        ``output_dir``, holding ``index.html``.
+    """
+    out = Path(output_dir)
+    if out.exists() and any(out.iterdir()) and not (out / "index.html").is_file():
+        raise BookError(f"refusing to replace {out}: it is not empty and holds no built book (no index.html)")
+    run = load_run(run_dir)
+    replication = load_run(replication_run_dir) if replication_run_dir is not None else None
+    source = Path(source_dir) if source_dir is not None else PROJECT_ROOT
+    staging = Path(staging_dir) if staging_dir is not None else source / "_build" / "book-src"
+    stage(run, staging, source_dir=source, replication=replication, reference=load_reference(reference),
+          sweep_root=Path(sweep_root) if sweep_root is not None else None)
+    cmd = jupyter_book_command(staging, strict=strict)
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    log = staging / "build.log"
+    log.write_text(proc.stdout, encoding="utf-8")
+    built = staging / "_build" / "html"
+    if proc.returncode != 0 or not (built / "index.html").is_file():
+        tail = "\n".join(proc.stdout.splitlines()[-BUILD_LOG_TAIL:])
+        raise BookError(f"jupyter-book build failed (exit {proc.returncode}); full log in {log}. Its end:\n{tail}")
+    if out.exists():
+        shutil.rmtree(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(built, out)
+    (out / ".nojekyll").touch()
+    return out
+
+
+# --------------------------------------------------------------------------- publishing
+def publish_command(html_dir: str | os.PathLike = "_build/html", *, remote: str = "origin",
+                    branch: str = "gh-pages") -> list[str]:
+    """The ``ghp-import`` command that pushes ``html_dir`` to ``branch`` of ``remote`` (with ``.nojekyll``)."""
+    exe = Path(sys.executable).parent / "ghp-import"
+    return [str(exe if exe.exists() else "ghp-import"), "-n", "-p", "-f", "-r", remote, "-b", branch,
+            "-m", "Publish the book", os.fspath(html_dir)]
+
+
+def publish(html_dir: str | os.PathLike = "_build/html", *, remote: str = "origin", branch: str = "gh-pages",
+            cwd: str | os.PathLike | None = None) -> None:
+    """Push a built book to the ``gh-pages`` branch of ``remote``, from the git repository at ``cwd``."""
+    if not (Path(cwd or ".") / html_dir / "index.html").is_file():
+        raise BookError(f"{html_dir} holds no built book (no index.html); build it first")
+    proc = subprocess.run(publish_command(html_dir, remote=remote, branch=branch), cwd=cwd,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if proc.returncode != 0:
+        raise BookError(f"ghp-import failed (exit {proc.returncode}):\n{proc.stdout}")
+
