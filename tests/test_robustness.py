@@ -1,0 +1,177 @@
+"""Tests of ua_helpers.robustness: each diagnostic against a plain loop or a hand-built case."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from numpy.testing import assert_allclose, assert_array_equal
+
+from ua_helpers import metrics, robustness as rb
+
+EPS = np.finfo(np.float64).eps
+LAYERS = [0, 4, 8]
+NAMES = list(metrics.METRIC_NAMES)
+
+
+def _emb(seed=0, n_layers=3, n=40, d=16, offset=0.0):
+    rng = np.random.default_rng(seed)
+    a = rng.normal(size=(n_layers, n, d)) + 3.0
+    b = rng.normal(size=(n_layers, n, d)) + 3.0 + offset
+    return a, b
+
+
+# --------------------------------------------------------------------------------------------------- norms
+def test_norm_diagnostics_finds_the_planted_statements():
+    a, b = _emb()
+    a[1, 7] *= 20.0  # layer 4, pair 7, side A
+    b[1, 3] *= 15.0
+    b[2, 3] *= 12.0  # the same statement again at layer 8
+    d = rb.norm_diagnostics(a, b, LAYERS)
+    pooled = np.concatenate([np.linalg.norm(a, axis=-1), np.linalg.norm(b, axis=-1)], axis=1)
+    assert_allclose(d.per_layer["median"], np.median(pooled, axis=1), rtol=10 * EPS)
+    assert d.per_layer["n_massive"].tolist() == [0, 2, 1]
+    assert d.massive[["layer", "pair", "side"]].values.tolist() == [[4, 7, "A"], [4, 3, "B"], [8, 3, "B"]]
+    assert_allclose(d.massive["ratio"], d.massive["norm"] / np.repeat(d.per_layer["median"].to_numpy(), [0, 2, 1]),
+                    rtol=10 * EPS)
+    st = d.statements()
+    assert st[["pair", "side"]].values.tolist() == [[7, "A"], [3, "B"]]
+    assert st["layers"].tolist() == [[4], [4, 8]]
+    mask = d.pair_mask(LAYERS)
+    assert mask.sum() == 3 and mask[1, 7] and mask[1, 3] and mask[2, 3]
+
+
+def test_norm_diagnostics_empty_and_errors():
+    a, b = _emb()
+    d = rb.norm_diagnostics(a, b, LAYERS)
+    assert d.massive.empty and d.statements().empty and not d.pair_mask(LAYERS).any()
+    with pytest.raises(ValueError, match="layers"):
+        rb.norm_diagnostics(a, b, [0, 1])
+    with pytest.raises(ValueError, match="threshold"):
+        rb.norm_diagnostics(a, b, LAYERS, threshold=0.5)
+    with pytest.raises(ValueError, match="n_layers, n_pairs, d_model"):
+        rb.norm_diagnostics(a[0], b[0], LAYERS)
+
+
+# --------------------------------------------------------------------------------------------------- leave-one-out
+def _brute_loo(x, y):
+    n = len(y)
+    return np.array([np.corrcoef(np.delete(x, i), np.delete(y, i))[0, 1] for i in range(n)])
+
+
+def test_leave_one_out_r_equals_a_loop():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(6, 50)) * np.array([1e-3, 1, 1e3, 1, 1, 1])[:, None] + 100.0
+    y = 0.3 * x[1] + rng.normal(size=50)
+    loo = rb.leave_one_out_r(x, y)
+    ref = np.array([_brute_loo(row, y) for row in x])
+    # r is scale-free; centered sums lose ~ (|mean| / sd) relative digits, times n for the accumulation
+    tol = 50 * 100.0 / 1e-3 * EPS * 50
+    assert_allclose(loo, ref, atol=tol, rtol=0)
+
+
+def test_pearson_rows_with_mask_equals_subsets():
+    rng = np.random.default_rng(2)
+    x, y = rng.normal(size=(4, 30)), rng.normal(size=30)
+    mask = rng.random((4, 30)) > 0.3
+    r = rb.pearson_rows(x, y, mask)
+    ref = [np.corrcoef(x[t][mask[t]], y[mask[t]])[0, 1] for t in range(4)]
+    assert_allclose(r, ref, atol=100 * 30 * EPS)
+    const = np.vstack([x[:1], np.full((1, 30), 2.5)])
+    assert np.isnan(rb.pearson_rows(const, y)[1])
+
+
+def test_leave_one_out_flags_a_single_pair_that_makes_the_result():
+    rng = np.random.default_rng(3)
+    n = 60
+    x = rng.normal(size=(2, 1, n))
+    y = rng.normal(size=n)
+    x[0, 0, 17], y[17] = 12.0, 12.0  # one extreme pair makes a null test look strong
+    x[1, 0] = y + 0.3 * rng.normal(size=n)  # a strong, clean correlation
+    out = rb.leave_one_out(x, y, [0, 1], ["m"])
+    ref = _brute_loo(x[0, 0], y)
+    assert out.loc[0, "most_influential_pair"] == 17
+    assert_allclose(out.loc[0, "loo_delta_r"], ref[17] - np.corrcoef(x[0, 0], y)[0, 1], atol=1e3 * n * EPS)
+    assert out.loc[0, "loo_verdict_change"] and out.loc[0, "p_t"] < 0.05
+    assert not out.loc[1, "loo_sign_change"] and not out.loc[1, "loo_verdict_change"]
+    assert_allclose(out["loo_r_min"][0], ref.min(), atol=1e3 * n * EPS)
+    assert_allclose(out["loo_r_max"][0], ref.max(), atol=1e3 * n * EPS)
+
+
+def test_leave_one_out_sign_change_and_constant_metric():
+    y = np.array([1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
+    x = np.array([[[0.0, 0.0, 0.0, 0.0, 0.0, 1.0], [7.0, 7.0, 7.0, 7.0, 7.0, 7.0]]])
+    x[0, 0] = [3.0, 2.0, 1.0, 0.0, -1.0, 30.0]  # r > 0 only because of the last pair
+    out = rb.leave_one_out(x, y, [5], ["driven", "constant"])
+    assert out.loc[0, "r"] > 0 and out.loc[0, "loo_sign_change"] and out.loc[0, "most_influential_pair"] == 5
+    assert np.isnan(out.loc[1, "r"]) and out.loc[1, "most_influential_pair"] == -1
+    assert not out.loc[1, "loo_sign_change"] and not out.loc[1, "loo_verdict_change"]
+
+
+def test_without_pairs_r_equals_subsets():
+    rng = np.random.default_rng(4)
+    v, y = rng.normal(size=(3, 2, 40)), rng.normal(size=40)
+    drop = np.zeros((3, 40), dtype=bool)
+    drop[1, [3, 9]] = True
+    r = rb.without_pairs_r(v, y, drop)
+    for li in range(3):
+        for m in range(2):
+            keep = ~drop[li]
+            assert_allclose(r[li, m], np.corrcoef(v[li, m, keep], y[keep])[0, 1], atol=100 * 40 * EPS)
+
+
+# --------------------------------------------------------------------------------------------------- disagreement
+def test_rank_disagreement_cases():
+    #        agree+  verdict  opposite-both  tiny-sign  NaN
+    r = [0.3, -0.09, 0.3, 0.01, np.nan]
+    lo = [0.1, -0.2, 0.1, -0.1, np.nan]
+    hi = [0.5, 0.03, 0.5, 0.12, np.nan]
+    rho = [0.25, 0.25, -0.3, -0.02, 0.2]
+    slo = [0.05, 0.12, -0.5, -0.15, 0.1]
+    shi = [0.4, 0.38, -0.1, 0.1, 0.3]
+    d = rb.rank_disagreement(r, lo, hi, rho, slo, shi)
+    assert_array_equal(d["disagree"], [False, True, True, False, False])
+    assert_array_equal(d["verdict_differs"], [False, True, False, False, False])
+    assert_array_equal(d["sign_differs"], [False, True, True, True, False])
+    assert d["kind"].tolist() == ["", "verdict", "sign", "", ""]
+    with pytest.raises(ValueError, match="one length"):
+        rb.rank_disagreement(r, lo, hi, rho, slo, shi[:2])
+
+
+# --------------------------------------------------------------------------------------------------- redundancy
+def test_redundancy_centroid_metrics_collapse_when_centroids_coincide():
+    a, b = _emb(seed=5, n=50, offset=0.0)
+    b = b - b.mean(axis=1, keepdims=True) + a.mean(axis=1, keepdims=True)  # mu_B = mu_A
+    vals = metrics.compute_all_layers(a, b)
+    red = rb.redundancy(a, b, vals, LAYERS, NAMES)
+    assert_allclose(red.per_layer["cos_centroids"], 1.0, atol=100 * EPS)
+    assert (red.per_layer["distance_ratio"] < 1e-12).all()
+    mu_a, mu_b = a.mean(axis=1), b.mean(axis=1)
+    spread = (np.linalg.norm(a - mu_a[:, None], axis=2).mean(axis=1)
+              + np.linalg.norm(b - mu_b[:, None], axis=2).mean(axis=1)) / 2
+    assert_allclose(red.per_layer["distance_ratio"], np.linalg.norm(mu_a - mu_b, axis=1) / spread, rtol=1e3 * EPS)
+    for li in range(3):
+        assert_allclose(red.metric_corr[li], np.corrcoef(vals[li]), atol=1e3 * EPS)
+    grouped = {(g["layer"], tuple(g["metrics"])) for g in red.groups}
+    for layer in LAYERS:
+        assert (layer, ("centroid_asymmetry", "cross_centroid")) in grouped
+
+
+def test_redundancy_separated_centroids_keep_metrics_apart():
+    a, b = _emb(seed=6, n=50, offset=3.0)
+    vals = metrics.compute_all_layers(a, b)
+    red = rb.redundancy(a, b, vals, LAYERS, NAMES)
+    assert (red.per_layer["distance_ratio"] > 1).all()
+    assert not any(set(g["metrics"]) >= {"centroid_asymmetry", "cross_centroid"} for g in red.groups)
+
+
+def test_redundancy_groups_are_connected_components_with_signs():
+    rng = np.random.default_rng(7)
+    base = rng.normal(size=100)
+    vals = np.stack([base, -base + 1e-3 * rng.normal(size=100), rng.normal(size=100), np.full(100, 1.0)])[None]
+    a, b = _emb(n=100, n_layers=1)
+    red = rb.redundancy(a, b, vals, [3], ["p", "q", "r", "c"])
+    assert red.groups == [{"layer": 3, "metrics": ["p", "q"], "min_abs_corr": pytest.approx(1, abs=1e-5),
+                           "signs": [1, -1]}]
+    assert np.isnan(red.metric_corr[0, 3]).all()
+    with pytest.raises(ValueError, match="metric_values"):
+        rb.redundancy(a, b, vals[:, :2], [3], ["p", "q", "r", "c"])
