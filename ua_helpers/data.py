@@ -102,10 +102,12 @@ def parse_pairs(raw: bytes, *, source: str, name: str | None = None) -> PairSet:
 
 
 def _fetch(url: str, timeout: float = 30.0) -> bytes:
+    # Bounded: at most _io.MAX_DOWNLOAD_BYTES (streamed and counted) and `timeout` seconds overall.
+    from ._io import download
+
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
-            return resp.read()
-    except (urllib.error.URLError, OSError) as exc:
+        return download(url, deadline_s=timeout)
+    except OSError as exc:
         raise DatasetError(f"could not download {url}: {exc}") from exc
 
 
