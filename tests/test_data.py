@@ -5,6 +5,7 @@ import hashlib
 import json
 from importlib import resources
 
+import numpy as np
 import pytest
 
 from ua_helpers import data
@@ -180,3 +181,102 @@ def test_describe(replication_pairs):
     d = data.describe(replication_pairs)
     assert d["n_pairs"] == 230 and d["sha256"] == replication_pairs.sha256
     assert sum(d["categories"].values()) == 230
+    assert d["orientation"] == "as-given" and d["n_swapped"] == 0
+
+
+# --------------------------------------------------------------------------- side roles and orientation
+ROLED = {
+    "colours": {"roles": ["warm", "cold"], "first_role_side": ["A", "B", "B"],
+                "pairs": [["Red is warm.", "Blue is cold."], ["Ice is cold.", "Fire is warm."],
+                          ["Snow is cold.", "Sun is warm."]]},
+    "numbers": {"roles": ["even", "odd"], "first_role_side": ["A"],
+                "pairs": [["Two is even.", "Three is odd."]]},
+}
+
+
+def test_roles_are_read(tmp_path):
+    pairs = load_pairs(_write(tmp_path, ROLED))
+    assert pairs.roles == {"colours": ("warm", "cold"), "numbers": ("even", "odd")}
+    assert pairs.first_role_side == ("A", "B", "B", "A")
+    assert pairs.role_a == ["warm", "cold", "cold", "even"] and pairs.role_b == ["cold", "warm", "warm", "odd"]
+    assert pairs.orientation == "as-given" and pairs.swapped == (False,) * 4
+    assert pairs.identity == pairs.sha256
+
+
+def test_a_dataset_without_roles_stays_valid(tmp_path):
+    pairs = load_pairs(_write(tmp_path, GOOD))
+    assert pairs.roles is None and pairs.first_role_side is None and pairs.role_a is None
+    assert data.orient(pairs, "as-given") is pairs
+
+
+def test_by_role_swaps_exactly_the_pairs_whose_side_a_holds_the_second_framing(tmp_path):
+    given = load_pairs(_write(tmp_path, ROLED))
+    pairs = load_pairs(_write(tmp_path, ROLED), orientation="by-role")
+    assert pairs.swapped == (False, True, True, False)
+    assert pairs.stmt_a == ["Red is warm.", "Fire is warm.", "Sun is warm.", "Two is even."]
+    assert pairs.stmt_b == ["Blue is cold.", "Ice is cold.", "Snow is cold.", "Three is odd."]
+    assert pairs.role_a == ["warm", "warm", "warm", "even"] and pairs.first_role_side == ("A",) * 4
+    assert pairs.category == given.category and pairs.sha256 == given.sha256  # the same file ...
+    assert pairs.identity != given.identity and "by-role" in pairs.identity  # ... a different identity
+    assert data.orient(pairs, "by-role") is pairs
+    back = data.orient(pairs, "as-given")
+    assert back == given  # undoing the orientation restores the file's sides
+    d = data.describe(pairs)
+    assert d["orientation"] == "by-role" and d["n_swapped"] == 2 and d["sha256"] == given.sha256
+
+
+def test_by_role_flips_the_preference_sign_of_exactly_the_swapped_pairs(tmp_path):
+    # A fake extraction, built so that each statement's NLL and embedding are known functions of its text.
+    given = load_pairs(_write(tmp_path, ROLED))
+    pairs = data.orient(given, "by-role")
+    nll = {s: 1.0 + 0.37 * i for i, s in enumerate(given.stmt_a + given.stmt_b)}
+    emb = {s: np.full(5, float(i)) for i, s in enumerate(nll)}
+    nll_a, nll_b = np.array([nll[s] for s in given.stmt_a]), np.array([nll[s] for s in given.stmt_b])
+    emb_a = np.stack([emb[s] for s in given.stmt_a])[None].repeat(2, axis=0)  # [layer, pair, d_model]
+    emb_b = np.stack([emb[s] for s in given.stmt_b])[None].repeat(2, axis=0)
+    o_nll_a, o_nll_b = data.swap_sides(nll_a, nll_b, pairs.swapped)
+    o_emb_a, o_emb_b = data.swap_sides(emb_a, emb_b, pairs.swapped, axis=1)
+    # Orienting the arrays gives what extracting the oriented statements would give ...
+    np.testing.assert_array_equal(o_nll_a, [nll[s] for s in pairs.stmt_a])
+    np.testing.assert_array_equal(o_emb_b[1], np.stack([emb[s] for s in pairs.stmt_b]))
+    # ... and the preference NLL(B) - NLL(A) changes sign exactly where a pair was swapped.
+    before, after = nll_b - nll_a, o_nll_b - o_nll_a
+    swapped = np.array(pairs.swapped)
+    np.testing.assert_array_equal(after[swapped], -before[swapped])
+    np.testing.assert_array_equal(after[~swapped], before[~swapped])
+    assert swapped.any() and (~swapped).any() and np.all(before != 0)
+
+
+def test_by_role_without_roles_names_the_missing_field(tmp_path):
+    path = _write(tmp_path, GOOD, "plain.json")
+    with pytest.raises(DatasetError, match=r"'plain' has no 'roles' field.*'as-given'"):
+        load_pairs(path, orientation="by-role")
+    with pytest.raises(ValueError, match="orientation must be one of as-given, by-role"):
+        load_pairs(path, orientation="sideways")
+
+
+@pytest.mark.parametrize("change, match", [
+    ({"numbers": {"pairs": [["Two is even.", "Three is odd."]]}}, r"categories 'numbers' have no 'roles'"),
+    ({"numbers": {"roles": ["even", "odd"], "pairs": [["Two is even.", "Three is odd."]]}},
+     r"has 'roles' but no 'first_role_side'"),
+    ({"numbers": {"first_role_side": ["A"], "pairs": [["Two is even.", "Three is odd."]]}},
+     r"has 'first_role_side' but no 'roles'"),
+    ({"numbers": {"roles": ["even", "even"], "first_role_side": ["A"], "pairs": [["Two.", "Three."]]}},
+     "two different non-empty strings"),
+    ({"numbers": {"roles": ["even"], "first_role_side": ["A"], "pairs": [["Two.", "Three."]]}},
+     "two different non-empty strings"),
+    ({"numbers": {"roles": ["even", "odd"], "first_role_side": ["A", "B"], "pairs": [["Two.", "Three."]]}},
+     r"for each of its 1 pairs; got 2"),
+    ({"numbers": {"roles": ["even", "odd"], "first_role_side": ["a"], "pairs": [["Two.", "Three."]]}},
+     r"must be 'A' or 'B'; pair 0 has 'a'"),
+])
+def test_bad_roles(tmp_path, change, match):
+    with pytest.raises(DatasetError, match=match):
+        load_pairs(_write(tmp_path, {**ROLED, **change}))
+
+
+def test_swap_sides_checks_shapes():
+    with pytest.raises(ValueError, match="same shape"):
+        data.swap_sides(np.zeros(3), np.zeros(4), [True, False, True])
+    with pytest.raises(ValueError, match="one entry per pair along axis 1"):
+        data.swap_sides(np.zeros((2, 3, 4)), np.zeros((2, 3, 4)), [True, False], axis=1)

@@ -140,3 +140,40 @@ def test_data_card_records_sha256():
     assert recorded, "no sha256 found in the data card"
     actual = hashlib.sha256(JSON_PATH.read_bytes()).hexdigest()
     assert set(recorded) == {actual}, f"card records {recorded}, file is {actual}"
+
+
+EXPECTED_ROLES = {
+    "ground_truth_numeric": ["named concept", "numeric value"],
+    "ground_truth_nonnumeric": ["everyday framing", "technical framing"],
+    "tech_philosophy": ["traditional option", "alternative option"],
+    "lifestyle": ["common or traditional choice", "alternative choice"],
+    "business": ["established strategy", "alternative strategy"],
+    "scientific_facts": ["general principle", "concrete instance"],
+}
+
+
+def test_side_roles_alternate_as_the_card_says(data):
+    """Framing 0 is side A in the 1st, 3rd, ... pair of each category and side B in the 2nd, 4th, ..."""
+    for name, cat in data.items():
+        assert list(cat) == ["description", "expected_effect", "roles", "first_role_side", "pairs"], name
+        assert cat["roles"] == EXPECTED_ROLES[name]
+        assert cat["first_role_side"] == ["A" if i % 2 == 0 else "B" for i in range(len(cat["pairs"]))], name
+
+
+def test_numeric_side_holds_the_number(data):
+    """In ground_truth_numeric the recorded 'numeric value' side contains a digit in every pair."""
+    cat = data["ground_truth_numeric"]
+    for i, (pair, side) in enumerate(zip(cat["pairs"], cat["first_role_side"])):
+        numeric = pair[1] if side == "A" else pair[0]
+        assert re.search(r"\d", numeric), f"pair {i}: {pair}"
+
+
+def test_by_role_orientation_of_the_bundled_set():
+    from ua_helpers.data import load_pairs
+
+    given, oriented = load_pairs("replication-230"), load_pairs("replication-230", orientation="by-role")
+    assert sum(oriented.swapped) == 115 and oriented.sha256 == given.sha256
+    for name, (first, _) in EXPECTED_ROLES.items():
+        idx = [i for i, c in enumerate(oriented.category) if c == name]
+        assert {oriented.role_a[i] for i in idx} == {first}
+        assert [oriented.swapped[i] for i in idx] == [k % 2 == 1 for k in range(len(idx))]
