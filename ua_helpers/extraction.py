@@ -256,7 +256,7 @@ def extract(
     if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer; got {batch_size!r}")
     layer_list = resolve_layers(layers, lm.num_layers)
-    key = cache_key(lm.fingerprint, lm.dtype, pairs.sha256, layers if isinstance(layers, str) else layer_list,
+    key = cache_key(lm.fingerprint, lm.dtype, pairs.identity, layers if isinstance(layers, str) else layer_list,
                     pooling)
     cached = load_cached(key, cache)
     if cached is not None:
