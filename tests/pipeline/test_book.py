@@ -6,8 +6,10 @@ are skipped, unless ``UA_REQUIRE_BROWSER=1`` (as in CI), where a missing Chromiu
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import time
@@ -17,8 +19,10 @@ import nbformat
 import numpy as np
 import pytest
 
-from ua_helpers import book, data, metrics, results, stats
+from ua_helpers import book, data, metrics, published, results, stats
 from ua_helpers.book import compare
+from ua_helpers.config import RunConfig
+from ua_helpers.book._md import md_text
 
 try:
     from . import book_browser as browser
@@ -26,6 +30,12 @@ except ImportError:  # tests/ is not a package: pytest puts this folder on sys.p
     import book_browser as browser
 
 REPO = Path(__file__).resolve().parents[2]
+
+
+def data_sha(raw: bytes) -> str:
+    return hashlib.sha256(raw).hexdigest()
+
+
 #: The published results for the comparison page, as CI provides them (never downloaded by a test).
 REFERENCE = Path(os.environ.get("UA_REFERENCE_RESULTS")
                  or REPO.parent / "shared" / "reference" / "pythia-6.9b_option_b_pair_level.json")
@@ -50,7 +60,7 @@ TITLES = {
 
 # --------------------------------------------------------------------------- a small hand-made run
 def make_run(path: Path, *, dataset: str = "replication-230", seed: int = 0, n_pairs: int = 40,
-             status: str = "complete") -> Path:
+             status: str = "complete", model: str = "tiny-random", source: str | None = None) -> Path:
     """Write a run directory the way ``ua-book run`` does, from random data (for tests that need no model)."""
     rng = np.random.default_rng(seed)
     layers = [0, 2, 4]
@@ -58,11 +68,11 @@ def make_run(path: Path, *, dataset: str = "replication-230", seed: int = 0, n_p
     values = rng.normal(size=(len(layers), len(metrics.METRIC_NAMES), n_pairs)) + 0.5 * preference
     table = stats.correlation_table(values, preference, layers, metrics.METRIC_NAMES, n_bootstrap=200)
     sha = data.UA230_SHA256 if dataset == "ua-230" else "0" * 64
-    parameters = {"model": "tiny-random", "revision": None, "dtype": "float32", "device": "cpu",
+    parameters = {"model": model, "revision": None, "dtype": "float32", "device": "cpu",
                   "dataset": dataset, "layers": layers, "pooling": "mean", "batch_size": 8, "n_bootstrap": 200,
                   "ci_level": 0.95, "seed": 42, "knn_k": 10, "run_dir": str(path), "reference_results": None}
-    ds = {"name": dataset, "source": f"test:{dataset}", "sha256": sha, "n_pairs": n_pairs}
-    res = results.build_results(table, model="tiny-random", n_pairs=n_pairs, n_bootstrap=200, num_layers=4,
+    ds = {"name": dataset, "source": source or f"test:{dataset}", "sha256": sha, "n_pairs": n_pairs}
+    res = results.build_results(table, model=model, n_pairs=n_pairs, n_bootstrap=200, num_layers=4,
                                 extra={"dataset": ds, "parameters": parameters})
     results.write_results(path / "results.json", res)
     for name, title in zip(book.NOTEBOOKS, [t for p, t in TITLES.items() if p.startswith("notebooks/")]):
@@ -75,7 +85,7 @@ def make_run(path: Path, *, dataset: str = "replication-230", seed: int = 0, n_p
         (path / "notebooks").mkdir(parents=True, exist_ok=True)
         nbformat.write(nb, path / "notebooks" / f"{name}.ipynb")
     manifest = {"status": status, "parameters": parameters,
-                "model": {"name": "tiny-random", "revision": None, "dtype": "float32", "device": "cpu",
+                "model": {"name": model, "revision": None, "dtype": "float32", "device": "cpu",
                           "num_layers": 4, "d_model": 8},
                 "dataset": ds, "versions": {"ua_helpers": "test"}, "started": "2025-01-01T00:00:00",
                 "finished": "2025-01-01T00:00:01", "notebooks": [f"notebooks/{n}.ipynb" for n in book.NOTEBOOKS]}
@@ -108,7 +118,7 @@ def test_stage_writes_generated_pages_and_says_what_is_missing(tmp_path):
     assert "{download}`results.json <files/results.json>`" in pages["run"]
     assert (staging / "book" / "files" / "results.json").read_bytes() == (run.path / "results.json").read_bytes()
     # No reference and no second run: the pages say so and how to get them; nothing fails.
-    assert "were not available" in pages["comparison"] and results.PUBLISHED_URL in pages["comparison"]
+    assert "No comparison in this build" in pages["comparison"] and "--reference published" in pages["comparison"]
     assert "UA_230_PATH" in pages["replication"] and data.UA230_URL in pages["replication"]
     assert pages["data-card-replication-230"].startswith("# Data card: replication-230")
     assert sorted(p.name for p in (staging / "notebooks").iterdir()) == [f"{n}.ipynb" for n in book.NOTEBOOKS]
@@ -124,9 +134,9 @@ def test_comparison_and_replication_pages(tmp_path):
     ctx = book.BookContext(main, tmp_path / "pages", replication=other, reference=reference)
     comparison = book.comparison_page(ctx)
     for name in metrics.METRIC_NAMES:
-        assert f"### {name}" in comparison
+        assert f"### {md_text(name)}" in comparison
     ref_summary = reference.results["summary"]
-    assert f"Reference: **{ref_summary['significant_tests']} of {ref_summary['total_tests']}**" in comparison
+    assert f"The reference: **{ref_summary['significant_tests']} of {ref_summary['total_tests']}**" in comparison
     replication = book.replication_page(ctx)
     # ua-230 comes first whichever run holds it; every test lands in exactly one agreement class.
     assert replication.index("| ua-230 | replication-230 |") > 0
@@ -135,6 +145,100 @@ def test_comparison_and_replication_pages(tmp_path):
     assert counts["both"] + counts["first_only"] + counts["second_only"] + counts["neither"] == len(table) == 15
     assert f"the signs of r agree in **{counts['same_sign']}**" in replication
     assert (tmp_path / "pages" / "files" / "replication-results.json").is_file()
+
+
+def test_comparison_renders_offline_from_the_shipped_published_file(tmp_path, monkeypatch):
+    """The default reference is the copy in the package: no network is touched, and the page says what differs."""
+    import urllib.request
+
+    def no_network(*args, **kwargs):
+        raise OSError("urlopen error [Errno -2] Name or service not known")
+
+    monkeypatch.setattr(urllib.request, "urlopen", no_network)
+    run = book.load_run(make_run(tmp_path / "run", model="smollm2-135m"))
+    reference = book.load_reference("published")
+    assert reference.published and published.FILES[published.PAIR_LEVEL].sha256[:16] in reference.about
+    page = book.comparison_page(book.BookContext(run, tmp_path / "pages", reference=reference))
+    assert "urlopen" not in page and "Errno" not in page
+    table = results.compare_results(run.results, published.load(published.PAIR_LEVEL))
+    same = int(table["same_sign"].sum())
+    assert f"the signs of r agree in **{same}**" in page
+    for what in ("the model (", "its size (135M parameters vs 6.9B parameters)", "the dataset (",
+                 "the dtype (`float32` vs `float16`)", "de-quantized from Q4\\_1"):
+        assert what in page, what
+    assert "separates the two" in page  # no ua-230 run of this model: the page says what would split them
+
+
+def test_comparison_separates_model_from_dataset_with_a_ua230_run(tmp_path):
+    main = book.load_run(make_run(tmp_path / "main", dataset="replication-230", seed=1, model="smollm2-135m"))
+    on_ua = book.load_run(make_run(tmp_path / "ua", dataset="ua-230", seed=2, model="smollm2-135m"))
+    ref = published.load(published.PAIR_LEVEL)
+    page = book.comparison_page(book.BookContext(main, tmp_path / "pages", replication=on_ua,
+                                                 reference=book.load_reference("published")))
+    model_only = results.compare_results(on_ua.results, ref)
+    dataset_only = results.compare_results(main.results, on_ua.results)
+    assert f"| model only | {len(model_only)} | {int(model_only['same_sign'].sum())} of" in page
+    assert f"| dataset only | {len(dataset_only)} | {int(dataset_only['same_sign'].sum())} of" in page
+
+
+def test_published_files_are_verified_when_read(tmp_path, monkeypatch):
+    for name, record in published.FILES.items():
+        assert data_sha(published.read_bytes(name)) == record.sha256
+    fake = tmp_path / "ua_helpers" / "published"
+    fake.mkdir(parents=True)
+    raw = published.read_bytes(published.PAIR_LEVEL).replace(b"-0.67", b"-0.68", 1)
+    (fake / f"{published.PAIR_LEVEL}.json").write_bytes(raw)
+    monkeypatch.setattr(published.resources, "files", lambda package: tmp_path / "ua_helpers")
+    with pytest.raises(ValueError, match="damaged"):
+        published.load(published.PAIR_LEVEL)
+    with pytest.raises(book.BookError, match="cannot be read"):
+        book.load_reference("published")
+    with pytest.raises(ValueError, match="ships"):
+        published.load("no-such-file")
+
+
+HOSTILE = "evil`<img src=x onerror=alert(1)>`_*[x](javascript:alert(2))*{ref}`y`$x$"
+
+
+def test_user_supplied_text_cannot_inject_html(tmp_path):
+    """A dataset name and source with backticks and HTML render as text on every generated page and the banner."""
+    from markdown_it import MarkdownIt
+
+    run = book.load_run(make_run(tmp_path / "run", dataset=HOSTILE, source=f"/data/{HOSTILE}.json"))
+    other = book.load_run(make_run(tmp_path / "other", dataset=HOSTILE + "2", seed=3))
+    staging = book.stage(run, tmp_path / "staging", replication=other, reference=book.load_reference("published"))
+    md = MarkdownIt("commonmark", {"html": True}).enable("table")  # raw HTML on: the worst case
+    for name in book.GENERATED_PAGES:
+        rendered = md.render((staging / "book" / f"{name}.md").read_text())
+        assert "<img" not in rendered, name
+        assert 'href="javascript' not in rendered, name
+    assert "&lt;img" in md.render((staging / "book" / "run.md").read_text())  # shown, as text
+    config = (staging / "_config.yml").read_text()
+    assert "<img" not in config and "&lt;img" in config
+
+
+def test_run_page_says_how_to_reproduce_the_run(tmp_path):
+    path = make_run(tmp_path / "run", model="smollm2-135m")
+    manifest = json.loads((path / "manifest.json").read_text())
+    manifest["parameters"]["n_bootstrap"] = 2000
+    manifest["versions"] = {"ua_helpers": "0.1.0", "numpy": "2.0.0", "torch": "2.4.0"}
+    manifest["git_commit"] = "0123456789abcdef"
+    (path / "manifest.json").write_text(json.dumps(manifest))
+    run = book.load_run(path)
+    page = book.run_page(book.BookContext(run, tmp_path / "pages"))
+    command = book.pages.run_command(run)
+    assert f"```bash\n{command}\n```" in page
+    argv = shlex.split(command)
+    given = dict(zip(argv[argv.index("-p") + 1::3], argv[argv.index("-p") + 2::3]))
+    # The command's parameters, read back by the CLI's own validation, are the run's parameters.
+    repeated = RunConfig.from_mapping({**given, "run_dir": argv[argv.index("--run-dir") + 1]}).to_parameters()
+    for name, value in manifest["parameters"].items():
+        if name in repeated and name != "repo_url":
+            assert repeated[name] == value, name
+    assert "model" not in given and given["n_bootstrap"] == "2000"  # defaults are left out
+    assert "commit `0123456789abcdef`" in page and "numpy `2.0.0`" in page
+    assert "not recorded by this run: scipy, scikit-learn, pandas, transformers, matplotlib" in page
+    assert "SmolLM2-135M-Instruct" in page and "de-quantized from Q4\\_1" in page
 
 
 def test_strict_build_fails_with_the_log(tmp_path):

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from . import BookError
 from ._md import _sha_short
-from .context import BookContext, Reference, Run, load_reference, load_run
+from .context import BookContext, Reference, Run, load_reference, load_run, model_identity
 from .pages import GENERATED_PAGES
 
 #: The project's root (where ``_config.yml`` and ``_toc.yml`` live) for a checkout or an editable install.
@@ -31,9 +31,16 @@ BUILD_LOG_TAIL = 60
 
 # --------------------------------------------------------------------------- staging and building
 def _announcement(run: Run) -> str:
-    """The banner on every page: which run the book shows (HTML; it must not start with "http")."""
+    """The banner on every page: which run the book shows, and what its weights are (HTML, every value escaped;
+    it must not start with "http")."""
     m, d = run.model, run.dataset
-    bits = [f"<strong>{html.escape(str(m.get('name')))}</strong>"]
+    ident = model_identity(m)
+    name = html.escape(str(m.get("name")))
+    if ident["variant"]:
+        name += f" ({html.escape(ident['variant'])})"
+    bits = [f"<strong>{name}</strong>"]
+    if ident["weights"]:
+        bits.append(html.escape(ident["weights"].split(" (")[0]))
     bits += [html.escape(str(m[k])) for k in ("dtype", "device") if m.get(k)]
     return (f"Results of the run of {', '.join(bits)} on <strong>{html.escape(run.dataset_name)}</strong> "
             f"(SHA-256 {html.escape(_sha_short(d.get('sha256', 'unknown')))})")

@@ -1,32 +1,70 @@
-"""Pages that set two results side by side: this run and the published results, and two datasets."""
+"""Pages that set two results side by side: this run and the published Pythia-6.9B results, and two datasets.
+
+The comparison page always renders offline: the published file is shipped in the package
+(:mod:`ua_helpers.published`), so no network error can reach it.
+"""
 from __future__ import annotations
 
 from typing import Any
 
-from .. import data, results
-from ._md import _code, _excludes_zero, _fmt_test, _sha_short, headline, md_table
-from .context import BookContext, Run, run_banner, run_line
+from .. import data, published, results
+from ._md import _excludes_zero, _fmt_test, _sha_short, headline, md_code, md_table, md_text
+from .context import BookContext, Run, model_identity, run_banner, run_line
+
+#: What the published pair-level file does not record about itself (its provenance does).
+PUBLISHED_MODEL = {"name": "EleutherAI/pythia-6.9b", "dtype": "float16", "num_layers": 32, "d_model": 4096}
+
 
 def _describe_results(res: dict[str, Any], run: Run | None = None) -> dict[str, Any]:
+    """A run's identity for a "what was run" table; values are Markdown."""
     ds = (run.dataset if run else None) or res.get("dataset") or {}
     params = (run.parameters if run else None) or res.get("parameters") or {}
+    model = (run.model if run else None) or {"name": res.get("model")}
+    ident = model_identity(model)
     layers = res.get("layers") or sorted(int(k) for k in res["results"])
+    shape = ", ".join(f"{k} {model[k]}" for k in ("num_layers", "d_model") if model.get(k))
     return {
-        "model": res.get("model"),
-        "dataset": ds.get("name"),
-        "dataset SHA-256": _sha_short(ds.get("sha256")),
-        "pairs": res.get("n_pairs"),
-        "bootstrap resamples": res.get("n_bootstrap"),
-        "dtype": (run.model.get("dtype") if run else None) or params.get("dtype"),
-        "layers": layers,
-        "tests with CI excluding zero": f"{res['summary']['significant_tests']} of {res['summary']['total_tests']}",
+        "model": md_code(res.get("model")),
+        "size and shape": md_text(", ".join(x for x in (ident["size"], shape) if x) or None),
+        "training": md_text(ident["training"] or "not recorded"),
+        "weights": md_text(ident["weights"] or "as published (no quantization recorded)"),
+        "dtype": md_code((run.model.get("dtype") if run else None) or params.get("dtype")),
+        "dataset": md_code(ds.get("name")),
+        "dataset SHA-256": md_code(_sha_short(ds.get("sha256"))),
+        "pairs": md_text(res.get("n_pairs")),
+        "bootstrap resamples": md_text(res.get("n_bootstrap")),
+        "layers": md_text(layers),
+        "tests with CI excluding zero (uncorrected)":
+            f"{res['summary']['significant_tests']} of {res['summary']['total_tests']}",
     }
 
 
 def _published_identity(res: dict[str, Any]) -> dict[str, Any]:
-    """The published file's identity, with what it does not record itself (its provenance says: ua-230, float16)."""
-    return {**_describe_results(res), "dataset": "ua-230", "dataset SHA-256": _sha_short(data.UA230_SHA256),
-            "dtype": "float16"}
+    """The published file's identity, with what it does not record itself (its provenance: ua-230, float16)."""
+    fake = Run(path=None, manifest={"model": PUBLISHED_MODEL,  # type: ignore[arg-type]
+                                    "dataset": {"name": "ua-230", "sha256": data.UA230_SHA256}}, results=res)
+    return _describe_results(res, fake)
+
+
+def differences(run: Run, ref_model: dict[str, Any], ref_dataset: str) -> list[str]:
+    """Name what differs between a run and a reference, in words: model, size, training, weights, dataset, dtype."""
+    mine, theirs = model_identity(run.model), model_identity(ref_model)
+    out = []
+    if str(run.model.get("name")) != str(ref_model.get("name")):
+        out.append(f"the model ({md_code(run.model.get('name'))} vs {md_code(ref_model.get('name'))})")
+        if mine["size"] != theirs["size"]:
+            out.append(f"its size ({md_text(mine['size'] or 'not recorded')} vs {md_text(theirs['size'])})")
+        if mine["training"] != theirs["training"]:
+            out.append(f"its training ({md_text(mine['training'] or 'not recorded')} vs "
+                       f"{md_text(theirs['training'])})")
+    if mine["weights"] != theirs["weights"]:
+        out.append(f"the weights ({md_text(mine['weights'] or 'unquantized')} vs "
+                   f"{md_text(theirs['weights'] or 'unquantized')})")
+    if run.dataset_name != ref_dataset:
+        out.append(f"the dataset ({md_code(run.dataset_name)} vs {md_code(ref_dataset)})")
+    if run.model.get("dtype") != ref_model.get("dtype"):
+        out.append(f"the dtype ({md_code(run.model.get('dtype'))} vs {md_code(ref_model.get('dtype'))})")
+    return out
 
 
 def _side_by_side(table, first: str, second: str, *, agree: str, metric_order: list[str]) -> list[str]:
@@ -47,7 +85,7 @@ def _side_by_side(table, first: str, second: str, *, agree: str, metric_order: l
                          "yes" if row.same_sign else "no", excl])
         headers = ["depth", f"layer ({first})", f"r [CI] ({first})", f"layer ({second})",
                    f"r [CI] ({second})", agree, "CI excludes zero"]
-        parts += [f"### {metric}\n", md_table(headers, body)]
+        parts += [f"### {md_text(metric)}\n", md_table(headers, body)]
     return parts
 
 
@@ -65,50 +103,100 @@ def _agreement_counts(table) -> dict[str, int]:
     }
 
 
+def _sign_table(table, metric_order: list[str]) -> str:
+    """Per metric: matched layers, same sign, and both CIs excluding zero with the same sign."""
+    rows = []
+    for metric in metric_order:
+        t = table[table["metric"] == metric]
+        if t.empty:
+            continue
+        both = int((t["same_sign"] & t["both_exclude_zero"]).sum())
+        rows.append([md_text(metric), len(t), f"{int(t['same_sign'].sum())} of {len(t)}", f"{both} of {len(t)}"])
+    return md_table(["metric", "matched layers", "same sign of r", "both CIs exclude 0, same sign"], rows)
+
+
+def _separation_section(ctx: BookContext, ref: dict[str, Any]) -> list[str]:
+    """With this model's runs on ua-230 and on another dataset, split the difference into model and dataset."""
+    if ctx.replication is None:
+        return ["## Model or dataset?\n",
+                "This run differs from the published one in model and dataset at once, so a sign that differs "
+                "cannot be put down to either. A run of the same model on ua-230, given to the build as "
+                "`--replication-run-dir`, separates the two (see the [replication chapter](replication.md)).\n"]
+    runs = {ctx.run.dataset_name: ctx.run, ctx.replication.dataset_name: ctx.replication}
+    same_model = ctx.run.model.get("name") == ctx.replication.model.get("name")
+    if "ua-230" not in runs or len(runs) != 2 or not same_model:
+        return ["## Model or dataset?\n",
+                "The second run given to this build is not this model on ua-230, so the difference from the "
+                "published numbers cannot be split into a model part and a dataset part here.\n"]
+    on_ua = runs["ua-230"]
+    other = next(r for name, r in runs.items() if name != "ua-230")
+    model_diff = results.compare_results(on_ua.results, ref)
+    data_diff = results.compare_results(other.results, on_ua.results)
+    rows = []
+    for label, what, t in (
+            (f"{md_code(on_ua.model.get('name'))} on `ua-230` vs Pythia-6.9B on `ua-230`", "model only", model_diff),
+            (f"{md_code(other.model.get('name'))} on {md_code(other.dataset_name)} vs the same model on `ua-230`",
+             "dataset only", data_diff)):
+        both = int((t["same_sign"] & t["both_exclude_zero"]).sum())
+        rows.append([label, what, len(t), f"{int(t['same_sign'].sum())} of {len(t)}", f"{both} of {len(t)}"])
+    return ["## Model or dataset?\n",
+            "This build has the same model on ua-230 as well, so the difference from the published numbers splits "
+            "in two: the same dataset with another model, and the same model with another dataset. Where signs "
+            "agree in the dataset row but not in the model row, the model is what changes the answer, and the "
+            "other way round.\n",
+            md_table(["comparison", "what differs", "matched tests", "same sign of r",
+                      "both CIs exclude 0, same sign"], rows)]
+
+
 def comparison_page(ctx: BookContext) -> str:
-    """This run next to the published Pythia-6.9B results (or another reference file)."""
+    """This run next to the published Pythia-6.9B results (or another reference file), offline."""
     run = ctx.run
-    parts = ["# Comparison with the published results\n", run_banner(run),
-             "This page sets this run's correlations next to the published results of the seed notebook: "
-             "EleutherAI/pythia-6.9b in float16 on ua-230, 10,000 bootstrap resamples. The published file is "
-             "third-party (MIT license). It is pinned to a commit of the original repository and checked "
-             "against its SHA-256.\n"]
+    parts = ["# Comparison with the published results\n", run_banner(run)]
     if ctx.reference.results is None:
-        parts.append(
-            ":::{admonition} The reference results were not available when this book was built\n:class: warning\n\n"
-            f"{ctx.reference.note}\n\n"
-            "To include them, build once with network access (the file is then cached), or pass a local copy "
-            "of the file:\n\n"
-            "```bash\nua-book build --run-dir RUN_DIR --reference path/to/option_b_pair_level.json\n```\n\n"
-            f"The published file's pinned address is `{results.PUBLISHED_URL}`, and its SHA-256 is "
-            f"`{results.PUBLISHED_SHA256}`.\n:::\n")
+        parts.append(":::{admonition} No comparison in this build\n:class: note\n\n"
+                     f"{ctx.reference.note} The published Pythia-6.9B results ship with the package; build with "
+                     "`--reference published` (the default) to compare with them.\n:::\n")
         return "\n".join(parts)
     ref = ctx.reference.results
+    ref_model = PUBLISHED_MODEL if ctx.reference.published else {"name": ref.get("model")}
+    ref_dataset = "ua-230" if ctx.reference.published else str((ref.get("dataset") or {}).get("name"))
     ours_id = _describe_results(run.results, run)
     ref_id = _published_identity(ref) if ctx.reference.published else _describe_results(ref)
     table = results.compare_results(run.results, ref)
     counts = _agreement_counts(table)
+    differ = differences(run, ref_model, ref_dataset)
+    ref_name = "Pythia-6.9B (published)" if ctx.reference.published else "the reference"
     parts += [
-        f"Reference file: {ctx.reference.about}."
-        + ("" if ctx.reference.published else " It is **not** the published file, so the reference column "
-           "below shows that file, not the published results.") + "\n",
-        "## What was run\n",
-        md_table(["", "this run", "reference"], [[k, _code(ours_id[k]), _code(ref_id.get(k))] for k in ours_id]),
-        "## Headline counts\n",
-        f"- This run: {headline(run.results, bold=True)}.\n"
-        f"- Reference: {headline(ref, bold=True)}.\n",
-        "Neither count is corrected for multiple comparisons (see {ref}`multiple-tests`).\n",
-        "## Side by side\n",
+        "This page sets this run's pair-level correlations beside "
+        + ("the published results of the original study: EleutherAI/pythia-6.9b in float16 on ua-230, 10,000 "
+           "bootstrap resamples. The file ships inside the package and is checked against the SHA-256 of the "
+           "original when it is read, so this page needs no network: " if ctx.reference.published
+           else "another results file, **not** the published one: ")
+        + ctx.reference.about + ".\n",
+        "## What differs\n",
+        (f"This run differs from {ref_name} in: {'; '.join(differ)}. Any of these can change a correlation, so the "
+         "numbers below are not comparable one for one; what can be compared is the pattern: signs, which "
+         "metrics, which depths.\n" if differ else
+         f"This run matches {ref_name} in model, weights, dataset and dtype; the numbers should agree up to "
+         "bootstrap noise and hardware rounding.\n"),
+        md_table(["", "this run", ref_name], [[k, ours_id[k], ref_id.get(k, "–")] for k in ours_id]),
+        "## Sign agreement\n",
         "Layers are matched by **relative depth** (layer / number of blocks), so a 30-block model lines up with "
-        "a 32-block one. Each row is one layer of this run and the reference layer nearest to it in depth. "
-        "Matching by depth is a convenience, not an equivalence. Unless this run is Pythia-6.9B on ua-230, the "
-        "numbers are not comparable one for one, and only the pattern (signs, which metrics, which depths) "
-        "is (see the [caveats](caveats.md)).\n",
-        f"Over the {counts['tests']} matched rows, the signs of r agree in **{counts['same_sign']}**. Both CIs "
-        f"exclude zero in **{counts['both']}** (with the same sign in {counts['both_same_sign']}), only this "
-        f"run's in {counts['first_only']}, only the reference's in {counts['second_only']}, and neither in "
-        f"{counts['neither']}.\n",
+        "a 32-block one; each row below pairs one layer of this run with the reference layer nearest in depth. "
+        "Matching by depth is a convenience, not an equivalence.\n",
+        f"Over the {counts['tests']} matched (layer, metric) tests the signs of r agree in "
+        f"**{counts['same_sign']}**. Both CIs exclude zero in **{counts['both']}** (with the same sign in "
+        f"{counts['both_same_sign']}), only this run's in {counts['first_only']}, only the reference's in "
+        f"{counts['second_only']}, and neither in {counts['neither']}. None of these CIs is corrected for "
+        "multiple comparisons (see {ref}`multiple-tests`).\n",
+        _sign_table(table, run.results["metrics_tested"]),
+        "## Headline counts\n",
+        f"- This run: {headline(run.results, bold=True)} (uncorrected).\n"
+        f"- {ref_name[0].upper() + ref_name[1:]}: {headline(ref, bold=True)} (uncorrected).\n",
     ]
+    if ctx.reference.published:
+        parts += _separation_section(ctx, ref)
+    parts.append("## Per layer and metric\n")
     parts += _side_by_side(table, "this run", "reference", agree="signs agree",
                            metric_order=run.results["metrics_tested"])
     return "\n".join(parts)
@@ -147,9 +235,10 @@ def replication_page(ctx: BookContext) -> str:
             "downloads it once from that pinned address.\n:::\n")
         return "\n".join(parts)
     first, second = _order_for_replication(run, ctx.replication)
-    name1, name2 = first.dataset_name, second.dataset_name
+    name1, name2 = md_text(first.dataset_name), md_text(second.dataset_name)
     if name1 == name2:
-        name1, name2 = f"{name1} ({first.path.name})", f"{name2} ({second.path.name})"
+        name1, name2 = md_text(f"{first.dataset_name} ({first.path.name})"), md_text(
+            f"{second.dataset_name} ({second.path.name})")
     pa, pb = first.parameters, second.parameters
     differ = [k for k in SAME_ANALYSIS if k in pa and k in pb and pa[k] != pb[k]]
     if first.model.get("name") != second.model.get("name") and "model" not in differ:
@@ -160,13 +249,13 @@ def replication_page(ctx: BookContext) -> str:
     link = ctx.attach(ctx.replication.path / "results.json", "replication-results.json")
     parts += [
         "## The two runs\n",
-        md_table(["", name1, name2], [[k, _code(ident1[k]), _code(ident2.get(k))] for k in ident1]
-                 + [["run directory", _code(first.path.name), _code(second.path.name)]]),
+        md_table(["", name1, name2], [[k, ident1[k], ident2.get(k, "–")] for k in ident1]
+                 + [["run directory", md_code(first.path.name), md_code(second.path.name)]]),
         f"The second run's results: {{download}}`replication-results.json <{link}>`.\n",
     ]
     if differ:
         parts.append(":::{admonition} The two runs differ in more than the dataset\n:class: warning\n\n"
-                     f"They differ in: {', '.join(differ)}. Differences below can come from these as well as "
+                     f"They differ in: {', '.join(md_text(k) for k in differ)}. Differences below can come from these as well as "
                      "from the data. Layers are matched by relative depth.\n:::\n")
     parts += [
         "## Summary\n",

@@ -3,14 +3,16 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import results
+from .. import models, published, results
 from .._io import sha256_file
 from . import BookError
+from ._md import md_code, md_text
 
 #: Where generated pages put the files their readers can download (relative to the staged ``book/``).
 FILES_DIR = "files"
@@ -81,28 +83,40 @@ class Reference:
 
 
 def load_reference(reference: str | os.PathLike | None) -> Reference:
-    """Read the reference results; ``"published"`` that cannot be had (offline) gives a note, not an error.
+    """Read the results to compare a run with; ``"published"`` is the copy shipped in the package (no network).
 
-    A path or URL that cannot be read raises :class:`BookError`: it was asked for by name.
+    Parameters
+    ----------
+    reference : str or path-like or None
+        ``"published"`` (or the published file's pinned URL): the SHA-256-verified copy in
+        ``ua_helpers/published/``; a path or URL to another results file in the seed's schema; ``None``: none.
+
+    Raises
+    ------
+    BookError
+        A path or URL that cannot be read (it was asked for by name), or a damaged shipped file.
     """
     if reference is None:
         return Reference()
     src = os.fspath(reference)
+    if src in ("published", results.PUBLISHED_URL):
+        try:
+            res = published.load(published.PAIR_LEVEL)
+            results.check_schema(res)
+        except (FileNotFoundError, ValueError) as exc:
+            raise BookError(f"the published results shipped with the package cannot be read: {exc}") from None
+        return Reference(res, published.about(published.PAIR_LEVEL), published=True)
     try:
         res = results.load_results(src)
     except (FileNotFoundError, ValueError) as exc:
-        if src == "published":
-            return Reference(note=f"The published results could not be loaded: {exc}")
         raise BookError(f"the reference results {src} cannot be read: {exc}") from None
-    if src in ("published", results.PUBLISHED_URL):
-        return Reference(res, f"the published file `{results.PUBLISHED_URL}` (SHA-256 "
-                              f"`{results.PUBLISHED_SHA256}`, verified)", published=True)
     if src.startswith(("http://", "https://")):
-        return Reference(res, f"`{src}`")
+        return Reference(res, md_code(src))
     sha = sha256_file(src)
-    published = sha == results.PUBLISHED_SHA256
-    return Reference(res, f"`{Path(src).name}` (SHA-256 `{sha}`"
-                          + (", byte for byte the published file)" if published else ")"), published=published)
+    is_published = sha == results.PUBLISHED_SHA256
+    return Reference(res, f"{md_code(Path(src).name)} (SHA-256 `{sha}`"
+                          + (", byte for byte the published file)" if is_published else ")"),
+                     published=is_published)
 
 
 # --------------------------------------------------------------------------- generated pages
@@ -126,13 +140,52 @@ class BookContext:
         return rel
 
 
+_GGUF_QUANT = re.compile(r"[.-](I?Q\d+_[0-9A-Z_]+|Q\d+|F16|F32|BF16)\.gguf$", re.IGNORECASE)
+_PYTHIA = re.compile(r"pythia-(\d+(?:\.\d+)?[mb])", re.IGNORECASE)
+
+
+def model_identity(model: dict[str, Any]) -> dict[str, str | None]:
+    """Say what a run's model is: its variant, size, training, weights' origin (quantization) and dtype.
+
+    Reads ``quantization``, ``variant``, ``n_parameters`` and ``training`` from the model record where the run
+    wrote them; otherwise derives what the name tells (the embedded alias's GGUF file, a ``.gguf`` file name, a
+    Pythia hub id) and leaves the rest ``None`` ("not recorded").
+    """
+    name = str(model.get("name"))
+    gguf = models.EMBEDDED[name][1] if name in models.EMBEDDED else (Path(name).name if name.endswith(".gguf")
+                                                                      else None)
+    quant = model.get("quantization")
+    if quant is None and gguf is not None:
+        found = _GGUF_QUANT.search(gguf)
+        quant = found.group(1).upper() if found else "unknown GGUF quantization"
+    variant = model.get("variant") or (_GGUF_QUANT.sub("", gguf) if gguf else None)
+    training = model.get("training")
+    size = model.get("n_parameters")
+    pythia = _PYTHIA.search(name)
+    if pythia:
+        size = size or pythia.group(1).upper()
+        training = training or "base model (no instruction tuning), trained on the Pile (EleutherAI Pythia suite)"
+    if variant and "instruct" in variant.lower():
+        training = training or "instruction-tuned"
+    if size is None and variant:
+        found = re.search(r"(\d+(?:\.\d+)?[MB])\b", variant)
+        size = found.group(1) if found else None
+    weights = (f"de-quantized from {quant} (the GGUF file's {quant} rounding stays in the weights)"
+               if quant else None)
+    return {"variant": variant, "size": f"{size} parameters" if size else None, "training": training,
+            "weights": weights, "dtype": model.get("dtype"), "device": model.get("device")}
+
+
 def run_line(run: Run) -> str:
-    """One line naming a run: model (revision, dtype, device), dataset (pairs, SHA-256)."""
+    """One line of Markdown naming a run: model (variant, weights, dtype, device), dataset (pairs, SHA-256)."""
     m, d = run.model, run.dataset
-    model_bits = ", ".join(str(m[k]) for k in ("revision", "dtype", "device") if m.get(k))
-    return (f"model `{m.get('name')}`" + (f" ({model_bits})" if model_bits else "")
-            + f" on dataset `{run.dataset_name}` ({d.get('n_pairs', run.results.get('n_pairs'))} pairs, "
-            f"SHA-256 `{d.get('sha256', 'unknown')}`)")
+    ident = model_identity(m)
+    bits = [ident["variant"], ident["weights"] and ident["weights"].split(" (")[0], m.get("revision"),
+            m.get("dtype"), m.get("device")]
+    model_bits = ", ".join(md_text(b) for b in bits if b)
+    return (f"model {md_code(m.get('name'))}" + (f" ({model_bits})" if model_bits else "")
+            + f" on dataset {md_code(run.dataset_name)} ({md_text(d.get('n_pairs', run.results.get('n_pairs')))} "
+            f"pairs, SHA-256 {md_code(d.get('sha256', 'unknown'))})")
 
 
 def run_banner(run: Run) -> str:

@@ -5,17 +5,85 @@ Each generator takes a :class:`~ua_helpers.book.context.BookContext` and returns
 """
 from __future__ import annotations
 
+import re
+import shlex
 from importlib import resources
 from typing import Callable
 
-from .. import results
-from ._md import _code, _cell, headline, md_table
+from ..config import RunConfig
+from ._md import headline, md_code, md_table, md_text
 from .compare import comparison_page, replication_page
-from .context import BookContext
+from .context import BookContext, Run, model_identity
+
+
+#: Packages whose versions can move a number of the run: the reproducibility box lists each.
+NUMERIC_PACKAGES = ("numpy", "scipy", "scikit-learn", "pandas", "torch", "transformers", "matplotlib")
+_VERSION_ALIASES = {"scikit-learn": ("scikit-learn", "sklearn", "scikit_learn")}
+
+
+def run_versions(run: Run) -> tuple[dict[str, str], list[str]]:
+    """Return the recorded version of each numeric package (manifest, results, extraction) and those missing."""
+    found: dict[str, str] = {}
+    for source in (((run.results.get("extraction") or {}).get("versions")), run.results.get("versions"),
+                   run.manifest.get("versions")):
+        for key, value in (source or {}).items():
+            if value:
+                found[str(key)] = str(value)
+    out, missing = {}, []
+    for package in NUMERIC_PACKAGES:
+        hit = next((found[k] for k in _VERSION_ALIASES.get(package, (package,)) if k in found), None)
+        if hit is None:
+            missing.append(package)
+        else:
+            out[package] = hit
+    return out, missing
+
+
+def run_command(run: Run) -> str:
+    """The ``ua-book run`` command that repeats this run: every parameter that differs from the defaults."""
+    defaults = RunConfig().to_parameters()
+    args = ["ua-book", "run", "--run-dir", shlex.quote(str(run.parameters.get("run_dir") or run.path))]
+    for name, value in run.parameters.items():
+        if name in ("run_dir", "repo_url") or name not in defaults or value == defaults[name]:
+            continue
+        if isinstance(value, (list, tuple)):
+            value = ",".join(str(v) for v in value)
+        args += ["-p", name, shlex.quote("none" if value is None else str(value).lower()
+                                         if isinstance(value, bool) else str(value))]
+    return " ".join(args)
+
+
+def _code_block(text: str, language: str = "bash") -> str:
+    """A fenced code block that no line of ``text`` can close (the fence outgrows every backtick run)."""
+    longest = max((len(r) for r in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}{language}\n{text}\n{fence}\n"
+
+
+def reproducibility_box(run: Run) -> str:
+    """The box a reader cites: the command, the commit, the numeric packages' versions, the model's weights."""
+    versions, missing = run_versions(run)
+    commit = run.manifest.get("git_commit") or run.results.get("git_commit")
+    ident = model_identity(run.model)
+    lines = [":::{admonition} Reproduce this run\n:class: tip\n",
+             "The command that repeats it (parameters from `manifest.json`, defaults left out):\n",
+             _code_block(run_command(run)),
+             f"- **Code**: ua_helpers {md_code((run.manifest.get('versions') or {}).get('ua_helpers'))}, git "
+             + (f"commit {md_code(commit)}" if commit else "commit not recorded by this run") + ".",
+             "- **Model**: " + ", ".join(md_text(x) for x in (
+                 str(run.model.get("name")), ident["variant"], ident["size"], ident["training"],
+                 ident["weights"] or "weights as published (no quantization)",
+                 f"computed in {run.model.get('dtype') or 'an unrecorded dtype'} on "
+                 f"{run.model.get('device') or 'an unrecorded device'}") if x) + ".",
+             "- **Packages that compute a number**: "
+             + (", ".join(f"{md_text(k)} {md_code(v)}" for k, v in versions.items()) or "none recorded")
+             + (f"; not recorded by this run: {', '.join(missing)}" if missing else "") + ".",
+             ":::\n"]
+    return "\n".join(lines)
 
 
 def run_page(ctx: BookContext) -> str:
-    """The "Run" page: model, dataset, parameters, versions and the run's files, from manifest.json."""
+    """The "Run" page: how to repeat the run, then its model, dataset, parameters, versions and files."""
     run = ctx.run
     res_link = ctx.attach(run.path / "results.json", "results.json")
     man_link = ctx.attach(run.path / "manifest.json", "manifest.json")
@@ -24,6 +92,7 @@ def run_page(ctx: BookContext) -> str:
         "# Run details\n",
         "Every results page of this book, the six notebooks included, shows this one run. The notebooks are "
         "shown as they were executed; the book does not run them again.\n",
+        reproducibility_box(run),
         "## Files\n",
         f"- {{download}}`results.json <{res_link}>`: every correlation with its confidence interval, in the "
         "seed notebook's schema plus this project's additions (dataset, parameters).\n"
@@ -31,20 +100,20 @@ def run_page(ctx: BookContext) -> str:
         "## Headline\n",
         f"{headline(run.results)}, without correction for multiple comparisons (see {{ref}}`multiple-tests`).\n",
         "## Model\n",
-        md_table(["field", "value"], [[k, _code(v)] for k, v in m.items()]),
+        md_table(["field", "value"], [[md_text(k), md_code(v)] for k, v in m.items()]),
         "## Dataset\n",
-        md_table(["field", "value"], [[k, _code(v)] for k, v in d.items()]),
+        md_table(["field", "value"], [[md_text(k), md_code(v)] for k, v in d.items()]),
         "## Parameters\n",
-        md_table(["parameter", "value"], [[k, _code(v)] for k, v in run.parameters.items()]),
+        md_table(["parameter", "value"], [[md_text(k), md_code(v)] for k, v in run.parameters.items()]),
     ]
     versions = run.manifest.get("versions") or {}
     if versions:
-        parts += ["## Versions\n", md_table(["package", "version"], [[k, _code(v)] for k, v in versions.items()])]
-    timing = [[k, _cell(run.manifest[k])] for k in ("started", "finished") if run.manifest.get(k)]
+        parts += ["## Versions\n",
+                  md_table(["package", "version"], [[md_text(k), md_code(v)] for k, v in versions.items()])]
+    timing = [[k, md_text(run.manifest[k])] for k in ("started", "finished") if run.manifest.get(k)]
     if timing:
         parts += ["## Timing\n", md_table(["", "time"], timing)]
     return "\n".join(parts)
-
 
 
 def data_card_page(ctx: BookContext) -> str:
