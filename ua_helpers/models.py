@@ -4,14 +4,13 @@ from __future__ import annotations
 import functools
 import importlib.util
 import json
-import os
-import shutil
-import tempfile
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ._io import atomic_write_text, cache_dir, sha256_file, stable_hash
+from ._cache import RECORD, content_digest, materialize_dir
+from ._io import cache_dir, sha256_file, stable_hash
 
 #: The embedded default model: alias -> (Python package, GGUF file inside it, install command).
 EMBEDDED = {
@@ -22,6 +21,8 @@ EMBEDDED = {
     ),
 }
 DTYPES = ("auto", "float32", "float16", "bfloat16")
+DEVICE_TYPES = ("cpu", "cuda", "mps")
+_COMMIT = re.compile(r"[0-9a-f]{40}")
 
 
 class ModelLoadError(RuntimeError):
@@ -52,13 +53,33 @@ class LoadedModel:
                 "num_layers": self.num_layers, "d_model": self.d_model, "fingerprint": self.fingerprint}
 
 
+def _parse_device(device: str) -> tuple[str, int | None]:
+    """Split a device string into type and index, refusing what torch would not place a model on."""
+    match = re.fullmatch(r"([a-z]+)(?::(\d+))?", device) if isinstance(device, str) else None
+    if match is None or match.group(1) not in DEVICE_TYPES:
+        raise ValueError(f"device must be 'auto' or one of {', '.join(DEVICE_TYPES)} with an optional index "
+                         f"(e.g. 'cuda:1'); got {device!r}")
+    return match.group(1), None if match.group(2) is None else int(match.group(2))
+
+
 def resolve_device(device: str = "auto") -> str:
-    """Return ``"cuda"`` where a CUDA GPU is visible, else ``"cpu"``, for ``device="auto"``."""
+    """Return the device to load on: for ``"auto"``, ``"cuda"`` where a CUDA GPU is visible, else ``"cpu"``.
+
+    An explicit device is validated: its type must be one of :data:`DEVICE_TYPES`, and a CUDA or MPS device
+    must exist here (``"cuda:3"`` on a machine with two GPUs is refused, as is ``"cuda:banana"``).
+    """
     import torch
 
-    if device != "auto":
-        return device
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    kind, index = _parse_device(device)
+    if kind == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0 or (index is not None and index >= count):
+            raise ValueError(f"device {device!r} is not available: this machine has {count} CUDA device(s)")
+    if kind == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ValueError(f"device {device!r} is not available on this machine")
+    return device
 
 
 def resolve_dtype(dtype: str = "auto", device: str = "auto") -> str:
@@ -67,7 +88,8 @@ def resolve_dtype(dtype: str = "auto", device: str = "auto") -> str:
         raise ValueError(f"dtype must be one of {', '.join(DTYPES)}; got {dtype!r}")
     if dtype != "auto":
         return dtype
-    return "float16" if resolve_device(device).startswith("cuda") else "float32"
+    kind = resolve_device(device) if device == "auto" else _parse_device(device)[0]
+    return "float16" if kind.startswith("cuda") else "float32"
 
 
 def embedded_gguf_path(alias: str) -> Path:
@@ -82,17 +104,29 @@ def embedded_gguf_path(alias: str) -> Path:
     return path
 
 
+def _check_gguf(name: str, path: Path) -> Path:
+    """Refuse an empty file or one without the GGUF magic bytes, naming the model and the file."""
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    if not magic:
+        raise ModelLoadError(f"could not load model {name!r}: the GGUF file {path} is empty")
+    if magic != b"GGUF":
+        raise ModelLoadError(f"could not load model {name!r}: {path} is not a GGUF file (it does not start "
+                             f"with the bytes 'GGUF'; it starts with {magic!r})")
+    return path
+
+
 def _gguf_file(name: str) -> Path | None:
     """The GGUF file behind ``name`` (the embedded alias or a ``.gguf`` path); None for a hub id or a directory.
 
     A name that looks like a path (``/``, ``./``, ``../``, ``~`` or ``.gguf``) but does not exist is a
-    :class:`ModelLoadError`, rather than a confusing hub error.
+    :class:`ModelLoadError`, rather than a confusing hub error; so is an empty or non-GGUF ``.gguf`` file.
     """
     if name in EMBEDDED:
-        return embedded_gguf_path(name)
+        return _check_gguf(name, embedded_gguf_path(name))
     path = Path(name).expanduser()
     if path.is_file() and path.suffix == ".gguf":
-        return path
+        return _check_gguf(name, path)
     if not path.exists() and (name.startswith(("/", "./", "../", "~")) or path.suffix == ".gguf"):
         raise ModelLoadError(f"could not load model {name!r}: no such file or directory")
     return None
@@ -117,16 +151,72 @@ def _dir_fingerprint(path: Path) -> str:
     return stable_hash(entries)[:16]
 
 
+def _local_hub_commit(name: str, revision: str | None) -> str | None:
+    """The commit that the local Hugging Face cache resolves ``revision`` of hub model ``name`` to, if any.
+
+    The cache stores each download under ``models--org--name/snapshots/<commit>`` and each branch or tag
+    under ``refs/<revision>`` (a file holding the commit), which is what ``from_pretrained`` loads offline.
+    """
+    from huggingface_hub import constants
+
+    repo = Path(constants.HF_HUB_CACHE) / ("models--" + name.replace("/", "--"))
+    ref = repo / "refs" / (revision or "main")
+    commit = ref.read_text().strip() if ref.is_file() else (revision or "")
+    if _COMMIT.fullmatch(commit) and (repo / "snapshots" / commit).is_dir():
+        return commit
+    return None
+
+
+def hub_commit(name: str, revision: str | None = None) -> str:
+    """Resolve a hub model's revision (branch, tag or commit) to the commit hash that will be loaded.
+
+    The local cache answers first (``_pretrained`` loads local files first too); otherwise the hub, where it
+    is reachable. A full 40-character commit is returned as given.
+
+    Raises
+    ------
+    ModelLoadError
+        Neither the local cache nor the hub can tell (the model could not be loaded either).
+    """
+    if revision is not None and _COMMIT.fullmatch(revision):
+        return revision
+    commit = _local_hub_commit(name, revision)
+    if commit is not None:
+        return commit
+    if _hub_reachable():
+        from huggingface_hub import HfApi
+
+        try:
+            commit = HfApi().model_info(name, revision=revision).sha
+        except Exception as exc:  # the hub's errors (not found, gated, revision unknown) name the cause
+            raise ModelLoadError(f"could not resolve model {name!r}" + (f" at revision {revision!r}" if revision
+                                 else "") + f" on the hub: {exc}") from exc
+        if commit and _COMMIT.fullmatch(commit):
+            return commit
+    raise ModelLoadError(
+        f"could not resolve model {name!r}" + (f" at revision {revision!r}" if revision else "")
+        + " to a commit: it is not in the local Hugging Face cache and the hub is not reachable from here.\n"
+        "Pass a local model directory, a .gguf file or 'smollm2-135m', or download the model where the hub is "
+        "reachable first."
+    )
+
+
 def model_fingerprint(name: str, revision: str | None = None) -> str:
-    """Identify a model's weights without loading them (the cache key's model part)."""
-    if name in EMBEDDED:
-        return f"gguf:{_gguf_digest(embedded_gguf_path(name))}"
+    """Identify a model's weights (the cache key's model part).
+
+    A GGUF file: its SHA-256 and the content digest of its verified safetensors conversion (converting it
+    first if needed), so an extraction is never keyed to weights other than those it was computed from. A
+    local directory: its path and its files' sizes and times. A hub id: the commit its revision resolves to
+    (:func:`hub_commit`), so a branch that moved does not reuse an older extraction.
+    """
+    gguf = _gguf_file(name)
+    if gguf is not None:
+        _, record = _gguf_converted(gguf, name)
+        return f"gguf:{_gguf_digest(gguf)}+st:{content_digest(record)}"
     path = Path(name).expanduser()
-    if path.is_file() and path.suffix == ".gguf":
-        return f"gguf:{_gguf_digest(path)}"
     if path.is_dir():
         return f"dir:{path.resolve()}:{_dir_fingerprint(path)}"
-    return f"hub:{name}@{revision or 'main'}"
+    return f"hub:{name}@{hub_commit(name, revision)}"
 
 
 def _hub_reachable(timeout: float = 5.0) -> bool:
@@ -172,30 +262,43 @@ def _pretrained(loader, name: str, revision: str | None, what: str, **kwargs):
         ) from exc
 
 
-def _gguf_converted_dir(gguf: Path) -> Path:
-    """De-quantize a GGUF file once into a safetensors directory in the cache; return that directory."""
+def _convert_gguf(gguf: Path, name: str, out: Path) -> dict[str, Any]:
+    """De-quantize ``gguf`` into a safetensors model directory ``out``; return the record's extra fields."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    target = cache_dir("models") / f"gguf-{_gguf_digest(gguf)}"
-    if (target / "complete.json").is_file():
-        return target
-    tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype="float32")
+    try:
+        tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype="float32")
+    except Exception as exc:  # the GGUF reader's errors name neither the model nor the file
+        raise ModelLoadError(f"could not load model {name!r} from the GGUF file {gguf}: "
+                             f"{type(exc).__name__}: {exc}") from exc
     # The GGUF loader de-quantizes every tensor to float: what is left is an ordinary float model.
     model.hf_quantizer = None
     model.config.__dict__.pop("quantization_config", None)
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=target.parent))
-    try:
-        model.save_pretrained(tmp)
-        tok.save_pretrained(tmp)
-        atomic_write_text(tmp / "complete.json", json.dumps({"gguf": str(gguf)}))
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
-    return target
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    return {"gguf": str(gguf), "gguf_sha256_16": _gguf_digest(gguf)}
+
+
+def _converted_target(gguf: Path) -> Path:
+    return cache_dir("models") / f"gguf-{_gguf_digest(gguf)}"
+
+
+def _gguf_converted(gguf: Path, name: str) -> tuple[Path, dict[str, Any]]:
+    """De-quantize a GGUF file once into a content-verified safetensors directory in the cache.
+
+    Returns the directory and its verified completion record. A directory whose files do not match their
+    recorded SHA-256 (or an older one without digests) is converted again, with a warning naming the file;
+    concurrent conversions are safe (see :mod:`ua_helpers._cache`).
+    """
+    target = _converted_target(gguf)
+    return materialize_dir(target, lambda out: _convert_gguf(gguf, name, out),
+                           what=f"converted model of {name!r} ({target})")
+
+
+def _gguf_converted_dir(gguf: Path, name: str | None = None) -> Path:
+    """Return the verified safetensors conversion of a GGUF file (converting it first if needed)."""
+    return _gguf_converted(gguf, name or str(gguf))[0]
 
 
 def load_model(
@@ -230,12 +333,13 @@ def load_model(
 
     dev = resolve_device(device)
     dt = resolve_dtype(dtype, dev)
-    fingerprint = model_fingerprint(name, revision)
     gguf = _gguf_file(name)
     if gguf is not None:
         if revision is not None:
             raise ValueError(f"revision applies to hub models only; {name!r} is a GGUF file")
-        source, kwargs = str(_gguf_converted_dir(gguf)), {}
+        converted, record = _gguf_converted(gguf, name)  # verified file by file against their SHA-256
+        source, kwargs = str(converted), {}
+        fingerprint = f"gguf:{_gguf_digest(gguf)}+st:{content_digest(record)}"
     else:
         # A local directory or a hub id: _pretrained reads local files first and asks the hub only if it answers.
         source, kwargs = name, {"trust_remote_code": trust_remote_code}
@@ -246,6 +350,11 @@ def load_model(
         tokenizer = _pretrained(AutoTokenizer, source, revision, "tokenizer", **kwargs)
         model = _pretrained(AutoModelForCausalLM, source, revision, "weights", dtype=getattr(torch, dt),
                             **placement, **kwargs)
+        if Path(name).expanduser().is_dir():
+            fingerprint = model_fingerprint(name, revision)
+        else:  # the commit transformers actually loaded; the local cache and the hub say the same
+            loaded = getattr(model.config, "_commit_hash", None)
+            fingerprint = f"hub:{name}@{loaded}" if loaded else model_fingerprint(name, revision)
     else:  # a converted GGUF directory in the cache
         tokenizer = AutoTokenizer.from_pretrained(source)
         model = AutoModelForCausalLM.from_pretrained(source, dtype=getattr(torch, dt), **placement)
@@ -265,15 +374,20 @@ def model_shape(name: str, revision: str | None = None, trust_remote_code: bool 
     """Return ``(num_layers, d_model)`` from a model's configuration alone (no weights), failing fast if unreachable."""
     gguf = _gguf_file(name)
     if gguf is not None:
-        converted = cache_dir("models") / f"gguf-{_gguf_digest(gguf)}"
-        if (converted / "complete.json").is_file():
-            config = json.loads((converted / "config.json").read_text())
+        converted = _converted_target(gguf)
+        if (converted / RECORD).is_file() and (converted / "config.json").is_file():
+            config = json.loads((converted / "config.json").read_text())  # the weights are verified at load
             return int(config["num_hidden_layers"]), int(config["hidden_size"])
         from gguf import GGUFReader
 
-        fields = GGUFReader(str(gguf)).fields
-        arch = fields["general.architecture"].contents()
-        return int(fields[f"{arch}.block_count"].contents()), int(fields[f"{arch}.embedding_length"].contents())
+        try:
+            fields = GGUFReader(str(gguf)).fields
+            arch = fields["general.architecture"].contents()
+            return (int(fields[f"{arch}.block_count"].contents()),
+                    int(fields[f"{arch}.embedding_length"].contents()))
+        except Exception as exc:  # a damaged header: name the model and the file
+            raise ModelLoadError(f"could not read the configuration of model {name!r} from the GGUF file "
+                                 f"{gguf}: {type(exc).__name__}: {exc}") from exc
     from transformers import AutoConfig
 
     config = _pretrained(AutoConfig, name, revision, "configuration", trust_remote_code=trust_remote_code)
@@ -292,5 +406,5 @@ def load_tokenizer(name: str, revision: str | None = None, trust_remote_code: bo
 
     gguf = _gguf_file(name)
     if gguf is not None:
-        return AutoTokenizer.from_pretrained(_gguf_converted_dir(gguf))
+        return AutoTokenizer.from_pretrained(_gguf_converted_dir(gguf, name))
     return _pretrained(AutoTokenizer, name, revision, "tokenizer", trust_remote_code=trust_remote_code)
