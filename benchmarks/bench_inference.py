@@ -1,4 +1,4 @@
-"""Time ua_helpers.inference.extended_analysis on the paper's shape: 9 layers x 5 metrics x 230 pairs.
+"""Time ua_helpers.inference.extended_analysis and its parts on the paper's shape: 9 layers x 5 metrics x 230 pairs.
 
 Prints the time of each component (run alone, on the same data and seed) and of the whole entry point, the
 median of ``--repeats`` runs. Synthetic data: metrics that random-walk across layers, six categories of the
@@ -19,8 +19,7 @@ import time
 
 import numpy as np
 
-from ua_helpers import inference as inf
-from ua_helpers import stats
+from ua_helpers import bootstrap, confounds, inference, multiplicity
 
 LAYERS = [0, 4, 8, 12, 16, 20, 24, 28, 32]
 METRICS = ["centroid_asymmetry", "cross_centroid", "within_pair_sim", "knn_density_asymmetry",
@@ -66,23 +65,25 @@ def main() -> None:
     d = make_data()
     x, y = d["values"].reshape(-1, d["values"].shape[-1]), d["preference"]
     n, nb, npm, seed = x.shape[1], args.n_bootstrap, args.n_permutations, 42
-    cov = inf.confound_covariates(d["n_tokens_a"], d["n_tokens_b"], d["len_a"], d["len_b"], d["categories"])
+    cov = confounds.confound_covariates(d["n_tokens_a"], d["n_tokens_b"], d["len_a"], d["len_b"], d["categories"])
     common = dict(n_tokens_a=d["n_tokens_a"], n_tokens_b=d["n_tokens_b"], len_a=d["len_a"], len_b=d["len_b"],
                   categories=d["categories"], n_bootstrap=nb, n_permutations=npm, seed=seed)
 
     with limit:
-        idx = stats.bootstrap_indices(n, nb, seed)
-        boot = inf.bootstrap_pearson(x, y, idx)
+        idx = bootstrap.bootstrap_indices(n, nb, seed)
+        boot = bootstrap.bootstrap_pearson(x, y, idx)
         r = np.array([np.corrcoef(row, y)[0, 1] for row in x])  # [tests]
         components = [
-            ("bootstrap indices", lambda: stats.bootstrap_indices(n, nb, seed)),
-            ("Pearson bootstrap + percentile CI", lambda: inf.percentile_interval(inf.bootstrap_pearson(x, y, idx))),
-            ("BCa (jackknife + z0 + quantiles)", lambda: inf.bca_interval(r, boot, inf.jackknife_pearson(x, y))),
-            ("permutations: per-test + max-stat", lambda: inf.max_stat_permutation(d["values"], y, npm, seed)),
-            ("Spearman bootstrap", lambda: inf.bootstrap_spearman(x, y, idx)),
-            *[(f"partial bootstrap: {name} (k={c.shape[1]})", lambda c=c: inf.bootstrap_partial(x, y, c, idx))
+            ("bootstrap indices", lambda: bootstrap.bootstrap_indices(n, nb, seed)),
+            ("Pearson bootstrap + percentile CI",
+             lambda: bootstrap.percentile_interval(bootstrap.bootstrap_pearson(x, y, idx))),
+            ("BCa (jackknife + z0 + quantiles)",
+             lambda: bootstrap.bca_interval(r, boot, bootstrap.jackknife_pearson(x, y))),
+            ("permutations: per-test + max-stat", lambda: multiplicity.max_stat_permutation(d["values"], y, npm, seed)),
+            ("Spearman bootstrap", lambda: bootstrap.bootstrap_spearman(x, y, idx)),
+            *[(f"partial bootstrap: {name} (k={c.shape[1]})", lambda c=c: confounds.bootstrap_partial(x, y, c, idx))
               for name, c in cov.items()],
-            ("per-category table (6 categories)", lambda: inf.per_category_table(
+            ("per-category table (6 categories)", lambda: confounds.per_category_table(
                 d["values"], y, LAYERS, METRICS, d["categories"], n_bootstrap=nb, seed=seed)),
         ]
         print(f"ua_helpers.inference benchmark: {len(LAYERS)} layers x {len(METRICS)} metrics x {n} pairs, "
@@ -91,7 +92,7 @@ def main() -> None:
         for name, fn in components:
             print(f"  {name:<42s} {timed(fn, args.repeats):7.3f} s")
         for bca in (False, True):
-            t = timed(lambda: inf.extended_analysis(d["values"], y, LAYERS, METRICS, bca=bca, **common),
+            t = timed(lambda: inference.extended_analysis(d["values"], y, LAYERS, METRICS, bca=bca, **common),
                       args.repeats)
             print(f"  {'extended_analysis(bca=' + str(bca) + ')':<42s} {t:7.3f} s")
 

@@ -279,7 +279,7 @@ def survival_text(cfg: RunConfig) -> str:
 
 def figure_confounds(cfg: RunConfig):
     """Raw r beside the partial r controlling for all confounds, per metric and layer."""
-    return inference.plot_confounds(get_extended(cfg).tests)
+    return plots.plot_confounds(get_extended(cfg).tests)
 
 
 # --------------------------------------------------------------------------- results and figures

@@ -139,3 +139,92 @@ def plot_metric_distributions(values, layers, metric_names):
         ax.axis("off")
     fig.tight_layout()
     return fig
+
+
+def plot_confounds(tests, title: str | None = None):
+    """Draw raw r and partial r (all covariates) against layer with their CIs, one panel per metric.
+
+    Parameters
+    ----------
+    tests : pandas.DataFrame
+        ``ExtendedAnalysis.tests`` (needs layer, metric, r, ci_lower, ci_upper, partial_all_r,
+        partial_all_ci_lower, partial_all_ci_upper).
+    title : str, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import matplotlib.pyplot as plt
+
+    need = ["layer", "metric", "r", "ci_lower", "ci_upper", "partial_all_r", "partial_all_ci_lower",
+            "partial_all_ci_upper"]
+    missing = [c for c in need if c not in tests.columns]
+    if missing:
+        raise ValueError(f"tests lacks columns {missing}; pass ExtendedAnalysis.tests")
+    metrics = list(dict.fromkeys(tests["metric"]))
+    if not metrics:
+        raise ValueError("tests is empty")
+    ncols = min(3, len(metrics))
+    nrows = -(-len(metrics) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(5 * ncols, 3.8 * nrows), squeeze=False, sharey=True)
+    flat_axes = axes.ravel()
+    layer_values = np.sort(tests["layer"].unique())
+    step = float(np.min(np.diff(layer_values))) if len(layer_values) > 1 else 1.0
+    offset = 0.15 * step
+    series = (("r", "ci_lower", "ci_upper", "raw r", "tab:blue", -offset),
+              ("partial_all_r", "partial_all_ci_lower", "partial_all_ci_upper",
+               "partial r (tokens + length + category)", "tab:orange", offset))
+    for ax, metric in zip(flat_axes, metrics):
+        rows = tests[tests["metric"] == metric].sort_values("layer")
+        layer = rows["layer"].to_numpy(dtype=float)
+        for col, lo, hi, label, color, dx in series:
+            r = rows[col].to_numpy(dtype=float)
+            yerr = [r - rows[lo].to_numpy(dtype=float), rows[hi].to_numpy(dtype=float) - r]
+            ax.errorbar(layer + dx, r, yerr=yerr, fmt="o-", capsize=3, markersize=5, color=color, label=label)
+        ax.axhline(0, color="black", linestyle="--", alpha=0.5)
+        ax.set_title(metric, fontweight="bold")
+        ax.set_xlabel("Layer")
+        ax.grid(True, alpha=0.3)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("r")
+    for ax in flat_axes[len(metrics):]:
+        ax.axis("off")
+    handles, labels = flat_axes[0].get_legend_handles_labels()
+    if len(metrics) < flat_axes.size:  # a spare panel holds the legend
+        flat_axes[len(metrics)].legend(handles, labels, loc="center", frameon=False)
+        bottom = 0.0
+    else:
+        fig.legend(handles, labels, loc="lower center", ncol=2, frameon=False)
+        bottom = 0.06
+    fig.suptitle(title or "Raw vs confound-controlled correlation with output preference", fontweight="bold")
+    fig.tight_layout(rect=(0, bottom, 1, 1))
+    return fig
+
+
+def plot_strongest(values, preference, table, layers, metric_names, categories, n: int = 3):
+    """Scatter the ``n`` (layer, metric) tests with the largest |r|: metric value against preference, by category.
+
+    Parameters
+    ----------
+    values : ndarray of shape (n_layers, n_metrics, n_pairs)
+    preference : ndarray of shape (n_pairs,)
+    table : pandas.DataFrame
+        One row per (layer, metric) with ``r`` (a correlation or results table).
+    layers, metric_names : sequences matching ``values``' first two axes
+    categories : sequence of str, length n_pairs
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import matplotlib.pyplot as plt
+
+    ranked = table.dropna(subset=["r"])
+    top = ranked.reindex(ranked["r"].abs().sort_values(ascending=False).index).head(n)
+    fig, axes = plt.subplots(1, max(len(top), 1), figsize=(5 * max(len(top), 1), 4), squeeze=False)
+    for ax, row in zip(axes[0], top.itertuples()):
+        x = values[list(layers).index(row.layer), list(metric_names).index(row.metric)]
+        plot_scatter(x, preference, ax=ax, label=f"layer {row.layer} {row.metric}", r=row.r, categories=categories)
+    fig.tight_layout()
+    return fig

@@ -1,8 +1,9 @@
 """Pearson correlations with percentile bootstrap CIs, for one test or every (layer, metric) at once.
 
-Resample indices are drawn once from a seeded NumPy Generator and shared by all tests of a run; each resample's
-correlation comes from weighted sums (a count matrix times the data), so 45 tests x 10,000 resamples are a few
-matrix products instead of 450,000 calls of ``scipy.stats.pearsonr``.
+The seed's public API, on the engine of :mod:`ua_helpers.bootstrap`: resample indices are drawn once from a seeded
+NumPy Generator and shared by all tests of a run; each resample's correlation comes from weighted sums (resample
+counts times the data), so 45 tests x 10,000 resamples are a few matrix products instead of 450,000 calls of
+``scipy.stats.pearsonr``.
 """
 from __future__ import annotations
 
@@ -11,6 +12,12 @@ from typing import NamedTuple, Sequence
 
 import numpy as np
 from scipy import stats as sps
+
+from ._checks import check_ci_level
+from .bootstrap import bootstrap_indices, bootstrap_pearson, percentile_interval
+
+__all__ = ["CorrelationResult", "DegenerateInputWarning", "bootstrap_correlation", "bootstrap_indices",
+           "bootstrap_rs", "correlation_table"]
 
 
 class CorrelationResult(NamedTuple):
@@ -26,13 +33,6 @@ class DegenerateInputWarning(UserWarning):
     """A correlation that is undefined (constant or non-finite input): the result is NaN."""
 
 
-def bootstrap_indices(n: int, n_bootstrap: int = 10000, seed: int | None = 42) -> np.ndarray:
-    """Draw resample indices, shape (n_bootstrap, n), from ``numpy.random.default_rng(seed)``."""
-    if n_bootstrap < 1:
-        raise ValueError(f"n_bootstrap must be a positive integer; got {n_bootstrap}")
-    return np.random.default_rng(seed).integers(0, n, size=(n_bootstrap, n))
-
-
 def _degenerate_reason(x: np.ndarray, y: np.ndarray) -> str | None:
     for name, v in (("x", x), ("y", y)):
         if not np.all(np.isfinite(v)):
@@ -43,11 +43,12 @@ def _degenerate_reason(x: np.ndarray, y: np.ndarray) -> str | None:
 
 
 def bootstrap_rs(x: np.ndarray, y: np.ndarray, indices: np.ndarray) -> np.ndarray:
-    """Pearson r of ``x[t]`` and ``y`` on every resample.
+    """Compute Pearson r of every row of ``x`` with ``y`` on every resample (:func:`bootstrap.bootstrap_pearson`).
 
     Parameters
     ----------
     x : ndarray of shape (n_tests, n) or (n,)
+        Rows must be finite and not constant.
     y : ndarray of shape (n,)
     indices : ndarray of shape (n_bootstrap, n)
 
@@ -56,37 +57,7 @@ def bootstrap_rs(x: np.ndarray, y: np.ndarray, indices: np.ndarray) -> np.ndarra
     ndarray of shape (n_tests, n_bootstrap)
         NaN where a resample has zero variance in x or y (the seed skips those).
     """
-    x = np.atleast_2d(np.asarray(x, dtype=np.float64))
-    y = np.asarray(y, dtype=np.float64)
-    n_boot, n = indices.shape
-    # Standardize first: the raw-moment formulas below then stay well conditioned.
-    xz = (x - x.mean(axis=1, keepdims=True)) / x.std(axis=1, keepdims=True)  # [tests, n]
-    yz = (y - y.mean()) / y.std()  # [n]
-    counts = np.zeros((n_boot, n))  # [resample, n]: how often each item is drawn
-    np.add.at(counts, (np.repeat(np.arange(n_boot), n), indices.ravel()), 1.0)
-    counts /= n
-    mx, my = counts @ xz.T, counts @ yz  # [resample, tests], [resample]
-    vx = counts @ (xz**2).T - mx**2
-    vy = counts @ yz**2 - my**2
-    cxy = counts @ (xz * yz).T - mx * my[:, None]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        r = cxy / np.sqrt(vx * vy[:, None])
-    r[(vx <= 1e-12) | (vy[:, None] <= 1e-12)] = np.nan
-    return np.clip(r, -1.0, 1.0).T
-
-
-def _percentile_ci(rs: np.ndarray, ci_level: float) -> tuple[np.ndarray, np.ndarray]:
-    alpha = 1 - ci_level
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows give NaN, handled by the caller
-        lo = np.nanpercentile(rs, alpha / 2 * 100, axis=-1)
-        hi = np.nanpercentile(rs, (1 - alpha / 2) * 100, axis=-1)
-    return lo, hi
-
-
-def _check_ci_level(ci_level: float) -> None:
-    if not 0 < ci_level < 1:
-        raise ValueError(f"ci_level must be in (0, 1); got {ci_level}")
+    return bootstrap_pearson(x, y, indices)
 
 
 def bootstrap_correlation(x, y, n_bootstrap: int = 10000, ci_level: float = 0.95,
@@ -107,7 +78,7 @@ def bootstrap_correlation(x, y, n_bootstrap: int = 10000, ci_level: float = 0.95
         ``(r, ci_lower, ci_upper, p_value)``; all NaN, with a :class:`DegenerateInputWarning` saying why, when
         x or y is constant or not finite.
     """
-    _check_ci_level(ci_level)
+    check_ci_level(ci_level)
     x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
     if x.ndim != 1 or x.shape != y.shape:
         raise ValueError(f"x and y must be 1-D of the same length; got {x.shape} and {y.shape}")
@@ -116,8 +87,8 @@ def bootstrap_correlation(x, y, n_bootstrap: int = 10000, ci_level: float = 0.95
         warnings.warn(f"correlation undefined: {reason}", DegenerateInputWarning, stacklevel=2)
         return CorrelationResult(np.nan, np.nan, np.nan, np.nan)
     r, p = sps.pearsonr(x, y)
-    lo, hi = _percentile_ci(bootstrap_rs(x, y, bootstrap_indices(len(x), n_bootstrap, seed))[0], ci_level)
-    return CorrelationResult(float(r), float(lo), float(hi), float(p))
+    lo, hi = percentile_interval(bootstrap_rs(x, y, bootstrap_indices(len(x), n_bootstrap, seed))[0], ci_level)
+    return CorrelationResult(float(r), float(lo[0]), float(hi[0]), float(p))
 
 
 def correlation_table(metric_values: np.ndarray, preference: np.ndarray, layers: Sequence[int],
@@ -143,7 +114,7 @@ def correlation_table(metric_values: np.ndarray, preference: np.ndarray, layers:
     """
     import pandas as pd
 
-    _check_ci_level(ci_level)
+    check_ci_level(ci_level)
     values = np.asarray(metric_values, dtype=np.float64)
     y = np.asarray(preference, dtype=np.float64)
     n_layers, n_metrics, n = values.shape
@@ -161,7 +132,7 @@ def correlation_table(metric_values: np.ndarray, preference: np.ndarray, layers:
     hi = np.full(len(flat), np.nan)
     if ok.any():
         idx = bootstrap_indices(n, n_bootstrap, seed)
-        lo[ok], hi[ok] = _percentile_ci(bootstrap_rs(flat[ok], y, idx), ci_level)
+        lo[ok], hi[ok] = percentile_interval(bootstrap_rs(flat[ok], y, idx), ci_level)
         for t in np.flatnonzero(ok):
             r[t], p[t] = sps.pearsonr(flat[t], y)
     return pd.DataFrame({

@@ -1,0 +1,115 @@
+"""Bootstrap Pearson/Spearman, jackknife, percentile and BCa intervals against loops, SciPy and ua_helpers.stats."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose, assert_array_equal
+from scipy import stats as sps
+
+from inference_data import LAYERS, METRICS, N, flat_tests, make_data, run_extended
+from ua_helpers import bootstrap, stats
+
+
+@pytest.fixture(scope="module")
+def data():
+    return make_data()
+
+
+@pytest.fixture(scope="module")
+def result(data):
+    return run_extended(data)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Bootstrap: Pearson, Spearman, BCa
+# ----------------------------------------------------------------------------------------------------------------
+
+def test_bootstrap_pearson_matches_stats_and_correlation_table(data, result):
+    x, y = flat_tests(data["values"]), data["preference"]
+    idx = stats.bootstrap_indices(N, 500, seed=1)
+    assert_allclose(bootstrap.bootstrap_pearson(x, y, idx, chunk_size=128), stats.bootstrap_rs(x, y, idx),
+                    rtol=0, atol=1e-12)
+    table = stats.correlation_table(data["values"], y, LAYERS, METRICS, n_bootstrap=2000, seed=7)
+    for col in ("r", "ci_lower", "ci_upper", "p_value"):
+        assert_allclose(result.tests[col], table[col], rtol=1e-10, atol=1e-12)
+    assert_array_equal(result.tests["excludes_zero"], ~table["includes_zero"])
+
+
+def test_spearman_rho_matches_scipy(data, result):
+    x, y = flat_tests(data["values"]), data["preference"]
+    ref = [sps.spearmanr(row, y) for row in x]
+    assert_allclose(result.tests["spearman_rho"], [r.statistic for r in ref], rtol=0, atol=1e-12)
+    assert_allclose(result.tests["spearman_p_value"], [r.pvalue for r in ref], rtol=1e-9, atol=1e-300)
+
+
+@pytest.mark.parametrize("ties", [False, True])
+def test_bootstrap_spearman_matches_rankdata_loop(data, ties):
+    x, y = flat_tests(data["values"])[:6].copy(), data["preference"].copy()
+    if ties:  # ties in the original data, on top of those that resampling creates
+        x[1] = np.round(x[1], 1)
+        x[4] = np.round(x[4] * 2)
+        y = np.round(y, 1)
+    idx = stats.bootstrap_indices(N, 150, seed=4)
+    ours = bootstrap.bootstrap_spearman(x, y, idx, chunk_size=40)
+    ref = np.empty_like(ours)
+    for b, i in enumerate(idx):
+        ry = sps.rankdata(y[i])
+        for t in range(len(x)):
+            ref[t, b] = np.corrcoef(sps.rankdata(x[t, i]), ry)[0, 1]
+    assert_allclose(ours, ref, rtol=0, atol=1e-12)
+    assert_allclose(ours[:, :5], [[sps.spearmanr(x[t, i], y[i]).statistic for i in idx[:5]]
+                                  for t in range(len(x))], atol=1e-12)
+
+
+def test_jackknife_pearson_matches_loop(data):
+    x, y = flat_tests(data["values"])[:3], data["preference"]
+    jack = bootstrap.jackknife_pearson(x, y)
+    keep = ~np.eye(N, dtype=bool)
+    ref = np.array([[sps.pearsonr(row[keep[i]], y[keep[i]])[0] for i in range(N)] for row in x])
+    assert_allclose(jack, ref, rtol=0, atol=1e-12)
+
+
+def _pearson_axis(x, y, axis=-1):
+    xc = x - x.mean(axis=axis, keepdims=True)
+    yc = y - y.mean(axis=axis, keepdims=True)
+    return (xc * yc).sum(axis=axis) / np.sqrt((xc**2).sum(axis=axis) * (yc**2).sum(axis=axis))
+
+
+def test_bca_matches_scipy_given_its_bootstrap_distribution(data):
+    x, y = data["values"][4, 0], data["preference"]
+    res = sps.bootstrap((x, y), _pearson_axis, paired=True, vectorized=True, n_resamples=3000,
+                        method="BCa", rng=np.random.default_rng(99))
+    lo, hi = bootstrap.bca_interval(sps.pearsonr(x, y)[0], res.bootstrap_distribution,
+                                    bootstrap.jackknife_pearson(x, y))
+    assert lo[0] == pytest.approx(res.confidence_interval.low, abs=1e-10)
+    assert hi[0] == pytest.approx(res.confidence_interval.high, abs=1e-10)
+    lo90, hi90 = bootstrap.bca_interval(sps.pearsonr(x, y)[0], res.bootstrap_distribution,
+                                  bootstrap.jackknife_pearson(x, y), ci_level=0.9)
+    res90 = sps.bootstrap((x, y), _pearson_axis, paired=True, vectorized=True, n_resamples=0, method="BCa",
+                          bootstrap_result=res, confidence_level=0.9)
+    assert (lo90[0], hi90[0]) == pytest.approx(tuple(res90.confidence_interval), abs=1e-10)
+
+
+def test_bca_reproduces_scipy_on_the_same_resamples(data, result):
+    """scipy draws ``rng.integers(0, n, (n_resamples, n))`` in one batch: exactly stats.bootstrap_indices."""
+    y = data["preference"]
+    for t in (0, 22):
+        x = flat_tests(data["values"])[t]
+        res = sps.bootstrap((x, y), _pearson_axis, paired=True, vectorized=True, n_resamples=2000,
+                            method="BCa", rng=np.random.default_rng(7))
+        ours = bootstrap.bootstrap_pearson(x, y, stats.bootstrap_indices(N, 2000, seed=7))[0]
+        assert_allclose(ours, res.bootstrap_distribution, rtol=0, atol=1e-12)
+        row = result.tests.iloc[t]
+        assert row["bca_lower"] == pytest.approx(res.confidence_interval.low, abs=1e-10)
+        assert row["bca_upper"] == pytest.approx(res.confidence_interval.high, abs=1e-10)
+
+
+def test_percentile_interval_matches_numpy():
+    rng = np.random.default_rng(0)
+    boot = rng.normal(size=(4, 999))
+    boot[1, ::7] = np.nan
+    lo, hi = bootstrap.percentile_interval(boot, 0.9)
+    assert_allclose(lo, np.nanpercentile(boot, 5, axis=1), rtol=0, atol=1e-14)
+    assert_allclose(hi, np.nanpercentile(boot, 95, axis=1), rtol=0, atol=1e-14)
+
+

@@ -1,0 +1,148 @@
+"""Partial correlations, covariate sets and per-category tests against residualize-then-Pearson and loops."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from numpy.testing import assert_allclose, assert_array_equal
+from scipy import stats as sps
+
+from inference_data import CATEGORY_SIZES, LAYERS, METRICS, N, flat_tests, make_data, run_extended
+from ua_helpers import confounds, multiplicity, stats
+
+
+@pytest.fixture(scope="module")
+def data():
+    return make_data()
+
+
+@pytest.fixture(scope="module")
+def result(data):
+    return run_extended(data)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Confounds
+# ----------------------------------------------------------------------------------------------------------------
+
+def residualize_then_pearson(x, y, covariates):
+    design = np.column_stack([np.ones(len(x)), covariates])
+    ex = x - design @ np.linalg.lstsq(design, x, rcond=None)[0]
+    ey = y - design @ np.linalg.lstsq(design, y, rcond=None)[0]
+    return sps.pearsonr(ex, ey)[0]
+
+
+def test_partial_correlation_matches_residualize_then_pearsonr(data):
+    x, y = data["values"][4, 0], data["preference"]
+    cov = confounds.confound_covariates(data["n_tokens_a"], data["n_tokens_b"], data["len_a"], data["len_b"],
+                                        data["categories"])
+    for name, c in cov.items():
+        res = confounds.partial_correlation(x, y, c)
+        ref = residualize_then_pearson(x, y, c)
+        assert res.r == pytest.approx(ref, abs=1e-12)
+        k = c.shape[1]
+        assert res.df == N - 2 - k
+        t = ref * math.sqrt(res.df / (1 - ref**2))
+        assert res.p_value == pytest.approx(2 * sps.t.sf(abs(t), res.df), rel=1e-9)
+
+
+def test_partial_correlation_one_covariate_formula(data):
+    x, y = data["values"][4, 0], data["preference"]
+    z = (data["n_tokens_b"] - data["n_tokens_a"]).astype(float)
+    rxy, rxz, ryz = sps.pearsonr(x, y)[0], sps.pearsonr(x, z)[0], sps.pearsonr(y, z)[0]
+    expected = (rxy - rxz * ryz) / math.sqrt((1 - rxz**2) * (1 - ryz**2))
+    assert confounds.partial_correlation(x, y, z).r == pytest.approx(expected, abs=1e-12)
+
+
+def test_category_fixed_effects_equal_within_category_demeaning(data):
+    x, y = data["values"][2, 1], data["preference"]
+    frame = pd.DataFrame({"x": x, "y": y, "c": data["categories"]})
+    xd = frame["x"] - frame.groupby("c")["x"].transform("mean")
+    yd = frame["y"] - frame.groupby("c")["y"].transform("mean")
+    res = confounds.partial_correlation(x, y, confounds.category_dummies(data["categories"]))
+    assert res.r == pytest.approx(sps.pearsonr(xd, yd)[0], abs=1e-12)
+    assert res.df == N - 2 - (len(CATEGORY_SIZES) - 1)
+
+
+def test_category_dummies_drop_first_seen():
+    d = confounds.category_dummies(["b", "a", "b", "c"])
+    assert_array_equal(d, [[0, 0], [1, 0], [0, 0], [0, 1]])
+
+
+def test_bootstrap_partial_matches_per_resample_loop(data):
+    x, y = flat_tests(data["values"])[[0, 20, 44]], data["preference"]
+    cov = confounds.confound_covariates(data["n_tokens_a"], data["n_tokens_b"], data["len_a"], data["len_b"],
+                                        data["categories"])["all"]
+    idx = stats.bootstrap_indices(N, 60, seed=8)
+    ours = confounds.bootstrap_partial(x, y, cov, idx, chunk_size=25)
+    ref = np.array([[residualize_then_pearson(row[i], y[i], cov[i]) for i in idx] for row in x])
+    assert_allclose(ours, ref, rtol=0, atol=1e-10)
+
+
+def test_bootstrap_partial_handles_a_resample_that_misses_a_category():
+    rng = np.random.default_rng(5)
+    n = 40
+    cats = ["a"] * 3 + ["b"] * 17 + ["c"] * 20
+    x, y, z = rng.normal(size=n), rng.normal(size=n), rng.normal(size=n)
+    cov = np.column_stack([z, confounds.category_dummies(cats)])
+    idx = np.vstack([rng.integers(3, n, size=n),  # no "a" (the reference category)
+                     rng.integers(0, 20, size=n),  # no "c"
+                     rng.integers(0, n, size=n)])
+    ours = confounds.bootstrap_partial(x, y, cov, idx)[0]
+    ref = [residualize_then_pearson(x[i], y[i], cov[i]) for i in idx]
+    assert_allclose(ours, ref, rtol=0, atol=1e-10)
+
+
+def test_confound_columns(result, data):
+    tests = result.tests
+    for name in confounds.COVARIATE_SETS:
+        assert f"partial_{name}_retained" not in tests.columns  # a ratio that means nothing when r is near 0
+        p = tests[f"partial_{name}_p_value"].to_numpy()
+        assert_array_equal(tests[f"partial_{name}_p_holm"], multiplicity.holm(p))  # the family: one covariate set
+        assert_array_equal(tests[f"partial_{name}_p_bh"], multiplicity.benjamini_hochberg(p))
+        # adjusted >= raw, up to the two roundings of p * m / rank (relative 2 eps)
+        floor = p * (1 - 2 * np.finfo(np.float64).eps)
+        assert (tests[f"partial_{name}_p_holm"] >= floor).all() and (tests[f"partial_{name}_p_bh"] >= floor).all()
+        assert (tests[f"partial_{name}_ci_lower"] <= tests[f"partial_{name}_r"]).all()
+        assert (tests[f"partial_{name}_r"] <= tests[f"partial_{name}_ci_upper"]).all()
+    x, y = data["values"][4, 0], data["preference"]
+    cov = confounds.confound_covariates(data["n_tokens_a"], data["n_tokens_b"], data["len_a"], data["len_b"],
+                                        data["categories"])
+    row = tests[(tests["layer"] == 16) & (tests["metric"] == METRICS[0])].iloc[0]
+    for name in confounds.COVARIATE_SETS:
+        res = confounds.partial_correlation(x, y, cov[name])
+        assert row[f"partial_{name}_r"] == pytest.approx(res.r, abs=1e-12)
+        assert row[f"partial_{name}_p_value"] == pytest.approx(res.p_value, rel=1e-9)
+    assert_array_equal(tests["survives_confounds"],
+                       (tests["partial_all_ci_lower"] > 0) | (tests["partial_all_ci_upper"] < 0))
+
+
+def test_per_category_rows_equal_bootstrap_correlation_on_the_subset(data, result):
+    pc = result.per_category
+    assert len(pc) == 9 * 5 * len(CATEGORY_SIZES)
+    assert list(pc.columns) == ["layer", "metric", "category", "n", "r", "ci_lower", "ci_upper", "p_value",
+                                "p_bh", "excludes_zero", "exploratory", "note"]
+    assert pc["exploratory"].all()
+    # BH over the whole per-category family, checked against the plain step-up definition
+    p = pc["p_value"].to_numpy()
+    m = np.isfinite(p).sum()
+    order = np.argsort(p)
+    ranked = np.minimum(1, np.minimum.accumulate((p[order] * m / np.arange(1, len(p) + 1))[::-1])[::-1])
+    expected = np.empty_like(p)
+    expected[order] = ranked
+    assert_allclose(pc["p_bh"], expected, rtol=0, atol=0)
+    assert list(pc["category"][:6]) == list(CATEGORY_SIZES)
+    cats = np.array(data["categories"])
+    for layer_i, metric_i, cat in ((0, 0, "business"), (4, 0, "ground_truth_nonnumeric"), (8, 4, "lifestyle")):
+        mask = cats == cat
+        ref = stats.bootstrap_correlation(data["values"][layer_i, metric_i, mask], data["preference"][mask],
+                                          n_bootstrap=2000, seed=7)
+        row = pc[(pc["layer"] == LAYERS[layer_i]) & (pc["metric"] == METRICS[metric_i])
+                 & (pc["category"] == cat)].iloc[0]
+        assert row["n"] == mask.sum()
+        assert (row["r"], row["ci_lower"], row["ci_upper"], row["p_value"]) == pytest.approx(
+            tuple(ref), rel=1e-9, abs=1e-12)
+
+

@@ -1,0 +1,232 @@
+"""Multiplicity: Holm and Benjamini-Hochberg adjusted p-values, and permutation tests (per test and max-|r|).
+
+Permutations come from :func:`permutation_indices` and are shared by every test of a family, which is what makes
+the max-statistic test possible.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from ._checks import check_seed, check_positive_int, as_tests, as_vector, row_notes, zscore_rows
+
+_PERMUTATION_STREAM = 1  # spawn key of the permutations' child SeedSequence (bootstraps use the seed itself)
+_EPS_TIE = 100 * np.finfo(np.float64).eps  # relative tolerance for "null statistic >= observed", as SciPy's
+
+
+def _check_p(p) -> tuple[np.ndarray, np.ndarray]:
+    p = np.asarray(p, dtype=np.float64)
+    finite = np.isfinite(p)
+    if np.any(np.isinf(p)) or np.any((p[finite] < 0) | (p[finite] > 1)):
+        raise ValueError("p-values must lie in [0, 1] (NaN allowed)")
+    return p, ~np.isnan(p)
+
+
+def holm(p) -> np.ndarray:
+    """Compute Holm step-down adjusted p-values (family-wise error control).
+
+    Parameters
+    ----------
+    p : array-like of any shape
+        Unadjusted p-values in [0, 1]; NaN marks a test that was not run.
+
+    Returns
+    -------
+    ndarray of the shape of ``p``
+        ``p_holm[(i)] = max_{j <= i} min(1, (m - j + 1) p[(j)])`` over the sorted p-values, with ``m`` the
+        number of non-NaN p-values. NaN stays NaN and does not count in ``m``.
+    """
+    p, ok = _check_p(p)
+    out = np.full(p.shape, np.nan)
+    pv = p[ok]
+    m = pv.size
+    if m:
+        order = np.argsort(pv, kind="stable")
+        adj = np.maximum.accumulate((m - np.arange(m)) * pv[order])
+        res = np.empty(m)
+        res[order] = np.minimum(adj, 1.0)
+        out[ok] = res
+    return out
+
+
+def benjamini_hochberg(p) -> np.ndarray:
+    """Compute Benjamini-Hochberg adjusted p-values (q-values; false discovery rate control).
+
+    Parameters
+    ----------
+    p : array-like of any shape
+        Unadjusted p-values in [0, 1]; NaN marks a test that was not run.
+
+    Returns
+    -------
+    ndarray of the shape of ``p``
+        ``p_bh[(i)] = min_{j >= i} min(1, m p[(j)] / j)`` over the sorted p-values, with ``m`` the number of
+        non-NaN p-values. NaN stays NaN and does not count in ``m``.
+    """
+    p, ok = _check_p(p)
+    out = np.full(p.shape, np.nan)
+    pv = p[ok]
+    m = pv.size
+    if m:
+        order = np.argsort(pv, kind="stable")
+        scaled = pv[order] * m / np.arange(1, m + 1)
+        adj = np.minimum.accumulate(scaled[::-1])[::-1]
+        res = np.empty(m)
+        res[order] = np.minimum(adj, 1.0)
+        out[ok] = res
+    return out
+
+
+# Permutation tests
+# --------------------------------------------------------------------------------------------------------------
+
+def permutation_indices(n: int, n_permutations: int = 10000, seed: int = 42) -> np.ndarray:
+    """Draw permutations of ``range(n)``, shape (n_permutations, n), shared by every test of a family.
+
+    The Generator is ``numpy.random.default_rng(numpy.random.SeedSequence(seed, spawn_key=(1,)))`` -- a child
+    stream of ``seed``, so the permutations are independent of the bootstrap resamples that
+    :func:`ua_helpers.bootstrap.bootstrap_indices` draws from the same seed. Rows are ``rng.permuted`` of
+    ``arange(n)`` along axis 1.
+
+    Parameters
+    ----------
+    n : int
+    n_permutations : int, default=10000
+    seed : int, default=42
+
+    Returns
+    -------
+    ndarray of int64, shape (n_permutations, n)
+    """
+    n = check_positive_int("n", n)
+    n_permutations = check_positive_int("n_permutations", n_permutations)
+    seq = np.random.SeedSequence(check_seed(seed), spawn_key=(_PERMUTATION_STREAM,))
+    rng = np.random.default_rng(seq)
+    return rng.permuted(np.broadcast_to(np.arange(n, dtype=np.int64), (n_permutations, n)), axis=1)
+
+
+class MaxStatResult(NamedTuple):
+    """Permutation inference for a family of Pearson correlations (see :func:`max_stat_permutation`).
+
+    Attributes
+    ----------
+    r : ndarray of shape (...)
+        Observed Pearson r of each test (the leading shape of ``metric_values``).
+    p_perm : ndarray of shape (...)
+        Per-test two-sided permutation p-value, ``(1 + #{|r*| >= |r|}) / (1 + n_permutations)``.
+    p_maxstat : ndarray of shape (...)
+        Family-wise adjusted p-value, ``(1 + #{max_t |r*_t| >= |r|}) / (1 + n_permutations)``.
+    null_max : ndarray of shape (n_permutations,)
+        Max |r| over the family under each permutation.
+    critical_value : float
+        The ``1 - alpha`` quantile of ``null_max``: about the |r| a test needs to reach p_maxstat < alpha.
+    alpha : float
+    n_permutations : int
+    seed : int
+    """
+
+    r: np.ndarray
+    p_perm: np.ndarray
+    p_maxstat: np.ndarray
+    null_max: np.ndarray
+    critical_value: float
+    alpha: float
+    n_permutations: int
+    seed: int
+
+
+def _permutation_core(x: np.ndarray, y: np.ndarray, perms: np.ndarray, chunk_size: int):
+    """Observed r, per-test exceedance counts and the max-|r| null for rows ``x`` (all non-degenerate)."""
+    n = x.shape[1]
+    xz = zscore_rows(x)  # [tests, n]
+    yz = zscore_rows(y[None])[0]  # [n]
+    r_obs = xz @ yz / n  # [tests]
+    thresh = np.abs(r_obs) * (1 - _EPS_TIE)
+    counts = np.zeros(x.shape[0], dtype=np.int64)
+    null_max = np.empty(perms.shape[0])
+    for start in range(0, perms.shape[0], chunk_size):
+        yp = yz[perms[start:start + chunk_size]]  # [chunk, n]: permuted z-scores (same mean and sd)
+        r_perm = np.abs(xz @ yp.T) / n  # [tests, chunk]
+        counts += (r_perm >= thresh[:, None]).sum(axis=1)
+        null_max[start:start + chunk_size] = r_perm.max(axis=0)
+    return r_obs, counts, null_max
+
+
+def max_stat_permutation(metric_values, preference, n_permutations: int = 10000, seed: int = 42, *,
+                         alpha: float = 0.05, chunk_size: int = 1000) -> MaxStatResult:
+    """Run the max-|r| permutation test over a family of Pearson correlations with one preference vector.
+
+    Each permutation of ``preference`` (one permutation shared by every test, from :func:`permutation_indices`)
+    gives every test a null r; the max |r| over the family is the null distribution that the observed |r| of
+    each test is compared with. This controls the family-wise error rate while using the real correlation
+    between tests (neighbouring layers are nearly the same test), so it is less conservative than Holm.
+
+    Null correlations are a matrix product: with ``Z`` the z-scored metric rows ``(n_tests, n)`` and ``Y*`` the
+    z-scored permuted preferences ``(n, chunk)``, ``r* = Z @ Y* / n``; permutations are processed in chunks of
+    ``chunk_size`` so memory stays at ``n_tests x chunk_size`` floats.
+
+    Parameters
+    ----------
+    metric_values : ndarray of shape (..., n_pairs)
+        One test per leading index, e.g. (n_layers, n_metrics, n_pairs).
+    preference : ndarray of shape (n_pairs,)
+    n_permutations : int, default=10000
+    seed : int, default=42
+    alpha : float, default=0.05
+        Level of the reported critical value.
+    chunk_size : int, default=1000
+
+    Returns
+    -------
+    MaxStatResult
+        Arrays of the leading shape of ``metric_values``; NaN for tests whose metric is constant or not finite
+        (those are left out of the family).
+    """
+    values = np.asarray(metric_values, dtype=np.float64)
+    x = as_tests(values, name="metric_values")
+    n = x.shape[1]
+    y = as_vector(preference, n, "preference")
+    if np.ptp(y) == 0:
+        raise ValueError("preference is constant")
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must be in (0, 1); got {alpha}")
+    chunk_size = check_positive_int("chunk_size", chunk_size)
+    perms = permutation_indices(n, n_permutations, seed)
+    ok = np.array([note == "" for note in row_notes(x)])
+    r = np.full(x.shape[0], np.nan)
+    p_perm = np.full(x.shape[0], np.nan)
+    p_max = np.full(x.shape[0], np.nan)
+    null_max = np.full(n_permutations, np.nan)
+    if ok.any():
+        r_obs, counts, null_max = _permutation_core(x[ok], y, perms, chunk_size)
+        r[ok] = r_obs
+        p_perm[ok] = (1 + counts) / (1 + n_permutations)
+        thresh = np.abs(r_obs) * (1 - _EPS_TIE)
+        exceed = n_permutations - np.searchsorted(np.sort(null_max), thresh, side="left")
+        p_max[ok] = (1 + exceed) / (1 + n_permutations)
+    lead = values.shape[:-1]
+    crit = float(np.quantile(null_max, 1 - alpha)) if ok.any() else float("nan")
+    return MaxStatResult(r.reshape(lead), p_perm.reshape(lead), p_max.reshape(lead), null_max, crit,
+                         float(alpha), int(n_permutations), int(seed))
+
+
+def permutation_pvalues(metric_values, preference, n_permutations: int = 10000, seed: int = 42) -> np.ndarray:
+    """Compute per-test two-sided permutation p-values of Pearson r, ``(1 + #{|r*| >= |r|}) / (1 + P)``.
+
+    The permutations are those of :func:`max_stat_permutation` with the same seed (this returns its
+    ``p_perm``).
+
+    Parameters
+    ----------
+    metric_values : ndarray of shape (..., n_pairs)
+    preference : ndarray of shape (n_pairs,)
+    n_permutations : int, default=10000
+    seed : int, default=42
+
+    Returns
+    -------
+    ndarray of the leading shape of ``metric_values``
+    """
+    return max_stat_permutation(metric_values, preference, n_permutations, seed).p_perm
+
