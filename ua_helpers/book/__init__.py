@@ -25,7 +25,8 @@ _EXPORTS = {
     "jupyter_book_command": "build", "BOOK_SOURCES": "build", "NOTEBOOKS": "build", "PROJECT_ROOT": "build",
     "Run": "context", "load_run": "context", "Reference": "context", "load_reference": "context",
     "BookContext": "context",
-    "GENERATED_PAGES": "pages", "run_page": "pages", "data_card_page": "pages", "crossrun_page": "pages",
+    "GENERATED_PAGES": "pages", "GENERATED_INCLUDES": "pages", "run_page": "pages", "findings_page": "findings_page",
+    "levels_page": "levels_page", "data_card_page": "pages", "crossrun_page": "pages",
     "comparison_page": "compare", "replication_page": "compare",
     "MATHJAX_ENTRY": "mathjax", "mathjax_source": "mathjax", "mathjax_files": "mathjax",
 }

@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -18,7 +19,7 @@ from pathlib import Path
 from . import BookError
 from ._md import _sha_short
 from .context import BookContext, Reference, Run, load_reference, load_run, model_identity
-from .pages import GENERATED_PAGES
+from .pages import GENERATED_INCLUDES, GENERATED_PAGES
 
 #: The project's root (where ``_config.yml`` and ``_toc.yml`` live) for a checkout or an editable install.
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -60,6 +61,27 @@ def _stage_notebook(src: Path, dest: Path) -> None:
     dest.write_text(json.dumps(nb, indent=1, ensure_ascii=False), encoding="utf-8")
 
 
+#: Overrides ``repository.url`` of ``_config.yml`` (the repository the "Open in Colab" buttons point into).
+REPO_URL_ENV = "UA_BOOK_REPO_URL"
+
+
+def _configure_launch(config: dict) -> None:
+    """Point the Colab buttons at the repository, or leave them out where no GitHub repository is named.
+
+    The address comes from ``$UA_BOOK_REPO_URL`` or ``repository.url``; Colab opens notebooks from GitHub only,
+    and the theme warns (a failed strict build) about any other address, so anything else raises.
+    """
+    repo = (os.environ.get(REPO_URL_ENV) or (config.get("repository") or {}).get("url") or "").strip()
+    launch = config.setdefault("launch_buttons", {})
+    if not repo:
+        launch["colab_url"] = ""
+        return
+    if not re.fullmatch(r"https://github\.com/[\w.-]+/[\w.-]+/?", repo):
+        raise BookError(f"the book's repository address {repo!r} (repository.url or ${REPO_URL_ENV}) must be a "
+                        "GitHub repository, https://github.com/OWNER/NAME: Colab opens notebooks from GitHub only")
+    config.setdefault("repository", {})["url"] = repo.rstrip("/")
+
+
 def stage(run: Run, staging: Path, *, source_dir: Path = PROJECT_ROOT, replication: Run | None = None,
           reference: Reference = Reference(), sweep_root: Path | None = None) -> Path:
     """Copy the book's sources and the run's notebooks into ``staging`` (emptied first); write the generated pages."""
@@ -86,9 +108,10 @@ def stage(run: Run, staging: Path, *, source_dir: Path = PROJECT_ROOT, replicati
     config_path = staging / "_config.yml"
     config = yaml.safe_load(config_path.read_text(encoding="utf-8"))
     config.setdefault("html", {})["announcement"] = _announcement(run)
+    _configure_launch(config)
     config_path.write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True), encoding="utf-8")
     ctx = BookContext(run, staging / "book", replication=replication, reference=reference, sweep_root=sweep_root)
-    for name, generate in GENERATED_PAGES.items():
+    for name, generate in {**GENERATED_PAGES, **GENERATED_INCLUDES}.items():
         (staging / "book" / f"{name}.md").write_text(generate(ctx), encoding="utf-8")
     return staging
 

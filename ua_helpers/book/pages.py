@@ -14,6 +14,8 @@ from ..config import RunConfig
 from ._md import headline, md_code, md_table, md_text
 from .compare import comparison_page, replication_page
 from .context import BookContext, Run, model_identity
+from .findings_page import findings_page, findings_summary
+from .levels_page import levels_page
 
 
 #: Packages whose versions can move a number of the run: the reproducibility box lists each.
@@ -146,9 +148,15 @@ def crossrun_page(ctx: BookContext) -> str:
 #: ``book/<name>`` in ``_toc.yml``. To add a chapter, add a generator here and a line to the table of contents.
 GENERATED_PAGES: dict[str, Callable[[BookContext], str]] = {
     "run": run_page,
+    "findings": findings_page,
+    "levels": levels_page,
     "comparison": comparison_page,
     "replication": replication_page,
     "data-card-replication-230": data_card_page,
     "crossrun": crossrun_page,
 }
 
+#: Fragments written next to the pages and included by a prose page (not pages: no ``_toc.yml`` entry).
+GENERATED_INCLUDES: dict[str, Callable[[BookContext], str]] = {
+    "findings-summary": findings_summary,
+}

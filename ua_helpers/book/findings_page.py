@@ -1,0 +1,112 @@
+"""The findings of a run, in words generated from its ``results.json``: a page and the landing page's summary.
+
+The sentences come from :mod:`ua_helpers.findings` (``findings.markdown(results)`` for the page,
+``findings.summarize(results)`` for the landing page) where the package has it and the run carries an
+``evidence`` block. A run without that block (made before the evidence ladder) gets a page that says so and shows
+what its results do hold: the seed's uncorrected counts and its strongest tests, labelled uncorrected.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from ._md import _fmt_ci, _fmt_r, _is_missing, headline, md_table, md_text
+from .context import BookContext, Run, model_identity, run_banner
+
+#: Tests listed where a run has no generated findings.
+TOP_TESTS = 5
+
+
+def _findings_module():
+    """Return :mod:`ua_helpers.findings`, or ``None`` where this version of the package has none."""
+    try:
+        return importlib.import_module("ua_helpers.findings")
+    except ModuleNotFoundError as exc:
+        if exc.name != "ua_helpers.findings":
+            raise
+        return None
+
+
+def _as_markdown(value: Any) -> str:
+    """The findings module's output as Markdown: a string as is, a list of sentences as a bulleted list."""
+    if isinstance(value, str):
+        return value.strip() + "\n"
+    if isinstance(value, (list, tuple)):
+        return "\n".join(f"- {v}" for v in value) + "\n"
+    raise TypeError(f"ua_helpers.findings returned {type(value).__name__}; expected Markdown text or a list of "
+                    "sentences")
+
+
+def limits(run: Run) -> str:
+    """What this run cannot say, from its model, dataset and dtype (Markdown)."""
+    ident = model_identity(run.model)
+    model = md_text(run.model.get("name"))
+    lines = [f"- It is one model, {model}"
+             + (f" ({md_text(ident['variant'])}, {md_text(ident['training'])})" if ident["variant"]
+                and ident["training"] else "")
+             + ": it says nothing about another model, Pythia-6.9B included (see the "
+               "[comparison](comparison.md)).",
+             f"- It is one dataset, {md_text(run.dataset_name)}"
+             + (", whose sides alternate which framing they hold: the side centroids nearly coincide there, so "
+                "the centroid metrics say little (see the [method](method.md))"
+                if run.dataset_name == "replication-230" else "")
+             + (", in which side A is almost always the abstract statement (see the [caveats](caveats.md))"
+                if run.dataset_name == "ua-230" else "") + ".",
+             f"- It ran in {md_text(run.model.get('dtype') or 'an unrecorded dtype')}"
+             + (f" with weights {md_text(ident['weights'].split(' (')[0])}" if ident["weights"] else "")
+             + "; results near a threshold can change with the dtype.",
+             "- Correlation is not causation: no hidden state was edited (see the [caveats](caveats.md))."]
+    return "\n".join(lines) + "\n"
+
+
+def _strongest_uncorrected(res: dict[str, Any]) -> str:
+    """The run's strongest tests by |r|, with CIs, labelled uncorrected (for runs without the evidence ladder)."""
+    rows = []
+    for layer, tests in res["results"].items():
+        for metric, t in tests.items():
+            if not _is_missing(t.get("r")):
+                rows.append((abs(float(t["r"])), int(layer), metric, t))
+    rows.sort(key=lambda x: (-x[0], x[1], x[2]))
+    body = [[layer, md_text(metric), _fmt_r(t["r"]), _fmt_ci(t.get("ci_lower"), t.get("ci_upper")),
+             "no" if t.get("includes_zero") else "yes"] for _, layer, metric, t in rows[:TOP_TESTS]]
+    return md_table(["layer", "metric", "r", "CI", "CI excludes 0 (uncorrected)"], body)
+
+
+def findings_markdown(run: Run) -> str:
+    """The findings section's body for ``run``: the generated findings, or what an older run allows."""
+    res = run.results
+    module = _findings_module()
+    if module is not None and "evidence" in res:
+        return _as_markdown(module.markdown(res))
+    reason = ("this version of the package has no findings generator (`ua_helpers.findings`)" if module is None
+              else "this run's `results.json` has no `evidence` block (it was made before the evidence ladder)")
+    return (":::{admonition} No generated findings for this run\n:class: warning\n\n"
+            f"The findings and their evidence levels cannot be stated here: {reason}. Run it again with this "
+            "version to get them. What its results do hold follows; no correction for multiple comparisons stands "
+            "behind any of it.\n:::\n\n"
+            f"{headline(res)} (uncorrected). The strongest tests by |r|:\n\n" + _strongest_uncorrected(res))
+
+
+def findings_summary(ctx: BookContext) -> str:
+    """The landing page's findings section (``book/findings-summary.md``, included by ``book/intro.md``)."""
+    run = ctx.run
+    res = run.results
+    module = _findings_module()
+    if module is not None and "evidence" in res:
+        body = _as_markdown(module.summarize(res))
+    else:
+        body = (f"{headline(res)}, without correction for multiple comparisons; this run carries no evidence "
+                "ladder, so no finding is stated (see the [findings](findings.md) page).\n")
+    return f"## What this run found\n\n{run_banner(run)}\n{body}\nDetails, evidence levels and limits: " \
+           "[findings](findings.md).\n"
+
+
+def findings_page(ctx: BookContext) -> str:
+    """The "Findings" page: what the run found, how far to trust it, and what it cannot say."""
+    run = ctx.run
+    return "\n".join(["# Findings\n", run_banner(run),
+                      "Every sentence and number on this page is generated from the run's `results.json`; none is "
+                      "typed by hand. \"Significant\" is used only where a multiple-comparison correction stands "
+                      "behind it.\n",
+                      findings_markdown(run),
+                      "## What this run cannot say\n", limits(run)])

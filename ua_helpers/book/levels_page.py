@@ -1,0 +1,144 @@
+"""The chapter "Three levels of one question": category-level UA, random bins (Option A) and pairs, side by side.
+
+This run's levels come from ``results.json`` (``category_level`` and ``option_a_bins``, from
+:mod:`ua_helpers.levels`, and the pair-level ``results``); Pythia's from the published files shipped in the
+package (:mod:`ua_helpers.published`). A run made before the group levels existed renders with a note.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from .. import published
+from ._md import _excludes_zero, _fmt_ci, _fmt_r, _is_missing, md_table, md_text
+from .context import BookContext, run_banner
+
+
+def _test(entry: dict[str, Any] | None) -> str:
+    """``r [lo, hi]`` with a mark where the CI excludes zero (uncorrected), or a dash."""
+    if not entry or _is_missing(entry.get("r")):
+        return "–"
+    mark = " ◆" if _excludes_zero(entry.get("ci_lower"), entry.get("ci_upper")) else ""
+    return f"{_fmt_r(entry['r'])} {_fmt_ci(entry.get('ci_lower'), entry.get('ci_upper'))}{mark}"
+
+
+def _best_pair_level(tests: dict[str, Any]) -> str:
+    """The pair-level metric with the largest |r| at a layer (the seed's best_per_layer), with its CI."""
+    defined = {m: t for m, t in tests.items() if not _is_missing(t.get("r"))}
+    if not defined:
+        return "–"
+    metric = max(defined, key=lambda m: abs(float(defined[m]["r"])))
+    return f"{_test(defined[metric])} ({md_text(metric)})"
+
+
+def levels_table(pair: dict[str, Any], category: dict[str, Any] | None, bins: dict[str, Any] | None,
+                 num_layers: int) -> str:
+    """One row per layer: relative depth, then the three levels' r and CI (Markdown)."""
+    rows = []
+    for layer in sorted(pair, key=int):
+        rows.append([layer, f"{int(layer) / num_layers:.2f}",
+                     _test((category or {}).get(layer)) if category is not None else "not in this run",
+                     _test((bins or {}).get(layer)) if bins is not None else "not in this run",
+                     _best_pair_level(pair[layer])])
+    return md_table(["layer", "depth", "category level (n = categories)", "random bins (Option A)",
+                     "pair level: strongest metric"], rows)
+
+
+def _n_of(block: dict[str, Any] | None, key: str) -> str:
+    """The range of ``key`` (e.g. ``n_bins``) over a block's layers: "20", or "18–20" where it varies."""
+    values = sorted({int(e[key]) for e in (block or {}).values() if isinstance(e, dict) and e.get(key) is not None})
+    if not values:
+        return "–"
+    return str(values[0]) if len(values) == 1 else f"{values[0]}–{values[-1]}"
+
+
+def this_run_section(ctx: BookContext) -> list[str]:
+    res = ctx.run.results
+    cat, bins = res.get("category_level"), res.get("option_a_bins")
+    cat_layers = (cat or {}).get("layer_results") if isinstance(cat, dict) else None
+    bin_layers = (bins or {}).get("bootstrap_results") if isinstance(bins, dict) else None
+    parts = ["## This run\n"]
+    missing = [k for k, v in (("category_level", cat_layers), ("option_a_bins", bin_layers)) if v is None]
+    if missing:
+        parts.append(":::{admonition} This run has no group levels\n:class: warning\n\n"
+                     f"Its `results.json` lacks {' and '.join(f'`{k}`' for k in missing)}: it was made before the "
+                     "category level and the random bins were computed. The pair level is shown alone; run it "
+                     "again with this version to fill the other columns.\n:::\n")
+    else:
+        parts.append(f"Category level over {_n_of(cat_layers, 'n_categories')} categories; random bins: one seeded "
+                     f"binning into {_n_of(bin_layers, 'n_bins')} bins; pair level over {res.get('n_pairs')} pairs. "
+                     "◆: the CI excludes zero (uncorrected).\n")
+    parts.append(levels_table(res["results"], cat_layers, bin_layers, int(res.get("num_layers")
+                                                                          or max(int(k) for k in res["results"]))))
+    by_k = (bins or {}).get("results_by_k") if isinstance(bins, dict) else None
+    if by_k:
+        rows = [[k, layer, f"{_fmt_r(e.get('r_mean'))} ± {float(e['r_std']):.3f}" if not _is_missing(e.get("r_std"))
+                 else "–", "–" if _is_missing(e.get("share_ci_excludes_zero"))
+                 else f"{float(e['share_ci_excludes_zero']):.0%}"]
+                for k, layers in by_k.items() for layer, e in layers.items()]
+        parts += [f"Over {bins.get('n_binnings')} random binnings for each bin count k, the mean and sd of r, and "
+                  "the share of binnings whose interval excludes zero: how much the random-bins answer depends on "
+                  "one binning.\n",
+                  "```{dropdown} r over random binnings, per k and layer\n" + md_table(
+                      ["k", "layer", "r mean ± sd", "share excluding 0"], rows) + "```\n"]
+    return parts
+
+
+def pythia_section() -> list[str]:
+    pair = published.load("pythia-6.9b_option_b_pair_level")
+    cat = published.load("pythia-6.9b_category_level_bootstrap_ci")
+    bins = published.load("pythia-6.9b_option_a_bins")
+    parts = ["## Pythia-6.9B, published\n",
+             f"The same three levels from the original study's published files (EleutherAI/pythia-6.9b, float16, "
+             f"ua-230; 6 categories, 20 bins, 230 pairs; shipped with the package, see "
+             f"`ua_helpers/published/PROVENANCE.md`). ◆: the CI excludes zero (uncorrected).\n",
+             levels_table(pair["results"], cat["layer_results"], bins["bootstrap_results"], 32)]
+    scaling = published.load("pythia_scaling_category_level_layers")
+    models = scaling["models"]
+    depths = sorted({round(int(l) / m["n_layers"], 2) for m in models.values() for l in m["layer_results"]})
+    rows = []
+    for depth in depths:
+        row = [f"{depth:.2f}"]
+        for m in models.values():
+            hit = [v for l, v in m["layer_results"].items() if round(int(l) / m["n_layers"], 2) == depth]
+            row.append(_fmt_r(hit[0].get("correlation")) if hit else "–")
+        rows.append(row)
+    parts += ["### Category level across Pythia sizes\n",
+              "The study's scaling file: category-level r (no CI; n = 6 categories) by relative depth for four "
+              "Pythia sizes, all on ua-230.\n",
+              md_table(["depth", *(md_text(name) for name in models)], rows)]
+    return parts
+
+
+WHY = """## Why the three answers can differ
+
+- **n.** The category level correlates 6 numbers (one per category), the random bins about 20, the pair level
+  230. With 6 points a bootstrap resample often holds only 2 to 4 distinct categories, so its r sits near ±1 and
+  the interval spans most of [−1, 1]: a large r at one layer is fragile, and a CI that excludes zero is rare.
+  With 230 pairs an |r| of about 0.13 already excludes zero.
+- **What is measured.** Category-level UA and the bins' UA are *group geometry*: how uniform the A statements of
+  a group are, against how uniform its B statements are, compared with the group's mean preference. The pair
+  metrics are *individual position*: where one statement sits relative to the side centroids or its
+  neighbours, compared with that pair's own preference. A group can be tightly clustered while its members'
+  positions say nothing about their own preferences, and the other way round.
+- **Which variation.** Categories differ in kind (numeric facts, philosophy, business...), so the category level
+  mostly compares kinds of text; random bins mix kinds, so their groups differ by chance; the pair level sees
+  the variation within and between kinds at once (see the [caveats](caveats.md) on Simpson's paradox).
+- **Side roles.** Category-level UA and the centroid metrics assume that each side holds one kind of statement
+  within a category, as in ua-230. Where the sides alternate framings (replication-230 as given), the side
+  centroids nearly coincide and these measures lose their meaning; the `orientation by-role` parameter
+  restores one framing per side.
+
+None of the three is corrected for the number of layers tested.
+"""
+
+
+def levels_page(ctx: BookContext) -> str:
+    """The "Three levels of one question" chapter."""
+    return "\n".join(["# Three levels of one question\n", run_banner(ctx.run),
+                      "The original study asked its question at three levels: across the 6 **categories** "
+                      "(its main metric, category-level Uniformity Asymmetry), across about 20 **random bins** of "
+                      "pairs (\"Option A\"), and across the 230 **pairs** themselves (\"Option B\", the seed "
+                      "notebook and the rest of this book). All three come from one extraction. This chapter "
+                      "puts them side by side per layer, for this run and for the published Pythia-6.9B "
+                      "results.\n",
+                      *this_run_section(ctx), *pythia_section(), WHY])
