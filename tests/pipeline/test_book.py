@@ -241,6 +241,70 @@ def test_run_page_says_how_to_reproduce_the_run(tmp_path):
     assert "SmolLM2-135M-Instruct" in page and "de-quantized from Q4\\_1" in page
 
 
+def _edit_results(path: Path, edit) -> Path:
+    res = json.loads((path / "results.json").read_text())
+    edit(res)
+    (path / "results.json").write_text(json.dumps(res))
+    return path
+
+
+def test_findings_follow_the_numbers(tmp_path):
+    """Change one result in results.json: the findings page and the landing page's summary change with it."""
+    path = make_run(tmp_path / "run")
+    before = book.findings_page(book.BookContext(book.load_run(path), tmp_path / "p1"))
+
+    def strengthen(res):
+        res["results"]["2"]["margin_asymmetry"].update(r=0.987654, ci_lower=0.95, ci_upper=0.99,
+                                                       includes_zero=False)
+    after_run = book.load_run(_edit_results(path, strengthen))
+    after = book.findings_page(book.BookContext(after_run, tmp_path / "p2"))
+    assert "+0.988" not in before and "+0.988" in after and "[+0.950, +0.990]" in after
+    summary = book.GENERATED_INCLUDES["findings-summary"](book.BookContext(after_run, tmp_path / "p3"))
+    assert summary.startswith("## What this run found")
+
+
+def test_findings_page_calls_the_findings_generator(tmp_path, monkeypatch):
+    """With an evidence block, the page is what ua_helpers.findings writes from the results, one call each."""
+    import sys
+    import types
+
+    calls = []
+    stub = types.ModuleType("ua_helpers.findings")
+    stub.markdown = lambda res: calls.append("markdown") or f"Strongest: r = {res['evidence']['tests'][0]['r']}."
+    stub.summarize = lambda res: calls.append("summarize") or ["one sentence", "another"]
+    monkeypatch.setitem(sys.modules, "ua_helpers.findings", stub)
+    path = _edit_results(make_run(tmp_path / "run"),
+                         lambda res: res.update(evidence={"levels": [], "tests": [{"r": 0.4321}]}))
+    ctx = book.BookContext(book.load_run(path), tmp_path / "pages")
+    assert "Strongest: r = 0.4321." in book.findings_page(ctx)
+    assert "- one sentence\n- another" in book.GENERATED_INCLUDES["findings-summary"](ctx)
+    assert calls == ["markdown", "summarize"]
+
+
+def test_three_levels_chapter(tmp_path):
+    """This run's three levels per layer beside published Pythia's; an older run without them still renders."""
+    from ua_helpers import levels
+
+    old = book.levels_page(book.BookContext(book.load_run(make_run(tmp_path / "old")), tmp_path / "p0"))
+    assert "This run has no group levels" in old and "-0.601" in old  # Pythia's category level at layer 0
+    rng = np.random.default_rng(5)
+    n, layers = 40, [0, 2, 4]
+    emb_a, emb_b = rng.normal(size=(2, len(layers), n, 16))
+    pref = rng.normal(size=n)
+    cats = [f"c{i % 4}" for i in range(n)]
+    block = levels.analyse_levels(emb_a, emb_b, pref, cats, layers, n_bootstrap=1000, n_bins=8, n_binnings=20,
+                                  k_values=(5, 8))
+    path = _edit_results(make_run(tmp_path / "new"), lambda res: res.update(block))
+    page = book.levels_page(book.BookContext(book.load_run(path), tmp_path / "p1"))
+    assert "This run has no group levels" not in page
+    for layer in ("0", "2", "4"):
+        cat = block["category_level"]["layer_results"][layer]
+        bins = block["option_a_bins"]["bootstrap_results"][layer]
+        assert f"{cat['r']:+.3f} [{cat['ci_lower']:+.3f}, {cat['ci_upper']:+.3f}]" in page
+        assert f"{bins['r']:+.3f} [{bins['ci_lower']:+.3f}, {bins['ci_upper']:+.3f}]" in page
+    assert "Category level across Pythia sizes" in page and "| Pythia-410M |" in page
+
+
 def test_strict_build_fails_with_the_log(tmp_path):
     """A Sphinx warning (here an unknown cross-reference) fails the build, and the error shows the log's end."""
     source = tmp_path / "source"

@@ -1,7 +1,7 @@
 """The HTML book of a run: page generators, staging and the Jupyter Book build, and a small Sphinx extension.
 
 - :mod:`.context`: a completed run, the reference results, and the context every page generator receives.
-- :mod:`.pages` (with :mod:`.compare`, :mod:`.findings_page`, :mod:`.levels_page`): the generated pages.
+- :mod:`.pages` (with :mod:`.compare`, :mod:`.page_findings`, :mod:`.page_levels`): the generated pages.
 - :mod:`.build`: staging the sources, running ``jupyter-book build``, publishing.
 - :mod:`.mathjax`: the Sphinx extension that ``_config.yml`` loads (MathJax served from the book itself); it
   imports nothing of the builder.
@@ -25,8 +25,8 @@ _EXPORTS = {
     "jupyter_book_command": "build", "BOOK_SOURCES": "build", "NOTEBOOKS": "build", "PROJECT_ROOT": "build",
     "Run": "context", "load_run": "context", "Reference": "context", "load_reference": "context",
     "BookContext": "context",
-    "GENERATED_PAGES": "pages", "GENERATED_INCLUDES": "pages", "run_page": "pages", "findings_page": "findings_page",
-    "levels_page": "levels_page", "data_card_page": "pages", "crossrun_page": "pages",
+    "GENERATED_PAGES": "pages", "GENERATED_INCLUDES": "pages", "run_page": "pages", "findings_page": "pages",
+    "levels_page": "pages", "data_card_page": "pages", "crossrun_page": "pages",
     "comparison_page": "compare", "replication_page": "compare",
     "MATHJAX_ENTRY": "mathjax", "mathjax_source": "mathjax", "mathjax_files": "mathjax",
 }

@@ -14,8 +14,8 @@ from ..config import RunConfig
 from ._md import headline, md_code, md_table, md_text
 from .compare import comparison_page, replication_page
 from .context import BookContext, Run, model_identity
-from .findings_page import findings_page, findings_summary
-from .levels_page import levels_page
+from .page_findings import findings_page, findings_summary
+from .page_levels import levels_page
 
 
 #: Packages whose versions can move a number of the run: the reproducibility box lists each.
