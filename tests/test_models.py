@@ -235,8 +235,11 @@ def _flip_bit(path, offset: int, bit: int = 6):
     st = path.stat()
     raw = bytearray(path.read_bytes())
     raw[offset] ^= 1 << bit
-    path.write_bytes(bytes(raw))
-    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    # A new file renamed over the old: a model already loaded from it may memory-map the old one.
+    damaged = path.with_name(path.name + ".flipped")
+    damaged.write_bytes(bytes(raw))
+    os.utime(damaged, ns=(st.st_atime_ns, st.st_mtime_ns))
+    os.replace(damaged, path)
 
 
 def test_materialize_records_every_file_digest(tmp_path):
