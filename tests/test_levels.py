@@ -322,3 +322,21 @@ def test_bad_arguments(kwargs, match):
     nan_emb[0, 0, 0] = np.nan
     with pytest.raises(ValueError, match="emb_a has non-finite values"):
         levels.option_a_bins(nan_emb, emb_b, pref, LAYERS)
+
+
+def test_plot_levels_draws_each_level_with_its_ci():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ua_helpers import plots
+
+    emb_a, emb_b, pref, cats = _data()
+    ours = levels.analyse_levels(emb_a, emb_b, pref, cats, LAYERS, n_bootstrap=200, n_bins=10, n_binnings=5)
+    fig = plots.plot_levels(levels_tables.levels_table(ours, num_layers=4), levels_tables.published_levels_table())
+    ax = fig.axes[0]
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == ["category (n = 6)", "bins (n = 10)", "category (n = 6), published", "bins (n = 20), published"]
+    assert len(ax.containers) == 4 and ax.get_xlabel().startswith("relative depth")
+    plt.close(fig)

@@ -228,3 +228,51 @@ def plot_strongest(values, preference, table, layers, metric_names, categories, 
         plot_scatter(x, preference, ax=ax, label=f"layer {row.layer} {row.metric}", r=row.r, categories=categories)
     fig.tight_layout()
     return fig
+
+
+def plot_levels(table, reference=None, title: str | None = None, reference_label: str = "published"):
+    """Draw r with its CI against relative depth for each level (category, random bins, pair).
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        From :func:`ua_helpers.levels_tables.levels_table`: level, layer, relative_depth, r, ci_lower, ci_upper,
+        n. The x-axis is relative depth (layer / num_layers), or the layer where depth is unknown.
+    reference : pandas.DataFrame, optional
+        The same kind of table for another run (e.g. :func:`~ua_helpers.levels_tables.published_levels_table`),
+        drawn in the same colours with open markers and dashed lines.
+    title : str, optional
+    reference_label : str, default="published"
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import matplotlib.pyplot as plt
+
+    colors = {"category": "tab:red", "bins": "tab:blue", "pair": "tab:green"}
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for frame, dashed in ((table, False), (reference, True)):
+        if frame is None or len(frame) == 0:
+            continue
+        depth = frame["relative_depth"].to_numpy(dtype=float)
+        use_depth = bool(np.all(np.isfinite(depth)))
+        for i, (level, rows) in enumerate(frame.groupby("level", sort=True, observed=True)):
+            rows = rows.sort_values("layer")
+            x = rows["relative_depth" if use_depth else "layer"].to_numpy(dtype=float)
+            x = x + (i - 1) * (0.008 if use_depth else 0.25) + (0.004 if dashed and use_depth else 0.0)
+            r = rows["r"].to_numpy(dtype=float)
+            yerr = np.abs([r - rows["ci_lower"].to_numpy(dtype=float), rows["ci_upper"].to_numpy(dtype=float) - r])
+            n = rows["n"].iloc[0]
+            label = f"{level} (n = {n})" + (f", {reference_label}" if dashed else "")
+            ax.errorbar(x, r, yerr=yerr, fmt="o--" if dashed else "o-", capsize=3, color=colors.get(level),
+                        mfc="white" if dashed else colors.get(level), alpha=0.6 if dashed else 0.9, label=label)
+    ax.axhline(0, color="black", linestyle=":", linewidth=1)
+    ax.set_ylim(-1.05, 1.05)
+    depth_known = bool(np.all(np.isfinite(table["relative_depth"].to_numpy(dtype=float))))
+    ax.set_xlabel("relative depth (layer / number of blocks)" if depth_known else "layer")
+    ax.set_ylabel("Pearson r (UA or metric vs preference)")
+    ax.set_title(title or "Three levels of one question: r by depth, with bootstrap CIs")
+    ax.legend(fontsize=8, ncol=2, loc="best")
+    fig.tight_layout()
+    return fig
