@@ -27,11 +27,13 @@ import math
 import os
 import warnings
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable
 
 import numpy as np
 
+from . import choices
 from ._io import atomic_write, atomic_write_text
+from ._markdown import Markup, md_code, md_table_escaped
 
 PAGE = "crossrun.md"
 FIGURE = "crossrun.png"
@@ -278,42 +280,31 @@ def _missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
-def _cell(value: Any) -> str:
-    if _missing(value):
-        return "–"
-    if isinstance(value, (list, tuple)):
-        return ", ".join(_cell(v) for v in value) or "–"
-    if isinstance(value, float):
-        value = f"{value:.2f}"
-    return str(value).replace("|", "\\|").replace("\n", " ")
-
-
-def _md_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
-    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
-    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines) + "\n"
+_md_table = md_table_escaped
 
 
 def _code(value: Any) -> str:
-    text = _cell(value)
-    return text if text == "–" else f"`{text}`"
+    return Markup("–" if _missing(value) else md_code(value).replace("|", "\\|"))
 
 
-def crossrun_markdown(table, flips, runs, figure: str = FIGURE) -> str:
-    """The page's MyST markdown from :func:`crossrun_table`, :func:`sign_flips` and :func:`runs_table`."""
+def crossrun_markdown(table, flips, runs, figure: str = FIGURE, stability: str = "") -> str:
+    """The page's MyST markdown from :func:`crossrun_table`, :func:`sign_flips`, :func:`runs_table` and the
+    result in words (:func:`stability_markdown`, placed after the introduction)."""
     datasets = sorted({str(s) for s in runs["dataset sha256"].dropna()})
-    same_data = (f"All runs use the same statement pairs (dataset SHA-256 `{datasets[0][:12]}…`)."
+    same_data = (f"All runs use the same statement pairs (dataset SHA-256 {md_code(datasets[0][:12])}…)."
                  if len(datasets) == 1 else
                  f"**The runs use {len(datasets)} different datasets** (see their SHA-256 below): their numbers are "
                  "not directly comparable.")
     n_runs, n_flip = len(runs), int((flips["n_flips"] > 0).sum())
     parts = [
         "# Across models and checkpoints\n",
-        f"This page puts {n_runs} run{'s' if n_runs != 1 else ''} side by side: different models, or training "
-        "checkpoints of one model. Each run correlated the same five pair-level metrics with the output "
+        f"This page puts {n_runs} run{'s' if n_runs != 1 else ''} side by side: different models, training "
+        "checkpoints of one model, or one model under different design choices (pooling, dtype, dataset, "
+        "orientation). Each run correlated the same five pair-level metrics with the output "
         "preference NLL(B) − NLL(A) at each tested layer. Because the models differ in depth, layers are "
         "placed at their normalized depth, layer / num_layers (0 = the embeddings, 1 = the last block). "
         + same_data + "\n",
+        stability,
         "## Correlation by normalized depth\n",
         f"```{{figure}} {figure}\n:alt: Pearson r against normalized depth, one panel per metric and one line "
         "per run\n:width: 100%\n\nPearson r of each metric with the output preference, one line per run. Filled "
@@ -363,4 +354,6 @@ def write_crossrun_page(run_dirs, dest_dir: str | os.PathLike) -> Path:
     table, runs = _table_of(loaded), _runs_of(loaded)
     fig = plot_crossrun(table)
     atomic_write(dest / FIGURE, lambda f: fig.savefig(f, format="png", dpi=100))
-    return atomic_write_text(dest / PAGE, crossrun_markdown(table, sign_flips(table), runs, FIGURE))
+    words = choices.stability_markdown(choices.choice_effects(loaded), choices.stable_findings(loaded),
+                                       loaded[0]["name"])
+    return atomic_write_text(dest / PAGE, crossrun_markdown(table, sign_flips(table), runs, FIGURE, words))

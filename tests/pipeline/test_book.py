@@ -305,6 +305,33 @@ def test_three_levels_chapter(tmp_path):
     assert "Category level across Pythia sizes" in page and "| Pythia-410M |" in page
 
 
+def test_crossrun_chapter_says_what_depends_on_a_choice(tmp_path):
+    """Two runs that differ in pooling alone: the chapter counts the tests that keep their sign, names the flips."""
+    from ua_helpers import crossrun
+
+    def set_pooling(pooling, flip=None):
+        def edit(res):
+            res["parameters"]["pooling"] = pooling
+            if flip:
+                t = res["results"][flip[0]][flip[1]]
+                t.update(r=-t["r"], ci_lower=-t["ci_upper"], ci_upper=-t["ci_lower"])
+        return edit
+
+    mean = _edit_results(make_run(tmp_path / "mean"), set_pooling("mean"))
+    last = _edit_results(make_run(tmp_path / "last"), set_pooling("last", flip=("2", "margin_asymmetry")))
+    for path in (mean, last):  # the manifest's parameters say the same as results.json
+        manifest = json.loads((path / "manifest.json").read_text())
+        manifest["parameters"]["pooling"] = json.loads((path / "results.json").read_text())["parameters"]["pooling"]
+        (path / "manifest.json").write_text(json.dumps(manifest))
+    page = crossrun.write_crossrun_page([mean, last], tmp_path / "book").read_text()
+    n = len(metrics.METRIC_NAMES) * 3
+    assert f"**pooling** (last / mean; 1 pair of runs differing in it alone): {n - 1} of {n} matched tests keep " \
+           "their sign" in page
+    assert "1 test flip (first pair: 2 margin\\_asymmetry)" in page
+    assert "Not isolated by these runs (no two differ in it alone): model, revision, dtype, dataset" in page
+    assert "## What holds across the runs" in page and "keep their sign in every other run" in page
+
+
 def test_strict_build_fails_with_the_log(tmp_path):
     """A Sphinx warning (here an unknown cross-reference) fails the build, and the error shows the log's end."""
     source = tmp_path / "source"

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import math
-import re
 from typing import Any
+
+from .._markdown import _plain, md_code, md_text  # noqa: F401 (re-exported for the page modules)
 
 
 def _is_missing(x: Any) -> bool:
@@ -27,50 +28,7 @@ def _excludes_zero(lo: Any, hi: Any) -> bool:
     return not (_is_missing(lo) or _is_missing(hi)) and (float(lo) > 0 or float(hi) < 0)
 
 
-def _plain(value: Any) -> str | None:
-    """A value as one line of text (lists and dicts joined), or ``None`` for a missing value."""
-    if value is None:
-        return None
-    if isinstance(value, (list, tuple)):
-        value = ", ".join(str(v) for v in value)
-    elif isinstance(value, dict):
-        value = ", ".join(f"{k}: {v}" for k, v in value.items())
-    return str(value).replace("\r", " ").replace("\n", " ")
-
-
-def md_text(value: Any) -> str:
-    """Escape text that came from a user (a dataset name, a path, a URL) for MyST Markdown.
-
-    Every character that can open markup is backslash-escaped (CommonMark allows it for all ASCII punctuation),
-    and so is a punctuation character at the start (a list marker, a heading underline), so no emphasis, link,
-    code span, role, substitution, math or raw HTML (``<img onerror=...>``) can form from the text; a missing
-    value is a dash.
-    """
-    text = _plain(value)
-    if text is None:
-        return "–"
-    return "".join(f"\\{c}" if c in _ACTIVE or (i == 0 and c in _PUNCT) else c for i, c in enumerate(text))
-
-
-def md_code(value: Any) -> str:
-    """Show user-supplied text as an inline code span that no backtick in it can close early.
-
-    The fence is one backtick longer than the longest run of backticks in the text (CommonMark), padded with a
-    space where the text starts or ends with a backtick; a missing value is a dash.
-    """
-    text = _plain(value)
-    if text is None:
-        return "–"
-    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
-    fence = "`" * (longest + 1)
-    pad = " " if text.startswith("`") or text.endswith("`") or not text.strip() else ""
-    return f"{fence}{pad}{text}{pad}{fence}"
-
-
 _code = md_code
-#: Characters that start markup anywhere in a line; any ASCII punctuation is escaped at the start of the text.
-_ACTIVE = frozenset("\\`*_{}[]<>()#+!|~$&:")
-_PUNCT = frozenset("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
 
 
 def _cell(value: Any) -> str:

@@ -51,13 +51,52 @@ def _announcement(run: Run) -> str:
 COLLAPSED_TAGS = ("parameters", "injected-parameters")
 
 
+#: Longest alt text taken from a figure's lead-in sentence.
+ALT_MAX = 300
+_IMAGE_TYPES = ("image/png", "image/jpeg", "image/svg+xml", "image/gif")
+
+
+def _first_sentence(markdown: str) -> str:
+    """The first sentence of a markdown cell, without markup (for a figure's alt text)."""
+    text = " ".join(line for line in markdown.splitlines() if not line.lstrip().startswith(("#", "```", ":::")))
+    text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", text)  # links -> their text
+    text = re.sub(r"[`*_$]|\{[a-z]+\}", "", text).strip()
+    found = re.match(r"(.+?[.!?:])(\s|$)", text)
+    sentence = (found.group(1) if found else text).strip()
+    return sentence if len(sentence) <= ALT_MAX else sentence[:ALT_MAX - 1].rstrip() + "…"
+
+
+def _figure_alt(nb: dict) -> None:
+    """Give every image output an alt text: the cell's own ``alt`` metadata, else its lead-in sentence.
+
+    The lead-in is the first sentence of the markdown cell before the figure's cell, which by the notebooks'
+    convention says what the figure shows. myst-nb reads it from ``metadata.mystnb.image.alt``.
+    """
+    lead = ""
+    for cell in nb["cells"]:
+        if cell.get("cell_type") == "markdown":
+            source = cell.get("source", "")
+            lead = _first_sentence(source if isinstance(source, str) else "".join(source)) or lead
+            continue
+        outputs = cell.get("outputs") or []
+        if not any(t in (o.get("data") or {}) for o in outputs for t in _IMAGE_TYPES):
+            continue
+        image = cell.setdefault("metadata", {}).setdefault("mystnb", {}).setdefault("image", {})
+        if "alt" not in image:
+            given = cell["metadata"].get("alt")
+            image["alt"] = given or (f"Figure: {lead}" if lead else "Figure of this run's results (see the text "
+                                                                         "above it)")
+
+
 def _stage_notebook(src: Path, dest: Path) -> None:
-    """Copy an executed notebook, tagging its parameter cells ``hide-cell`` so that pages open with the prose."""
+    """Copy an executed notebook: parameter cells tagged ``hide-cell`` (pages open with the prose), and every
+    figure given an alt text."""
     nb = json.loads(src.read_text(encoding="utf-8"))
     for cell in nb["cells"]:
         tags = cell.setdefault("metadata", {}).setdefault("tags", [])
         if any(t in tags for t in COLLAPSED_TAGS) and "hide-cell" not in tags:
             tags.append("hide-cell")
+    _figure_alt(nb)
     dest.write_text(json.dumps(nb, indent=1, ensure_ascii=False), encoding="utf-8")
 
 
