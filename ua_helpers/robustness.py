@@ -6,7 +6,7 @@ Four questions a reader asks of a correlation before trusting it, each answered 
   ("massive activations")? Their pairs can drive a Pearson r on their own.
 - :func:`leave_one_out`: does any single pair's removal change the sign of r or its verdict?
 - :func:`rank_disagreement`: do Pearson r and Spearman rho tell the same story?
-- :func:`redundancy`: do the A and B centroids nearly coincide (which makes the centroid metrics collapse onto
+- :func:`redundancy` (from :mod:`ua_helpers.redundancy`): do the A and B centroids nearly coincide (which makes the centroid metrics collapse onto
   each other), and which metrics are the same test under two names?
 
 Everything takes arrays (no configuration object) and is vectorized over layers, metrics and pairs.
@@ -19,37 +19,19 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 from scipy import stats as sps
 
+from .redundancy import COINCIDE_CORR, Redundancy, check_emb, check_layers, redundancy  # noqa: F401 (re-exported)
+
 if TYPE_CHECKING:
     import pandas as pd
 
 #: A statement is a massive-activation outlier when its pooled norm exceeds this multiple of the layer's median.
 MASSIVE_RATIO = 10.0
-#: Two metrics coincide at a layer when their values across pairs correlate beyond this |corr|.
-COINCIDE_CORR = 0.98
 LOO_CRITERION = ("leave-one-out: r recomputed without each pair in turn (closed form); the verdict is the "
                  "two-sided t-test of Pearson r, p < alpha with n - 2 degrees of freedom (n - 3 without the pair); "
                  "a removal 'changes the sign' when r without the pair has the opposite sign of r, and 'changes the "
                  "verdict' when its t-test verdict differs from that of r on all pairs")
 DISAGREEMENT_CRITERION = ("Pearson and Spearman disagree when exactly one of their percentile bootstrap CIs "
                           "excludes 0, or when both exclude 0 with opposite signs")
-
-
-def _check_emb(emb_a, emb_b) -> tuple[np.ndarray, np.ndarray]:
-    a, b = np.asarray(emb_a), np.asarray(emb_b)
-    if a.ndim != 3 or a.shape != b.shape:
-        raise ValueError(f"emb_a and emb_b must both be (n_layers, n_pairs, d_model); got {a.shape} and {b.shape}")
-    if a.shape[1] < 2:
-        raise ValueError(f"need at least 2 pairs; got {a.shape[1]}")
-    if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
-        raise ValueError("emb_a / emb_b have non-finite values")
-    return a, b
-
-
-def _check_layers(layers, n_layers: int) -> list[int]:
-    layers = [int(l) for l in layers]
-    if len(layers) != n_layers:
-        raise ValueError(f"{len(layers)} layers given for {n_layers} layers of data")
-    return layers
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -117,8 +99,8 @@ def norm_diagnostics(emb_a, emb_b, layers: Sequence[int], threshold: float = MAS
     """
     import pandas as pd
 
-    a, b = _check_emb(emb_a, emb_b)
-    layers = _check_layers(layers, a.shape[0])
+    a, b = check_emb(emb_a, emb_b)
+    layers = check_layers(layers, a.shape[0])
     if not threshold > 1:
         raise ValueError(f"threshold must exceed 1; got {threshold}")
     na = np.linalg.norm(a.astype(np.float64), axis=-1)  # [layer, pair]
@@ -374,109 +356,3 @@ def rank_disagreement(r, ci_lower, ci_upper, rho, rho_ci_lower, rho_ci_upper) ->
     kind = np.where(defined & verdict, "verdict", np.where(defined & both, "sign", ""))
     return {"sign_differs": defined & sign, "verdict_differs": defined & verdict, "disagree": disagree,
             "kind": kind}
-
-
-# --------------------------------------------------------------------------------------------------------------
-# 4. Redundancy and degeneracy
-# --------------------------------------------------------------------------------------------------------------
-
-@dataclass
-class Redundancy:
-    """Result of :func:`redundancy`.
-
-    Attributes
-    ----------
-    per_layer : pandas.DataFrame
-        One row per layer: layer, cos_centroids (cos(mu_A, mu_B)), centroid_distance (||mu_A - mu_B||),
-        spread (mean distance of a statement to its own side's centroid, over all 2 * n_pairs statements),
-        distance_ratio (centroid_distance / spread).
-    metric_corr : ndarray of shape (n_layers, n_metrics, n_metrics)
-        Pearson correlation between metric vectors across pairs (NaN where a metric is constant).
-    groups : list of dict
-        Per layer, each set of two or more metrics linked by |corr| > threshold (connected components):
-        ``{"layer", "metrics" (in metric order), "min_abs_corr", "signs"}`` where signs[j] = sign of the
-        correlation of metrics[j] with metrics[0].
-    threshold : float
-    """
-
-    per_layer: pd.DataFrame
-    metric_corr: np.ndarray
-    groups: list
-    threshold: float
-
-
-def redundancy(emb_a, emb_b, metric_values, layers: Sequence[int], metric_names: Sequence[str], *,
-               threshold: float = COINCIDE_CORR) -> Redundancy:
-    """Measure how far the A and B centroids lie apart and which metrics coincide, per layer.
-
-    When mu_A and mu_B nearly coincide, cos(x, mu_A) ~ cos(x, mu_B) for every statement, so
-    ``centroid_asymmetry`` and ``cross_centroid`` become the same number and carry one finding, not two.
-
-    Parameters
-    ----------
-    emb_a, emb_b : ndarray of shape (n_layers, n_pairs, d_model)
-    metric_values : ndarray of shape (n_layers, n_metrics, n_pairs)
-    layers : sequence of int, length n_layers
-    metric_names : sequence of str, length n_metrics
-    threshold : float, default=0.98
-        |corr| above which two metrics coincide.
-
-    Returns
-    -------
-    Redundancy
-    """
-    import pandas as pd
-
-    a, b = _check_emb(emb_a, emb_b)
-    layers = _check_layers(layers, a.shape[0])
-    values = np.asarray(metric_values, dtype=np.float64)
-    if values.shape != (a.shape[0], len(metric_names), a.shape[1]):
-        raise ValueError(f"metric_values must be {(a.shape[0], len(metric_names), a.shape[1])}; "
-                         f"got {values.shape}")
-    if not 0 < threshold < 1:
-        raise ValueError(f"threshold must be in (0, 1); got {threshold}")
-    a, b = a.astype(np.float64), b.astype(np.float64)
-    mu_a, mu_b = a.mean(axis=1), b.mean(axis=1)  # [layer, d_model]
-    na, nb = np.linalg.norm(mu_a, axis=1), np.linalg.norm(mu_b, axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        cos = np.einsum("ld,ld->l", mu_a, mu_b) / (na * nb)
-    dist = np.linalg.norm(mu_a - mu_b, axis=1)
-    spread = (np.linalg.norm(a - mu_a[:, None], axis=2).sum(axis=1)
-              + np.linalg.norm(b - mu_b[:, None], axis=2).sum(axis=1)) / (2 * a.shape[1])
-    with np.errstate(invalid="ignore", divide="ignore"):
-        ratio = dist / spread
-    per_layer = pd.DataFrame({"layer": layers, "cos_centroids": cos, "centroid_distance": dist, "spread": spread,
-                              "distance_ratio": ratio})
-
-    xc = values - values.mean(axis=2, keepdims=True)
-    ss = np.sqrt((xc**2).sum(axis=2))  # [layer, metric]
-    scale = np.max(np.abs(values), axis=2)
-    const = ss <= np.sqrt(values.shape[2]) * 64 * np.finfo(np.float64).eps * scale
-    with np.errstate(invalid="ignore", divide="ignore"):
-        z = xc / np.where(const, 1.0, ss)[:, :, None]
-    corr = np.clip(np.einsum("lmn,lkn->lmk", z, z), -1.0, 1.0)
-    corr[np.broadcast_to(const[:, :, None] | const[:, None, :], corr.shape)] = np.nan
-
-    groups = []
-    names = list(metric_names)
-    for li, layer in enumerate(layers):
-        linked = np.abs(np.nan_to_num(corr[li])) > threshold
-        seen: set[int] = set()
-        for i in range(len(names)):
-            if i in seen:
-                continue
-            comp, stack = {i}, [i]
-            while stack:
-                j = stack.pop()
-                for k in np.flatnonzero(linked[j]):
-                    if k not in comp:
-                        comp.add(int(k))
-                        stack.append(int(k))
-            seen |= comp
-            if len(comp) > 1:
-                members = sorted(comp)
-                sub = np.abs(corr[li][np.ix_(members, members)])
-                groups.append({"layer": layer, "metrics": [names[m] for m in members],
-                               "min_abs_corr": float(sub.min()),
-                               "signs": [int(np.sign(corr[li, members[0], m])) for m in members]})
-    return Redundancy(per_layer, corr, groups, float(threshold))
