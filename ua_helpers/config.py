@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from .extraction import POOLINGS
 from .models import DTYPES
@@ -70,6 +71,18 @@ class RunConfig:
     reference_results: str | None = None
     repo_url: str | None = None
 
+    def __post_init__(self) -> None:
+        for name in ("n_bootstrap", "n_permutations"):
+            value = getattr(self, name)
+            if isinstance(value, int) and value > MAX_RESAMPLES:
+                raise ParameterError(f"{name} must be at most {MAX_RESAMPLES:,}; got {value:,} (the analysis runs "
+                                     "in chunks, but time still grows with the count)")
+            if isinstance(value, int) and value < MIN_RESAMPLES and not self.allow_low_precision:
+                raise ParameterError(
+                    f"{name} must be at least {MIN_RESAMPLES:,}; got {value:,} (percentile intervals and "
+                    "p-values from so few resamples are too coarse to mean much). Set allow_low_precision true "
+                    "to run anyway; the run records that it was asked for")
+
     @classmethod
     def from_mapping(cls, params: Mapping[str, Any]) -> "RunConfig":
         """Validate parameters (unknown names, types, ranges) and return a RunConfig."""
@@ -92,72 +105,97 @@ class RunConfig:
         return Path(self.run_dir).expanduser()
 
 
-_STR = ("model", "dataset", "run_dir")
-_OPT_STR = ("revision", "reference_results", "repo_url")
-_POS_INT = ("batch_size", "n_bootstrap", "n_permutations", "knn_k", "n_bins", "n_binnings")
-_BOOL = ("allow_low_precision",)
+#: Bounds of ``n_bootstrap`` and ``n_permutations`` (below the minimum only with ``allow_low_precision``).
+MIN_RESAMPLES = 1_000
+MAX_RESAMPLES = 1_000_000
+#: Fewest pairs a run can analyse (the inference needs 4: a correlation with 2 degrees of freedom).
+MIN_RUN_PAIRS = 4
 #: How the two sides of each pair are oriented (see RunConfig.orientation).
 ORIENTATIONS = ("as-given", "by-role")
+_DEVICE = re.compile(r"^(auto|cpu|mps|cuda|cuda:[0-9]+)$")
+
+
+def _as_int(name: str, value: Any, minimum: int) -> int:
+    if isinstance(value, str):
+        try:
+            value = int(value.strip())
+        except ValueError:
+            raise ParameterError(f"{name} must be an integer; got {value!r}") from None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ParameterError(f"{name} must be an integer; got {value!r}")
+    if value < minimum:
+        bound = f"at least {minimum}" if minimum else "non-negative"
+        raise ParameterError(f"{name} must be {bound}; got {value}")
+    return value
+
+
+def _as_str(name: str, value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ParameterError(f"{name} must be a non-empty string; got {value!r}")
+    return value
+
+
+def _as_opt_str(name: str, value: Any) -> str | None:
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none", "null")):
+        return None
+    if not isinstance(value, str):
+        raise ParameterError(f"{name} must be a string or None; got {value!r}")
+    return value
+
+
+def _as_bool(name: str, value: Any) -> bool:
+    if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0", "yes", "no"):
+        return value.strip().lower() in ("true", "1", "yes")
+    if not isinstance(value, bool):
+        raise ParameterError(f"{name} must be true or false; got {value!r}")
+    return value
+
+
+def _as_ci_level(name: str, value: Any) -> float:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise ParameterError(f"ci_level must be a number in (0, 1); got {value!r}") from None
+    if not 0 < value < 1:
+        raise ParameterError(f"ci_level must be in (0, 1); got {value}")
+    return value
+
+
+def _as_device(name: str, value: Any) -> str:
+    if not isinstance(value, str) or not _DEVICE.match(value.strip()):
+        raise ParameterError(f"device must be 'auto', 'cpu', 'cuda', 'cuda:N' (N a non-negative integer) or "
+                             f"'mps'; got {value!r}")
+    return value.strip()
+
+
+def _one_of(choices: tuple[str, ...]) -> Callable[[str, Any], str]:
+    def check(name: str, value: Any) -> str:
+        if value not in choices:
+            raise ParameterError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
+        return value
+    return check
+
+
+#: How each RunConfig field is read from a notebook value or a command-line string: one entry per field
+#: (checked at import below, and by tests/test_config.py), so a new field cannot be forgotten here.
+_COERCE: dict[str, Callable[[str, Any], Any]] = {
+    "model": _as_str, "revision": _as_opt_str, "dtype": _one_of(tuple(DTYPES)), "device": _as_device,
+    "dataset": _as_str, "layers": lambda name, value: _coerce_layers(value), "pooling": _one_of(tuple(POOLINGS)),
+    "batch_size": lambda n, v: _as_int(n, v, 1), "n_bootstrap": lambda n, v: _as_int(n, v, 1),
+    "n_permutations": lambda n, v: _as_int(n, v, 1), "ci_level": _as_ci_level,
+    "seed": lambda n, v: _as_int(n, v, 0), "knn_k": lambda n, v: _as_int(n, v, 1),
+    "orientation": _one_of(ORIENTATIONS), "n_bins": lambda n, v: _as_int(n, v, 1),
+    "n_binnings": lambda n, v: _as_int(n, v, 1), "allow_low_precision": _as_bool, "run_dir": _as_str,
+    "reference_results": _as_opt_str, "repo_url": _as_opt_str,
+}
+_FIELDS = {f.name for f in fields(RunConfig)}
+if set(_COERCE) != _FIELDS:  # pragma: no cover - a developer error, caught at import
+    raise ImportError(f"config._COERCE and RunConfig disagree on {sorted(set(_COERCE) ^ _FIELDS)}")
 
 
 def _coerce(name: str, value: Any) -> Any:
     """Turn a notebook value or a command-line string into the parameter's type, or raise ParameterError."""
-    if name in _OPT_STR:
-        if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none", "null")):
-            return None
-        if not isinstance(value, str):
-            raise ParameterError(f"{name} must be a string or None; got {value!r}")
-        return value
-    if name in _STR:
-        if not isinstance(value, str) or not value.strip():
-            raise ParameterError(f"{name} must be a non-empty string; got {value!r}")
-        return value
-    if name in _POS_INT or name == "seed":
-        if isinstance(value, str):
-            try:
-                value = int(value.strip())
-            except ValueError:
-                raise ParameterError(f"{name} must be an integer; got {value!r}") from None
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ParameterError(f"{name} must be an integer; got {value!r}")
-        if name in _POS_INT and value < 1:
-            raise ParameterError(f"{name} must be at least 1; got {value}")
-        if name == "seed" and value < 0:
-            raise ParameterError(f"seed must be non-negative; got {value}")
-        return value
-    if name == "ci_level":
-        try:
-            value = float(value)
-        except (TypeError, ValueError):
-            raise ParameterError(f"ci_level must be a number in (0, 1); got {value!r}") from None
-        if not 0 < value < 1:
-            raise ParameterError(f"ci_level must be in (0, 1); got {value}")
-        return value
-    if name == "dtype":
-        if value not in DTYPES:
-            raise ParameterError(f"dtype must be one of {', '.join(DTYPES)}; got {value!r}")
-        return value
-    if name == "device":
-        if not isinstance(value, str) or not (value in ("auto", "cpu", "mps") or value.startswith("cuda")):
-            raise ParameterError(f"device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'; got {value!r}")
-        return value
-    if name in _BOOL:
-        if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0", "yes", "no"):
-            return value.strip().lower() in ("true", "1", "yes")
-        if not isinstance(value, bool):
-            raise ParameterError(f"{name} must be true or false; got {value!r}")
-        return value
-    if name == "orientation":
-        if value not in ORIENTATIONS:
-            raise ParameterError(f"orientation must be one of {', '.join(ORIENTATIONS)}; got {value!r}")
-        return value
-    if name == "pooling":
-        if value not in POOLINGS:
-            raise ParameterError(f"pooling must be one of {', '.join(POOLINGS)}; got {value!r}")
-        return value
-    if name == "layers":
-        return _coerce_layers(value)
-    raise ParameterError(f"unknown parameter {name}")  # pragma: no cover - from_mapping checks names
+    return _COERCE[name](name, value)
 
 
 def _coerce_layers(value: Any) -> Any:
@@ -185,3 +223,47 @@ def _coerce_layers(value: Any) -> Any:
             raise ParameterError(f"layers must be non-negative indices into hidden_states; got {value!r}")
         return tuple(sorted(set(value)))
     raise ParameterError(f"layers must be 'paper', 'all' or a list of integers; got {value!r}")
+
+
+def effective_knn_k(knn_k: int, n_pairs: int) -> int:
+    """Return the kNN neighbour count the metrics use: ``min(knn_k, n_pairs - 1)`` (the seed's clamp)."""
+    return min(int(knn_k), int(n_pairs) - 1)
+
+
+def preflight(cfg: RunConfig) -> dict[str, Any]:
+    """Check what can fail later before any notebook starts: the dataset, the model, the layers, the pair count.
+
+    Parameters
+    ----------
+    cfg : RunConfig
+
+    Returns
+    -------
+    dict
+        The values the run will really use: ``n_pairs``, ``num_layers``, ``layers`` (list of int) and
+        ``knn_k`` (:func:`effective_knn_k`).
+
+    Raises
+    ------
+    ParameterError
+        Naming the parameter (``dataset: ...``, ``model: ...``, ``layers: ...``).
+    """
+    from . import data, extraction, models
+
+    try:
+        pairs = data.load_pairs(cfg.dataset)
+    except data.DatasetError as exc:
+        raise ParameterError(f"dataset: {exc}") from None
+    if pairs.n_pairs < MIN_RUN_PAIRS:
+        raise ParameterError(f"dataset: {pairs.n_pairs} pairs; the analysis needs at least {MIN_RUN_PAIRS}")
+    try:
+        num_layers = models.num_layers_of(cfg.model, cfg.revision)
+    except models.ModelLoadError as exc:
+        raise ParameterError(f"model: {exc}") from None
+    try:
+        layers = extraction.resolve_layers(cfg.layers if isinstance(cfg.layers, str) else list(cfg.layers),
+                                           num_layers)
+    except ValueError as exc:
+        raise ParameterError(f"layers: {exc}") from None
+    return {"n_pairs": pairs.n_pairs, "num_layers": num_layers, "layers": [int(v) for v in layers],
+            "knn_k": effective_knn_k(cfg.knn_k, pairs.n_pairs)}

@@ -31,6 +31,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from . import rundir
 from . import choices
 from ._io import atomic_write, atomic_write_text
 from ._markdown import Markup, md_code, md_table_escaped
@@ -86,16 +87,12 @@ def load_complete_runs(run_dirs) -> list[dict[str, Any]]:
     """
     runs, names = [], set()
     for path in _as_run_dirs(run_dirs):
-        try:
-            manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
-            warnings.warn(f"left out {path}: no readable manifest.json ({exc})", stacklevel=2)
+        reason = rundir.completeness(path)
+        if reason is not None:
+            warnings.warn(f"left out {path}: {reason}", stacklevel=2)
             continue
-        if manifest.get("status") != "complete" or not (path / "results.json").is_file():
-            warnings.warn(f"left out {path}: the run is not complete (status {manifest.get('status')!r})",
-                          stacklevel=2)
-            continue
-        results = json.loads((path / "results.json").read_text(encoding="utf-8"))
+        manifest = rundir.read_manifest(path)
+        results = json.loads((path / rundir.RESULTS).read_text(encoding="utf-8"))
         name = path.name
         if name in names:
             raise CrossRunError(f"two runs are named {name!r}; run directories must have distinct names")

@@ -15,10 +15,10 @@ A sweep file (YAML) lists the runs::
    :class:`ua_helpers.config.RunConfig` except ``run_dir``), unique names that are safe directory names, and each
    entry's parameters (``defaults`` overlaid with the entry) through :meth:`RunConfig.from_mapping`. Every problem
    is reported at once, each naming its entry (:class:`SweepError`, exit code 2).
-2. **runs each entry** with :func:`ua_helpers.cli.run` into ``<root>/<name>``. The extraction cache
+2. **runs each entry** with :func:`ua_helpers.rundir.execute` into ``<root>/<name>``. The extraction cache
    (``$UA_CACHE_DIR``) is content-addressed, so entries that share a model, dataset and layers share one
-   extraction. An entry whose run directory already holds a complete run (``manifest.json`` with
-   ``"status": "complete"`` and a ``results.json``) of the same parameters and the same model weights is
+   extraction. An entry whose run directory already holds a complete run (:func:`ua_helpers.rundir.is_complete`)
+   of the same parameters and the same model weights is
    **skipped**: re-running a sweep repeats no work, and adding an entry to a finished sweep runs only that entry.
    A failed entry is recorded and the others go on.
 3. **writes** ``<root>/sweep.json`` (atomically, after every entry): the sweep's ``status`` (``"running"``, then
@@ -72,6 +72,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
+from . import rundir
 from ._io import atomic_write_json, to_jsonable
 from .config import ParameterError, RunConfig
 
@@ -84,7 +85,7 @@ ENTRY_KEYS = ("name", "gpus", "cpus")
 #: Run parameters an entry may set: every RunConfig field but ``run_dir``, which the sweep sets to root/name.
 PARAMETER_KEYS = tuple(f.name for f in fields(RunConfig) if f.name != "run_dir")
 #: Parameters that may name a local file or directory (made absolute when they do).
-PATH_PARAMETERS = ("model", "dataset", "reference_results")
+PATH_PARAMETERS = rundir.PATH_PARAMETERS
 #: Environment variables passed on to Ray tasks where they are set in the driver.
 FORWARDED_ENV = ("UA_CACHE_DIR", "UA_230_PATH")
 RAY_INSTALL = 'pip install "ua-helpers[sweep]"   (or: pip install "ray>=2.9")'
@@ -286,22 +287,17 @@ def _comparable(params: Mapping[str, Any]) -> dict[str, Any]:
 def rerun_reason(entry: SweepEntry, run_dir: str | os.PathLike) -> str | None:
     """Why ``entry`` must run into ``run_dir``, or None when the directory already holds its complete run.
 
-    A run counts as done when its ``manifest.json`` says ``"status": "complete"``, ``results.json`` exists, the
-    manifest's parameters equal the entry's (``run_dir`` aside) and the model's weights are those the run used
+    A run counts as done when it is complete (:func:`ua_helpers.rundir.completeness`), the manifest's
+    parameters equal the entry's (``run_dir`` aside) and the model's weights are those the run used
     (:func:`ua_helpers.models.model_fingerprint`: a local directory whose files changed is run again).
     """
     run_dir = Path(run_dir)
-    try:
-        manifest = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    if not (run_dir / rundir.MANIFEST).exists():
         return "no earlier run"
-    except (OSError, json.JSONDecodeError):
-        return "the earlier run's manifest.json is unreadable"
-    status = manifest.get("status")
-    if status != "complete":
-        return f"the earlier run is not complete (status {status!r})"
-    if not (run_dir / "results.json").is_file():
-        return "the earlier run has no results.json"
+    reason = rundir.completeness(run_dir)
+    if reason is not None:
+        return reason
+    manifest = rundir.read_manifest(run_dir) or {}
     before, now = _comparable(manifest.get("parameters") or {}), _comparable(entry.params)
     changed = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
     if changed:
@@ -320,7 +316,7 @@ def rerun_reason(entry: SweepEntry, run_dir: str | os.PathLike) -> str | None:
 
 
 def run_entry(entry: SweepEntry, run_dir: str | os.PathLike, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Run one entry with :func:`ua_helpers.cli.run`; return its record (never raises for a failed run).
+    """Run one entry with :func:`ua_helpers.rundir.execute`; return its record (never raises for a failed run).
 
     Returns
     -------
@@ -328,12 +324,12 @@ def run_entry(entry: SweepEntry, run_dir: str | os.PathLike, log: Callable[[str]
         ``status`` (``"complete"`` or ``"failed"``), ``error`` (None or the message), ``elapsed_s``,
         ``started``, ``finished``.
     """
-    from . import cli
-
     start = time.perf_counter()
     record: dict[str, Any] = {"started": _now()}
     try:
-        cli.run(dict(entry.params), run_dir=Path(run_dir), log=lambda msg: log(f"[{entry.name}] {msg}"))
+        rundir.execute(dict(entry.params), run_dir=Path(run_dir), log=lambda msg: log(f"[{entry.name}] {msg}"))
+    except rundir.RunInterrupted:
+        raise  # SIGINT / SIGTERM stop the sweep too
     except Exception as exc:  # recorded, not raised: the other entries go on
         record.update(status="failed", error=f"{type(exc).__name__}: {exc}")
         log(f"[{entry.name}] failed: {type(exc).__name__}: {exc}")
@@ -425,7 +421,7 @@ def run_sweep(sweep: Sweep, root: str | os.PathLike | None = None, engine: str =
     for entry in sweep.entries:
         reason = rerun_reason(entry, root_path / entry.name)
         if reason is None:
-            finished = json.loads((root_path / entry.name / "manifest.json").read_text()).get("finished")
+            finished = (rundir.read_manifest(root_path / entry.name) or {}).get("finished")
             records[entry.name].update(status="skipped", reason="complete run with the same parameters",
                                        run_finished=finished)
             log(f"[sweep] {entry.name}: skipped (complete run with the same parameters)")
@@ -513,6 +509,9 @@ def sweep_command(sweep_file: str | os.PathLike, engine: str = "local", address:
     except (SweepError, EngineError) as exc:
         print(f"ua-book: error: {exc}", file=sys.stderr)
         return 2
+    except rundir.RunInterrupted as exc:
+        print(f"ua-book: error: {exc}", file=sys.stderr)
+        return exc.exit_code
     print(format_summary(state))
     print(f"[ua-book] sweep {state['status']}: {Path(state['root']) / SWEEP_FILE}")
     return 0 if state["status"] == "complete" else 1

@@ -1,0 +1,276 @@
+"""Run directories: completeness, claiming (lock, stale lock, take-over), refusal, staging, and interruption.
+
+The execution tests run six tiny stand-in notebooks (passed as ``source``) on the tiny GPT-NeoX model, so that a
+run takes seconds: each writes a marker file into the run directory; ``06_summary`` writes ``results.json``.
+``$UA_TEST_NOTEBOOK_MODE`` makes ``03_metrics`` raise, kill its kernel, or sleep (to be signalled).
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from ua_helpers import cli, rundir
+from ua_helpers.config import RunConfig
+
+#: The parameters cell: every RunConfig field (papermill warns about parameters a notebook does not declare).
+PARAMS_CELL = "\n".join(f"{k} = {v!r}" for k, v in RunConfig().to_parameters().items())
+BODY = """import json, os, pathlib, time
+run = pathlib.Path(run_dir)
+(run / "figures").mkdir(exist_ok=True)
+mode = os.environ.get("UA_TEST_NOTEBOOK_MODE", "")
+if NAME == "03_metrics" and mode == "raise":
+    raise RuntimeError("metric exploded")
+if NAME == "03_metrics" and mode == "die":
+    os._exit(1)
+if NAME == "03_metrics" and mode == "sleep":
+    (run / "sleeping").write_text(str(os.getpid()))
+    time.sleep(120)
+(run / (NAME + ".done")).write_text(os.environ.get("UA_TEST_NOTEBOOK_TAG", ""))
+if NAME == "06_summary":
+    (run / "results.json").write_text(json.dumps({"model_info": {"name": model}, "dataset": {"path": dataset},
+                                                  "cache": os.environ.get("UA_CACHE_DIR")}))
+"""
+
+
+@pytest.fixture(scope="module")
+def tiny_notebooks(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("tiny-notebooks")
+    for name in rundir.NOTEBOOKS:
+        nb = nbformat.v4.new_notebook()
+        params = nbformat.v4.new_code_cell(PARAMS_CELL)
+        params.metadata["tags"] = ["parameters"]
+        nb.cells = [params, nbformat.v4.new_code_cell(f"NAME = {name!r}\n" + BODY)]
+        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+        nbformat.write(nb, folder / f"{name}.ipynb")
+    return folder
+
+
+@pytest.fixture()
+def params(tiny_model_dir, small_pairs_path) -> dict:
+    return {"model": str(tiny_model_dir), "dataset": str(small_pairs_path)}
+
+
+def _complete_run(path: Path, tag: str = "old") -> Path:
+    (path / "notebooks").mkdir(parents=True)
+    for nb in rundir.NOTEBOOKS:
+        (path / "notebooks" / f"{nb}.ipynb").write_text("{}")
+    (path / "results.json").write_text(json.dumps({"tag": tag}))
+    rundir.write_manifest(path, {"status": "complete", "parameters": {},
+                                 "notebooks": [f"notebooks/{nb}.ipynb" for nb in rundir.NOTEBOOKS]})
+    return path
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+# --------------------------------------------------------------------------- completeness
+def test_completeness_names_what_is_missing(tmp_path):
+    run = _complete_run(tmp_path / "run")
+    assert rundir.is_complete(run) and rundir.completeness(run) is None
+    (run / "notebooks" / "04_correlation.ipynb").unlink()
+    assert "lacks notebooks/04_correlation.ipynb" in rundir.completeness(run)
+    (run / "notebooks" / "04_correlation.ipynb").write_text("{}")
+    (run / "results.json").write_text("{not json")
+    assert "no readable results.json" in rundir.completeness(run)
+    (run / "results.json").unlink()
+    assert not rundir.is_complete(run)
+    rundir.write_manifest(run, {"status": "failed", "parameters": {}})
+    assert "status 'failed'" in rundir.completeness(run)
+    assert "not a directory" in rundir.completeness(tmp_path / "absent")
+    with pytest.raises(ValueError, match="status must be one of"):
+        rundir.write_manifest(run, {"status": "done"})
+
+
+def test_is_complete_command_exits_zero_only_for_a_complete_run(tmp_path, capsys):
+    run = _complete_run(tmp_path / "run")
+    assert cli.main(["is-complete", str(run)]) == 0
+    (run / "results.json").unlink()
+    assert cli.main(["is-complete", str(run)]) == 1
+    assert "no readable results.json" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- refusing and claiming
+def test_a_directory_holding_something_else_is_refused(tmp_path, params):
+    other = tmp_path / "photos"
+    other.mkdir()
+    (other / "holiday.jpg").write_bytes(b"jpeg")
+    (other / "manifest.json").write_text('{"name": "a web app"}')  # a manifest, but not a run's
+    with pytest.raises(rundir.RunDirError, match="holds no run"):
+        rundir.execute(params, run_dir=other)
+    assert sorted(p.name for p in other.iterdir()) == ["holiday.jpg", "manifest.json"]
+
+
+def test_a_run_dir_that_is_a_file_or_unwritable_gives_one_line_and_exit_1(tmp_path, params, capsys):
+    afile = tmp_path / "file"
+    afile.write_text("x")
+    args = ["run", "-p", "model", params["model"], "-p", "dataset", params["dataset"]]
+    assert cli.main([*args, "--run-dir", str(afile)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is a file, not a directory" in err
+    locked = tmp_path / "readonly"
+    locked.mkdir()
+    locked.chmod(0o555)
+    try:
+        if os.access(locked, os.W_OK):
+            pytest.skip("running as a user who can write anywhere (root)")
+        assert cli.main([*args, "--run-dir", str(locked / "run")]) == 1
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "is not writable" in err
+    finally:
+        locked.chmod(0o755)
+
+
+def test_a_second_claim_fails_naming_the_holder(tmp_path):
+    target = tmp_path / "run"
+    first = rundir.claim(target, tmp_path / ".run.staging-1")
+    try:
+        with pytest.raises(rundir.RunDirError, match=rf"being written by another run: pid {os.getpid()} on "
+                                                     rf"{socket.gethostname()}"):
+            rundir.claim(target, tmp_path / ".run.staging-2")
+    finally:
+        first.release()
+    assert not rundir.lock_path(target).exists()
+    rundir.claim(target, tmp_path / ".run.staging-3").release()
+
+
+def test_a_stale_lock_is_reported_and_taken_over_only_when_asked(tmp_path):
+    target = tmp_path / "run"
+    stale_staging = tmp_path / ".run.staging-old-1"
+    stale_staging.mkdir()
+    pid = _dead_pid()
+    rundir.lock_path(target).write_text(json.dumps({"pid": pid, "host": socket.gethostname(), "started": "then",
+                                                    "staging": str(stale_staging)}))
+    with pytest.raises(rundir.RunDirError, match=rf"stale lock .*pid {pid} .*--take-over"):
+        rundir.claim(target, tmp_path / ".run.staging-2")
+    messages = []
+    held = rundir.claim(target, tmp_path / ".run.staging-2", take_over=True, log=messages.append)
+    try:
+        assert json.loads(rundir.lock_path(target).read_text())["pid"] == os.getpid()
+        assert not stale_staging.exists() and "removed its unfinished staging directory" in messages[0]
+        with pytest.raises(rundir.RunDirError, match="being written by another run"):
+            rundir.claim(target, tmp_path / ".run.staging-3", take_over=True)  # a live holder is never stale
+    finally:
+        held.release()
+
+
+def test_a_lock_from_another_host_is_not_taken_over(tmp_path):
+    target = tmp_path / "run"
+    rundir.lock_path(target).write_text(json.dumps({"pid": 1, "host": "elsewhere", "started": "then"}))
+    with pytest.raises(rundir.RunDirError, match="on another host"):
+        rundir.claim(target, tmp_path / ".run.staging-2", take_over=True)
+
+
+def test_replace_run_swaps_the_directories(tmp_path):
+    old = _complete_run(tmp_path / "run", tag="old")
+    new = _complete_run(tmp_path / ".run.staging-x", tag="new")
+    rundir.replace_run(new, old)
+    assert json.loads((old / "results.json").read_text()) == {"tag": "new"}
+    assert not new.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
+# --------------------------------------------------------------------------- execution (tiny notebooks)
+@pytest.mark.slow
+def test_a_run_stages_then_replaces_the_previous_run(tmp_path, params, tiny_notebooks, monkeypatch):
+    target = _complete_run(tmp_path / "run")
+    (target / "figures").mkdir()
+    (target / "figures" / "from-the-old-run.png").write_bytes(b"png")
+    monkeypatch.setenv("UA_CACHE_DIR", "relative-cache")
+    monkeypatch.chdir(tmp_path)
+    out = rundir.execute({**params, "knn_k": 50}, run_dir="run", source=tiny_notebooks, log=lambda m: None)
+    assert out == target.resolve() and rundir.is_complete(out)
+    assert not (out / "figures" / "from-the-old-run.png").exists()  # nothing of the old run is mixed in
+    assert all((out / f"{nb}.done").is_file() for nb in rundir.NOTEBOOKS)
+    manifest = rundir.read_manifest(out)
+    assert manifest["kind"] == rundir.KIND and manifest["parameters"]["run_dir"] == str(out)
+    assert manifest["parameters"]["knn_k"] == 50 and manifest["effective"]["knn_k"] == 11  # 12 pairs
+    assert json.loads((out / "results.json").read_text())["cache"] == str(tmp_path / "relative-cache")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # no lock, no staging left behind
+    assert os.environ["UA_CACHE_DIR"] == "relative-cache"
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert (out / "manifest.json").stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode, status, message", [
+    ("raise", "failed", "03_metrics: cell 3 raised RuntimeError: metric exploded"),
+    ("die", "failed", "03_metrics: the kernel died"),
+])
+def test_a_failed_rerun_leaves_the_previous_run_untouched(tmp_path, params, tiny_notebooks, monkeypatch,
+                                                         mode, status, message):
+    target = _complete_run(tmp_path / "run")
+    before = {p.relative_to(target): p.read_bytes() for p in target.rglob("*") if p.is_file()}
+    monkeypatch.setenv("UA_TEST_NOTEBOOK_MODE", mode)
+    with pytest.raises(rundir.RunError) as info:
+        rundir.execute(params, run_dir=target, source=tiny_notebooks, log=lambda m: None)
+    assert message in str(info.value) and "previous complete run" in str(info.value)
+    assert before == {p.relative_to(target): p.read_bytes() for p in target.rglob("*") if p.is_file()}
+    (kept,) = tmp_path.glob(".run.failed-*")
+    assert str(kept) in str(info.value)
+    manifest = rundir.read_manifest(kept)
+    assert manifest["status"] == status and message in manifest["error"]
+    assert manifest["notebooks"] == ["notebooks/01_setup.ipynb", "notebooks/02_extraction.ipynb"]
+    assert not rundir.lock_path(target).exists()
+
+
+@pytest.mark.slow
+def test_a_failed_first_run_is_left_in_the_run_dir_marked_failed(tmp_path, params, tiny_notebooks, monkeypatch):
+    monkeypatch.setenv("UA_TEST_NOTEBOOK_MODE", "raise")
+    with pytest.raises(rundir.RunError, match="metric exploded"):
+        rundir.execute(params, run_dir=tmp_path / "run", source=tiny_notebooks, log=lambda m: None)
+    assert rundir.read_manifest(tmp_path / "run")["status"] == "failed"
+    assert not (tmp_path / "run" / "results.json").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
+SCRIPT = """import sys
+from pathlib import Path
+from ua_helpers import cli, rundir
+from ua_helpers.config import RunConfig
+rundir.notebooks_source = lambda: Path(sys.argv[1])
+sys.exit(cli.main(sys.argv[2:]))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_ends_the_run_interrupted_with_one_line(tmp_path, params, tiny_notebooks, signum):
+    target = _complete_run(tmp_path / "run")
+    env = {**os.environ, "UA_TEST_NOTEBOOK_MODE": "sleep"}
+    proc = subprocess.Popen([sys.executable, "-c", SCRIPT, str(tiny_notebooks), "run", "--run-dir", str(target),
+                             "-p", "model", params["model"], "-p", "dataset", params["dataset"]],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while not list(tmp_path.glob(".run.staging-*/sleeping")):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.2)
+    (sleeping,) = tmp_path.glob(".run.staging-*/sleeping")
+    kernel_pid = int(sleeping.read_text())
+    with pytest.raises(rundir.RunDirError, match=f"pid {proc.pid}"):  # meanwhile, a second run is refused
+        rundir.claim(target, tmp_path / ".run.staging-2")
+    proc.send_signal(signum)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signum, (out, err)
+    # One line from ua-book, after whatever the dying kernel printed; no traceback through ua-book's own code.
+    assert err.strip().splitlines()[-1].startswith(f"ua-book: error: interrupted by {signal.Signals(signum).name} "
+                                                   "during 03_metrics")
+    assert "ua_helpers/" not in err and "_Signalled" not in err
+    assert rundir.is_complete(target) and json.loads((target / "results.json").read_text()) == {"tag": "old"}
+    (kept,) = tmp_path.glob(".run.failed-*")
+    assert rundir.read_manifest(kept)["status"] == "interrupted"
+    assert not rundir.lock_path(target).exists()
+    time.sleep(1)
+    with pytest.raises(ProcessLookupError):  # the kernel was shut down, not orphaned
+        os.kill(kernel_pid, 0)

@@ -1,0 +1,337 @@
+"""Run directories: the notebook list, the manifest, "is this run complete?", claiming, staging and execution.
+
+A run directory ``T`` is written by one process at a time and never holds a mix of two runs:
+
+1. **Claim.** ``T.parent/.T.lock`` is created atomically (a complete file hard-linked into place) and held with
+   ``flock`` while the run lasts; it names the holder (pid, host, start time, staging directory). A second run
+   into ``T`` fails at once naming the holder. A lock whose process is gone (on this host: nobody holds its
+   ``flock``) is *stale*: it is reported, and taken over only with ``take_over=True`` (``--take-over``).
+2. **Stage.** The notebooks execute into a fresh ``T.parent/.T.staging-<time>-<pid>`` whose ``manifest.json``
+   says ``"status": "running"`` (pid, host, start time).
+3. **Replace.** A complete run replaces ``T`` by one atomic exchange of the two directories (Linux
+   ``renameat2(RENAME_EXCHANGE)``; elsewhere two renames, the old run moved aside first), then the old run is
+   removed. A failed or interrupted run (a notebook error, a dead kernel, SIGINT, SIGTERM) gets a
+   ``"failed"``/``"interrupted"`` manifest; it replaces ``T`` only where ``T`` holds no complete run, else it is
+   kept as ``T.parent/.T.failed-<time>`` and the previous complete run stays untouched.
+
+``T`` itself may be absent, an empty directory or a run directory (a manifest written here); anything else is
+refused. :func:`completeness` / :func:`is_complete` is the one definition of a complete run that the book,
+``crossrun``, ``sweep`` and the Makefile (``ua-book is-complete DIR``) use.
+"""
+from __future__ import annotations
+
+import contextlib
+import importlib.resources
+import json
+import os
+import shutil
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping
+
+from ._io import atomic_write_json
+from ._runlock import Claim, RunDirError, _now, _stamp, claim, lock_path, replace_run  # noqa: F401 (re-exported)
+from .config import ParameterError, RunConfig, preflight
+
+NOTEBOOKS = ("01_setup", "02_extraction", "03_metrics", "04_correlation", "05_visualization", "06_summary")
+MANIFEST = "manifest.json"
+RESULTS = "results.json"
+#: ``manifest["kind"]``: marks a directory as a run directory made here.
+KIND = "ua-helpers run"
+STATUSES = ("running", "complete", "failed", "interrupted")
+#: Parameters that may name a local file or directory: made absolute (the kernels run elsewhere).
+PATH_PARAMETERS = ("model", "dataset", "reference_results")
+#: Environment variables holding paths, made absolute once before the kernels start.
+PATH_ENV = ("UA_CACHE_DIR", "UA_230_PATH")
+
+
+class RunError(RuntimeError):
+    """A run that did not complete; the message names the notebook and the error, and where the run was left."""
+
+    exit_code = 1
+
+
+class RunInterrupted(RunError):
+    """A run stopped by SIGINT or SIGTERM (exit code 128 + the signal's number)."""
+
+    def __init__(self, message: str, signum: int):
+        super().__init__(message)
+        self.exit_code = 128 + signum
+
+
+# --------------------------------------------------------------------------- manifest and completeness
+def read_manifest(run_dir: str | os.PathLike) -> dict[str, Any] | None:
+    """Return ``run_dir/manifest.json`` as a dict, or None where there is none or it is not a JSON object."""
+    try:
+        manifest = json.loads((Path(run_dir) / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return manifest if isinstance(manifest, dict) else None
+
+
+def write_manifest(run_dir: str | os.PathLike, manifest: Mapping[str, Any]) -> Path:
+    """Write ``manifest`` (status one of :data:`STATUSES`) to ``run_dir/manifest.json`` atomically."""
+    if manifest.get("status") not in STATUSES:
+        raise ValueError(f"manifest status must be one of {', '.join(STATUSES)}; got {manifest.get('status')!r}")
+    return atomic_write_json(Path(run_dir) / MANIFEST, {"kind": KIND, **manifest})
+
+
+def is_run_dir(run_dir: str | os.PathLike) -> bool:
+    """Tell whether ``run_dir`` holds a run (a manifest with a known status and parameters), complete or not."""
+    manifest = read_manifest(run_dir)
+    return bool(manifest) and manifest.get("status") in STATUSES and isinstance(manifest.get("parameters"), dict)
+
+
+def completeness(run_dir: str | os.PathLike) -> str | None:
+    """Say why ``run_dir`` is not a complete run, or return None when it is.
+
+    Complete means: ``manifest.json`` says ``"status": "complete"``, ``results.json`` is a JSON object, and
+    every notebook and figure the manifest lists exists.
+    """
+    path = Path(run_dir)
+    if not path.is_dir():
+        return f"{path} is not a directory"
+    manifest = read_manifest(path)
+    if manifest is None:
+        return f"{path} has no readable {MANIFEST}"
+    if manifest.get("status") != "complete":
+        return f"the run in {path} is not complete (status {manifest.get('status')!r})"
+    try:
+        results = json.loads((path / RESULTS).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        return f"the run in {path} has no readable {RESULTS} ({type(exc).__name__})"
+    if not isinstance(results, dict):
+        return f"{path / RESULTS} is not a JSON object"
+    missing = [f for f in [*manifest.get("notebooks", []), *manifest.get("figures", [])] if not (path / f).is_file()]
+    if missing:
+        return f"the run in {path} lacks {', '.join(missing)}"
+    return None
+
+
+def is_complete(run_dir: str | os.PathLike) -> bool:
+    """Tell whether ``run_dir`` holds a complete run (see :func:`completeness`)."""
+    return completeness(run_dir) is None
+
+
+# --------------------------------------------------------------------------- the notebooks
+def notebooks_source() -> Path:
+    """Return the folder holding the six notebooks.
+
+    An installed wheel carries them in ``ua_helpers/notebooks`` (copied at build time from the checkout's
+    ``notebooks/``); an editable install or a source checkout reads the checkout's ``notebooks/`` itself.
+    """
+    packaged = Path(str(importlib.resources.files("ua_helpers") / "notebooks"))
+    checkout = Path(__file__).resolve().parents[1] / "notebooks"
+    for folder in (packaged, checkout):
+        if all((folder / f"{nb}.ipynb").is_file() for nb in NOTEBOOKS):
+            return folder
+    raise RunError(f"the notebooks were not found in the installed package ({packaged}) nor in a source "
+                   f"checkout ({checkout}); reinstall ua-helpers")
+
+
+# --------------------------------------------------------------------------- execution
+def check_target(run_dir: Path) -> None:
+    """Raise :class:`RunDirError` unless ``run_dir`` can receive a run (absent, empty, or a run directory)."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise RunDirError(f"run directory {run_dir} is a file, not a directory")
+    if run_dir.is_dir() and any(run_dir.iterdir()) and not is_run_dir(run_dir):
+        raise RunDirError(f"{run_dir} is not empty and holds no run ({MANIFEST} of a ua-book run); refusing to "
+                          "replace it: choose another --run-dir")
+    parent = next((p for p in run_dir.parents if p.exists()), None)
+    if parent is None or not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK) or (
+            run_dir.is_dir() and not os.access(run_dir, os.W_OK | os.X_OK)):
+        raise RunDirError(f"run directory {run_dir} is not writable here ({parent or run_dir})")
+
+
+def prepare_parameters(params: Mapping[str, Any], run_dir: str | os.PathLike | None = None) -> dict[str, Any]:
+    """Return ``params`` with ``run_dir`` (default ``runs/default``) and existing local paths made absolute."""
+    params = dict(params)
+    if run_dir is not None:
+        params["run_dir"] = str(run_dir)
+    params.setdefault("run_dir", RunConfig().run_dir)
+    if not isinstance(params["run_dir"], str) or not params["run_dir"].strip():
+        raise ParameterError(f"run_dir must be a non-empty path; got {params['run_dir']!r}")
+    params["run_dir"] = str(Path(params["run_dir"]).expanduser().resolve())
+    for name in PATH_PARAMETERS:
+        value = params.get(name)
+        if isinstance(value, str) and value.strip() and not value.startswith(("http://", "https://")) \
+                and Path(value).expanduser().exists():
+            params[name] = str(Path(value).expanduser().resolve())
+    return params
+
+
+@contextlib.contextmanager
+def absolute_environment() -> Iterator[dict[str, str]]:
+    """Make ``$UA_CACHE_DIR`` and ``$UA_230_PATH`` absolute (from this process's directory) while inside."""
+    saved = {k: os.environ.get(k) for k in PATH_ENV}
+    resolved = {k: str(Path(v).expanduser().absolute()) for k, v in saved.items() if v}
+    os.environ.update(resolved)
+    try:
+        yield resolved
+    finally:
+        for k, v in saved.items():
+            if v is not None:
+                os.environ[k] = v
+
+
+class _Signalled(BaseException):
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def _signals_raise() -> Iterator[None]:
+    """Turn SIGINT and SIGTERM into :class:`_Signalled` (main thread only; elsewhere Python cannot catch them)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # no second signal during the clean-up
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise _Signalled(signum)
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+def execute(params: Mapping[str, Any], run_dir: str | os.PathLike | None = None, source: Path | None = None,
+            take_over: bool = False, log: Callable[[str], None] = print) -> Path:
+    """Validate, claim, execute the notebooks into a staging directory, and put the complete run in place.
+
+    Parameters
+    ----------
+    params : mapping
+        Run parameters (:class:`ua_helpers.config.RunConfig` fields; strings from the command line are fine).
+    run_dir : path, optional
+        Overrides ``params["run_dir"]``; relative paths resolve from the current directory.
+    source : Path, optional
+        The folder with the notebooks (default :func:`notebooks_source`); named ``NN_name.ipynb`` as
+        :data:`NOTEBOOKS`.
+    take_over : bool, default=False
+        Take over a stale lock (see :func:`claim`).
+    log : callable, default=print
+
+    Returns
+    -------
+    Path
+        The run directory, holding a complete run.
+
+    Raises
+    ------
+    ParameterError, RunDirError
+        Before anything is written.
+    RunError
+        A notebook failed, the kernel died, or (:class:`RunInterrupted`) a signal stopped the run; the message
+        says where the failed run was left.
+    """
+    with absolute_environment():
+        cfg = RunConfig.from_mapping(prepare_parameters(params, run_dir))
+        target = Path(cfg.run_dir)
+        check_target(target)
+        effective = preflight(cfg)
+        source = Path(source) if source is not None else notebooks_source()
+        missing = [nb for nb in NOTEBOOKS if not (source / f"{nb}.ipynb").is_file()]
+        if missing:
+            raise RunError(f"notebooks {missing} not found in {source}")
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            staging = target.parent / f".{target.name}.staging-{_stamp()}-{os.getpid()}"
+            held = claim(target, staging, take_over=take_over, log=log)
+        except OSError as exc:  # a read-only file system, a full disk, ...
+            raise RunDirError(f"cannot write the run directory {target}: {exc.strerror or exc}") from None
+        try:
+            check_target(target)  # again: it may have changed while another run held it
+            return _execute_claimed(cfg, effective, source, held, staging, log)
+        finally:
+            held.release()
+
+
+def _execute_claimed(cfg: RunConfig, effective: dict[str, Any], source: Path, held: Claim, staging: Path,
+                     log: Callable[[str], None]) -> Path:
+    import papermill as pm
+
+    target = held.run_dir
+    (staging / "notebooks").mkdir(parents=True)
+    parameters = {**cfg.to_parameters(), "run_dir": str(staging)}  # the notebooks write into the staging dir
+    manifest: dict[str, Any] = {"status": "running", "parameters": cfg.to_parameters(), "effective": effective,
+                                "pid": held.holder["pid"], "host": held.holder["host"],
+                                "started": held.holder["started"], "staging": str(staging), "notebooks": [],
+                                "versions": _versions()}
+    write_manifest(staging, manifest)
+    current = None
+    try:
+        with _signals_raise():
+            for nb in NOTEBOOKS:
+                current, t0 = nb, time.perf_counter()
+                log(f"[ua-book] {nb} ...")
+                pm.execute_notebook(str(source / f"{nb}.ipynb"), str(staging / "notebooks" / f"{nb}.ipynb"),
+                                    parameters=parameters, kernel_name="python3", progress_bar=False,
+                                    cwd=str(staging))
+                manifest["notebooks"].append(f"notebooks/{nb}.ipynb")
+                log(f"[ua-book] {nb} done in {time.perf_counter() - t0:.1f} s")
+            current = None
+            results = json.loads((staging / RESULTS).read_text(encoding="utf-8"))
+    except _Signalled as exc:
+        name = signal.Signals(exc.signum).name
+        where = _leave_failed(staging, target, {**manifest, "status": "interrupted",
+                                                "error": f"{name} during {current}"})
+        raise RunInterrupted(f"interrupted by {name} during {current}; {where}", exc.signum) from None
+    except Exception as exc:
+        error = _describe(exc, current)
+        where = _leave_failed(staging, target, {**manifest, "status": "failed", "error": error,
+                                                "failed_notebook": f"notebooks/{current}.ipynb" if current else None})
+        raise RunError(f"{error}; {where}") from None
+    manifest.update(status="complete", finished=_now(), model=results.get("model_info", {}),
+                    dataset=results.get("dataset", {}),
+                    figures=sorted(f"figures/{p.name}" for p in (staging / "figures").glob("*.png")))
+    manifest.pop("staging")
+    write_manifest(staging, manifest)
+    replace_run(staging, target)
+    for old in target.parent.glob(f".{target.name}.failed-*"):
+        shutil.rmtree(old, ignore_errors=True)
+    return target
+
+
+def _describe(exc: Exception, notebook: str | None) -> str:
+    """One line for a failed run: the notebook, the cell and the error."""
+    where = notebook or "after the notebooks"
+    if type(exc).__name__ == "PapermillExecutionError":
+        return f"{where}: cell {exc.exec_count} raised {exc.ename}: {exc.evalue}"
+    if type(exc).__name__ == "DeadKernelError":
+        return f"{where}: the kernel died (out of memory, or killed): {exc}".rstrip(": ")
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{where}: {type(exc).__name__}: {first}".rstrip(": ")
+
+
+def _leave_failed(staging: Path, target: Path, manifest: dict[str, Any]) -> str:
+    """Mark ``staging`` failed or interrupted; move it to ``target`` unless that holds a complete run."""
+    manifest = {**manifest, "finished": _now()}
+    manifest.pop("staging", None)
+    write_manifest(staging, manifest)
+    if is_complete(target):
+        kept = target.parent / f".{target.name}.failed-{_stamp()}-{os.getpid()}"
+        os.rename(staging, kept)
+        return f"the unfinished run is in {kept}; the previous complete run in {target} is untouched"
+    replace_run(staging, target)
+    return f"the unfinished run is in {target} ({MANIFEST} says {manifest['status']!r})"
+
+
+def _versions() -> dict[str, str]:
+    import platform
+
+    import numpy
+    import torch
+    import transformers
+
+    from . import __version__
+
+    return {"ua_helpers": __version__, "python": platform.python_version(), "torch": torch.__version__,
+            "transformers": transformers.__version__, "numpy": numpy.__version__}
