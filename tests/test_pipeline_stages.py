@@ -15,7 +15,8 @@ def cfg(tiny_model_dir, small_pairs_path, tmp_path):
                    pipeline.get_extended):
         cached.cache_clear()
     yield pipeline.configure(model=str(tiny_model_dir), dataset=str(small_pairs_path), layers="all",
-                             n_bootstrap=200, n_permutations=200, batch_size=4, run_dir=str(tmp_path / "run"))
+                             n_bootstrap=200, n_permutations=200, allow_low_precision=True, batch_size=4,
+                             run_dir=str(tmp_path / "run"))
     for cached in (pipeline._load, pipeline.get_tokenizer, pipeline._extraction, pipeline.get_correlations,
                    pipeline.get_extended):
         cached.cache_clear()
