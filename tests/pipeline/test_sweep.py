@@ -21,7 +21,7 @@ import pytest
 import yaml
 from tiny_models import build_tiny_tokenizer, save_tiny_model
 
-from ua_helpers import cli, crossrun, sweep
+from ua_helpers import cli, crossrun, rundir, sweep
 from ua_helpers.data import load_pairs
 from ua_helpers.results import results_table
 
@@ -34,7 +34,7 @@ MODELS = {
                       "intermediate_size": 128}, 2),
     "tiny-b": ({"hidden_size": 32, "num_hidden_layers": 6, "num_attention_heads": 4, "intermediate_size": 64}, 3),
 }
-N_BOOTSTRAP = 200
+N_BOOTSTRAP = 1000  # the smallest count accepted without allow_low_precision
 
 
 # --------------------------------------------------------------------------- tiny models and data
@@ -173,7 +173,7 @@ def test_local_sweep_records_the_failure_and_completes_the_others(local_sweep, s
         assert manifest["status"] == "complete"
         assert manifest["parameters"]["model"] == str(sweep_inputs["dirs"][name])
         assert manifest["parameters"]["n_bootstrap"] == N_BOOTSTRAP
-        assert len(list((root / name / "notebooks").glob("*.ipynb"))) == len(cli.NOTEBOOKS)
+        assert len(list((root / name / "notebooks").glob("*.ipynb"))) == len(rundir.NOTEBOOKS)
     # Two checkpoints of one model: the same depth, different weights, hence different numbers.
     res = {name: json.loads((root / name / "results.json").read_text()) for name in MODELS}
     assert res["tiny-a-step1"]["num_layers"] == res["tiny-a-step2"]["num_layers"] == 4
@@ -210,14 +210,14 @@ def test_rerun_reason(local_sweep, monkeypatch, tmp_path):
     params = {k: v for k, v in manifest["parameters"].items() if k != "run_dir"}
     entry = sweep.SweepEntry("tiny-a-step1", params)
     assert sweep.rerun_reason(entry, root / "tiny-a-step1") is None
-    changed = sweep.SweepEntry("tiny-a-step1", {**params, "n_bootstrap": 300})
-    assert "n_bootstrap 200 -> 300" in sweep.rerun_reason(changed, root / "tiny-a-step1")
+    changed = sweep.SweepEntry("tiny-a-step1", {**params, "n_bootstrap": 1300})
+    assert "n_bootstrap 1000 -> 1300" in sweep.rerun_reason(changed, root / "tiny-a-step1")
     assert sweep.rerun_reason(entry, root / "missing-model") == "no earlier run"  # failed before starting
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "results.json").write_text("{}")
     (broken / "manifest.json").write_text(json.dumps({**manifest, "status": "failed"}))
-    assert sweep.rerun_reason(entry, broken) == "the earlier run is not complete (status 'failed')"
+    assert sweep.rerun_reason(entry, broken) == f"the run in {broken} is not complete (status 'failed')"
     import ua_helpers.models
 
     monkeypatch.setattr(ua_helpers.models, "model_fingerprint", lambda name, revision=None: "dir:other")

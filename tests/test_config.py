@@ -1,0 +1,121 @@
+"""Run parameters: one source of truth (RunConfig), bounds, device strings, and the checks made before a run."""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import fields
+from pathlib import Path
+
+import pytest
+
+from ua_helpers import cli, sweep
+from ua_helpers._io import atomic_write_json
+from ua_helpers.config import (MAX_RESAMPLES, MIN_RESAMPLES, MIN_RUN_PAIRS, ParameterError, RunConfig,
+                               effective_knn_k, preflight)
+
+REPO = Path(__file__).resolve().parents[1]
+FIELDS = [f.name for f in fields(RunConfig)]
+#: Every field but run_dir, which `ua-book run` takes as --run-dir and a sweep sets to <root>/<name>.
+RUN_PARAMETERS = [name for name in FIELDS if name != "run_dir"]
+
+
+# --------------------------------------------------------------------------- one source of truth
+def test_every_field_reads_its_default_back_from_the_command_line():
+    """``-p NAME str(default)`` gives the default back, for every field: the CLI knows every parameter."""
+    default = RunConfig().to_parameters()
+    pairs = [[name, ",".join(map(str, value)) if isinstance(value, list) else str(value)]
+             for name, value in default.items()]
+    assert RunConfig.from_mapping(cli._parse_params(pairs)).to_parameters() == default
+
+
+def test_the_cli_help_lists_every_parameter():
+    run = next(a for a in cli.build_parser()._subparsers._group_actions[0].choices["run"]._actions
+               if a.dest == "parameter")
+    listed = re.findall(r"(\w+) \(", run.help.split("Names (defaults):")[1])
+    assert listed == RUN_PARAMETERS
+
+
+def test_sweep_keys_are_the_run_parameters():
+    assert list(sweep.PARAMETER_KEYS) == RUN_PARAMETERS
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "examples").glob("*.yaml")), ids=lambda p: p.name)
+def test_example_sweep_files_are_valid(path):
+    parsed = sweep.load_sweep(path)
+    assert parsed.entries and all(set(e.params) == set(RUN_PARAMETERS) for e in parsed.entries)
+
+
+def test_the_example_sweep_file_documents_every_parameter():
+    """The comment of examples/sweep-tiny.yaml that lists what ``defaults`` may set names every parameter."""
+    text = (REPO / "examples" / "sweep-tiny.yaml").read_text(encoding="utf-8")
+    block = re.search(r"#\s+defaults\s+parameters every entry gets.*?\((.*?)\)", text, re.S)
+    assert block, "the 'defaults' comment of sweep-tiny.yaml is gone"
+    listed = [w.strip(" #\n") for w in block.group(1).split(",")]
+    assert sorted(listed) == sorted(RUN_PARAMETERS)
+
+
+# --------------------------------------------------------------------------- bounds
+@pytest.mark.parametrize("name", ["n_bootstrap", "n_permutations"])
+def test_resample_counts_are_bounded(name):
+    assert getattr(RunConfig.from_mapping({name: str(MIN_RESAMPLES)}), name) == MIN_RESAMPLES
+    with pytest.raises(ParameterError, match=rf"{name} must be at least 1,000; got 999 .*allow_low_precision"):
+        RunConfig.from_mapping({name: MIN_RESAMPLES - 1})
+    with pytest.raises(ParameterError, match=rf"{name} must be at least 1,000; got 1 "):
+        RunConfig(**{name: 1})  # direct construction is checked too
+    low = RunConfig.from_mapping({name: "1", "allow_low_precision": "true"})
+    assert getattr(low, name) == 1 and low.allow_low_precision is True
+    with pytest.raises(ParameterError, match=rf"{name} must be at least 1; got 0"):
+        RunConfig.from_mapping({name: 0, "allow_low_precision": True})
+    for flag in (False, True):
+        with pytest.raises(ParameterError, match=rf"{name} must be at most 1,000,000"):
+            RunConfig.from_mapping({name: MAX_RESAMPLES + 1, "allow_low_precision": flag})
+    assert getattr(RunConfig.from_mapping({name: MAX_RESAMPLES}), name) == MAX_RESAMPLES
+
+
+@pytest.mark.parametrize("device", ["auto", "cpu", "mps", "cuda", "cuda:0", "cuda:12"])
+def test_valid_devices(device):
+    assert RunConfig.from_mapping({"device": device}).device == device
+
+
+@pytest.mark.parametrize("device", ["cuda:banana", "cuda:", "cuda:-1", "cuda0", "gpu", "CPU", "cuda:1:2", "", 0])
+def test_invalid_devices_are_refused(device):
+    with pytest.raises(ParameterError, match="device must be 'auto', 'cpu', 'cuda', 'cuda:N'"):
+        RunConfig.from_mapping({"device": device})
+
+
+def test_allow_low_precision_reads_command_line_booleans():
+    assert RunConfig.from_mapping({"allow_low_precision": "yes"}).allow_low_precision is True
+    assert RunConfig.from_mapping({"allow_low_precision": "0"}).allow_low_precision is False
+    with pytest.raises(ParameterError, match="allow_low_precision must be true or false"):
+        RunConfig.from_mapping({"allow_low_precision": "maybe"})
+
+
+# --------------------------------------------------------------------------- before any notebook runs
+def test_effective_knn_k_is_the_seeds_clamp():
+    assert effective_knn_k(10, 230) == 10 and effective_knn_k(10, 5) == 4 and effective_knn_k(50, 12) == 11
+
+
+def test_preflight_records_effective_values(tiny_model_dir, small_pairs_path):
+    cfg = RunConfig.from_mapping({"model": str(tiny_model_dir), "dataset": str(small_pairs_path), "knn_k": 50,
+                                  "layers": "all"})
+    assert preflight(cfg) == {"n_pairs": 12, "num_layers": 4, "layers": [0, 1, 2, 3, 4], "knn_k": 11}
+
+
+def test_preflight_refuses_too_few_pairs(tiny_model_dir, tmp_path):
+    few = tmp_path / "three.json"
+    few.write_text(json.dumps({"c": {"pairs": [["One statement", "Another one"], ["A third", "A fourth"],
+                                               ["A fifth", "A sixth"]]}}))
+    cfg = RunConfig.from_mapping({"model": str(tiny_model_dir), "dataset": str(few)})
+    with pytest.raises(ParameterError, match=f"dataset: 3 pairs; the analysis needs at least {MIN_RUN_PAIRS}"):
+        preflight(cfg)
+
+
+def test_written_files_get_the_umask_permissions(tmp_path):
+    import os
+
+    old = os.umask(0o027)
+    try:
+        path = atomic_write_json(tmp_path / "out.json", {"a": 1})
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o640
