@@ -193,11 +193,12 @@ def read_correlation_table(table_or_results, ci_level: float = 0.95) -> str:
             f"{_ci(row['ci_lower'], row['ci_upper'])} ({row['metric']}, layer {int(row['layer'])}).")
     if isinstance(table_or_results, dict) and "evidence" in table_or_results:
         ev = table_or_results["evidence"]
-        text += (f" After correction, {ev['levels'][2]['count']} are significant at a false discovery rate of "
-                 f"{_alpha(ev)} and {ev['levels'][3]['count']} family-wise.")
+        text += (f" {ev['levels'][2]['count']} are significant after correction at a false discovery rate of "
+                 f"{_alpha(ev)}, {ev['levels'][3]['count']} of them family-wise.")
     elif "p_bh" in table.columns and "p_maxstat" in table.columns:
-        text += (f" After correction, {int((table['p_bh'] < 0.05).sum())} are significant at a false discovery rate "
-                 f"of 0.05 and {int((table['p_maxstat'] < 0.05).sum())} family-wise.")
+        text += (f" {int((table['p_bh'] < 0.05).sum())} have BH q < 0.05 and "
+                 f"{int((table['p_maxstat'] < 0.05).sum())} a max-statistic p < 0.05 (before the ladder's other "
+                 f"criteria).")
     return text
 
 

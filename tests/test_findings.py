@@ -1,0 +1,253 @@
+"""Tests of ua_helpers.evidence (the nested ladder and the results' evidence block) and ua_helpers.findings
+(sentences generated from a results dict)."""
+from __future__ import annotations
+
+import copy
+import json
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ua_helpers import evidence, findings, inference, metrics, robustness as rb
+
+LAYERS = [0, 4, 8, 12]
+NAMES = list(metrics.METRIC_NAMES)
+N = 80
+#: "significant" must always name its correction.
+UNQUALIFIED = re.compile(r"significant(?! after correction| family-wise)")
+
+
+# --------------------------------------------------------------------------------------------------- fixtures
+def _arrays(seed=0, n=N, d=12):
+    rng = np.random.default_rng(seed)
+    emb_a = rng.normal(size=(len(LAYERS), n, d)) + 2.0
+    emb_b = rng.normal(size=(len(LAYERS), n, d)) + 2.0
+    emb_a[2:, 5] *= 25.0  # one massive-activation statement at layers 8 and 12
+    values = metrics.compute_all_layers(emb_a, emb_b)
+    preference = 0.5 * values[0, 0] / values[0, 0].std() + rng.normal(size=n)
+    cats = np.repeat(["x", "y", "z", "w"], n // 4).tolist()
+    tok_a = rng.integers(5, 20, n)
+    tok_b = tok_a + rng.integers(-3, 4, n)
+    return emb_a, emb_b, values, preference, cats, tok_a, tok_b
+
+
+@pytest.fixture(scope="module")
+def built():
+    emb_a, emb_b, values, preference, cats, tok_a, tok_b = _arrays()
+    ext = inference.extended_analysis(values, preference, LAYERS, NAMES, n_tokens_a=tok_a, n_tokens_b=tok_b,
+                                      len_a=5 * tok_a, len_b=5 * tok_b + 1, categories=cats, n_bootstrap=300,
+                                      n_permutations=300, seed=1)
+    stmt_a = [f"statement A {i}" for i in range(N)]
+    stmt_b = [f"statement B {i}" for i in range(N)]
+    ev = evidence.evidence_block(values, preference, emb_a, emb_b, LAYERS, NAMES, ext.tests, stmt_a=stmt_a,
+                                 stmt_b=stmt_b)
+    results = {"model": "tiny-model", "n_pairs": N, "ci_level": 0.95, "dataset": {"name": "toy-set"},
+               "model_info": {"dtype": "float32", "device": "cpu"}, "evidence": ev}
+    return {"tests": ext.tests, "values": values, "preference": preference, "results": results}
+
+
+def _random_tests(rng, n_tests=400, nan_share=0.05):
+    """A tests table whose columns are drawn independently (every combination of criteria occurs)."""
+    r = rng.uniform(-0.5, 0.5, n_tests)
+    r[rng.random(n_tests) < nan_share] = np.nan
+    half = rng.uniform(0.02, 0.3, n_tests)
+    rho = r + rng.normal(scale=0.2, size=n_tests)
+    shalf = rng.uniform(0.02, 0.3, n_tests)
+    partial = r + rng.normal(scale=0.2, size=n_tests)
+    frame = pd.DataFrame({
+        "layer": np.arange(n_tests) // 5, "metric": np.tile(NAMES, n_tests // 5 + 1)[:n_tests],
+        "r": r, "ci_lower": r - half, "ci_upper": r + half, "p_bh": rng.random(n_tests) ** 6,
+        "p_maxstat": rng.random(n_tests) ** 6, "spearman_rho": rho, "spearman_ci_lower": rho - shalf,
+        "spearman_ci_upper": rho + shalf, "partial_all_r": partial, "partial_all_ci_lower": partial - half,
+        "partial_all_ci_upper": partial + half, "partial_all_p_holm": rng.random(n_tests) ** 6,
+        "partial_all_p_bh": rng.random(n_tests) ** 6})
+    loo = frame[["layer", "metric"]].assign(loo_sign_change=rng.random(n_tests) < 0.2,
+                                            loo_verdict_change=rng.random(n_tests) < 0.2)
+    return frame, loo
+
+
+# --------------------------------------------------------------------------------------------------- the ladder
+@pytest.mark.parametrize("seed", range(5))
+def test_ladder_is_nested_on_random_tables(seed):
+    tests, loo = _random_tests(np.random.default_rng(seed))
+    lad = evidence.ladder(tests, loo)
+    met = lad[list(evidence.CRITERIA)].to_numpy()
+    for i, level in enumerate(lad["level"]):
+        assert met[i, :level].all()  # every rung below the level is met ...
+        assert level == 5 or not met[i, level]  # ... and the next one is not
+    counts = evidence.level_counts(lad["level"])
+    assert counts[0] == len(tests)
+    assert all(a >= b for a, b in zip(counts, counts[1:]))
+    # independently drawn criteria: counts of single criteria are not nested, the ladder's are
+    assert counts[5] <= met[:, 4].sum() and counts[1] == met[:, 0].sum()
+    assert set(lad["level"]) == set(range(6))  # every level is reached by some of the 400 random rows
+    units = tests["layer"] // 2
+    distinct = evidence.level_counts(lad["level"], units)
+    assert all(a >= b for a, b in zip(distinct, distinct[1:])) and all(d <= c for d, c in zip(distinct, counts))
+
+
+def test_ladder_edge_cases():
+    rng = np.random.default_rng(9)
+    tests, loo = _random_tests(rng, n_tests=10, nan_share=0.0)
+    tests.loc[0, "r"] = np.nan  # undefined test: level 0 whatever the other columns say
+    tests.loc[0, ["ci_lower", "ci_upper", "p_bh", "p_maxstat"]] = [0.1, 0.2, 0.0, 0.0]
+    tests.loc[1, ["r", "ci_lower", "ci_upper", "p_bh", "p_maxstat"]] = [0.3, 0.1, 0.5, 0.001, 0.001]
+    tests.loc[1, ["spearman_rho", "spearman_ci_lower", "spearman_ci_upper"]] = [-0.3, -0.5, -0.1]  # opposite sign
+    loo.loc[1, ["loo_sign_change", "loo_verdict_change"]] = False
+    tests.loc[2, ["r", "ci_lower", "ci_upper", "p_bh"]] = [0.3, -0.1, 0.5, 0.001]  # BH passes, CI does not
+    lad = evidence.ladder(tests, loo)
+    assert lad.loc[0, "level"] == 0 and not lad.loc[0, list(evidence.CRITERIA)].any()
+    assert lad.loc[1, "level"] == 3 and lad.loc[1, "level_name"] == "family-wise"
+    assert lad.loc[2, "level"] == 0 and lad.loc[2, "bh"]
+    assert evidence.level_counts([]) == [0] * 6
+    assert evidence.level_counts([5, 5, 0], units=["u", "u", "v"]) == [2, 1, 1, 1, 1, 1]
+    with pytest.raises(ValueError, match="lacks columns"):
+        evidence.ladder(tests.drop(columns=["p_maxstat"]), loo)
+    with pytest.raises(ValueError, match="partial_adjust"):
+        evidence.ladder(tests, loo, partial_adjust="bonferroni")
+    with pytest.raises(ValueError, match="loo lacks"):
+        evidence.ladder(tests, loo.iloc[1:])
+
+
+def test_evidence_block_matches_its_parts(built):
+    ev = built["results"]["evidence"]
+    json.dumps(ev, allow_nan=False)  # strict JSON
+    levels = [t["level"] for t in ev["tests"]]
+    assert [lv["count"] for lv in ev["levels"]] == [sum(l >= k for l in levels) for k in range(6)]
+    assert [lv["name"] for lv in ev["levels"]] == evidence.level_names()
+    assert len(ev["tests"]) == len(LAYERS) * len(NAMES)
+    assert ev["massive_activations"]["statements"][0] == {"pair": 5, "side": "A", "layers": [8, 12],
+                                                          "max_ratio": pytest.approx(
+                                                              ev["massive_activations"]["statements"][0]["max_ratio"]),
+                                                          "text": "statement A 5"}
+    assert ev["massive_activations"]["statements"][0]["max_ratio"] > 10
+    loo = rb.leave_one_out(built["values"], built["preference"], LAYERS, NAMES)
+    assert [t["most_influential_pair"] for t in ev["tests"]] == loo["most_influential_pair"].tolist()
+    for t in ev["tests"]:
+        if t["layer"] in (0, 4):
+            assert t["r_without_massive"] is None and not t["massive_changes"]
+        else:
+            keep = np.arange(N) != 5
+            x = built["values"][LAYERS.index(t["layer"]), NAMES.index(t["metric"])]
+            assert t["r_without_massive"] == pytest.approx(np.corrcoef(x[keep], built["preference"][keep])[0, 1],
+                                                           abs=1e-12)
+    # the two centroid metrics coincide at some layer on this data (mu_A ~ mu_B), and share a group there
+    grouped = [g for g in ev["redundant_groups"] if {"centroid_asymmetry", "cross_centroid"} <= set(g["metrics"])]
+    assert grouped
+    assert ev["levels"][0]["count_distinct"] == len(ev["tests"]) - sum(len(g["metrics"]) - 1
+                                                                       for g in ev["redundant_groups"])
+
+
+def test_evidence_block_rejects_mismatched_tests(built):
+    emb_a, emb_b, values, preference, *_ = _arrays()
+    with pytest.raises(ValueError, match="rows"):
+        evidence.evidence_block(values, preference, emb_a, emb_b, LAYERS, NAMES, built["tests"].iloc[:-1])
+    with pytest.raises(ValueError, match="order"):
+        evidence.evidence_block(values, preference, emb_a, emb_b, LAYERS, NAMES, built["tests"].iloc[::-1])
+    with pytest.raises(ValueError, match="both"):
+        evidence.evidence_block(values, preference, emb_a, emb_b, LAYERS, NAMES, built["tests"], stmt_a=["a"] * N)
+    with pytest.raises(ValueError, match="evidence"):
+        findings.summarize({"model": "m"})
+
+
+# --------------------------------------------------------------------------------------------------- sentences
+def _all_text(results):
+    readers = [findings.read_ladder, findings.read_correlation_table, findings.read_figure_layers,
+               findings.read_disagreements, findings.read_massive, findings.read_single_pairs,
+               findings.read_confounds, findings.read_redundancy, findings.read_scope]
+    return findings.summarize(results) + [findings.markdown(results)] + [f(results) for f in readers]
+
+
+def _with_seed_results(results, tests):
+    out = dict(results)
+    out["results"] = {str(l): {row.metric: {"r": row.r, "ci_lower": row.ci_lower, "ci_upper": row.ci_upper,
+                                            "p_value": row.p_value, "includes_zero": not row.excludes_zero}
+                               for row in tests[tests["layer"] == l].itertuples()} for l in LAYERS}
+    return out
+
+
+def _force_levels(results, levels):
+    """A copy of results whose tests have the given levels and counts (criteria consistent with them)."""
+    res = copy.deepcopy(results)
+    ev = res["evidence"]
+    for t, lv in zip(ev["tests"], levels):
+        t["level"], t["level_name"] = lv, evidence.level_names()[lv]
+        t["passes"] = {c: k < lv for k, c in enumerate(evidence.CRITERIA)}
+    counts = evidence.level_counts(levels)
+    for k, entry in enumerate(ev["levels"]):
+        entry["count"] = entry["count_distinct"] = counts[k]
+    return res
+
+
+def test_significant_always_names_its_correction(built):
+    res = _with_seed_results(built["results"], built["tests"])
+    cases = [res, _force_levels(res, [1] * 20), _force_levels(res, [0] * 20),
+             _force_levels(res, [5, 4, 3, 2, 1] * 4)]
+    for case in cases:
+        for text in _all_text(case):
+            assert not UNQUALIFIED.search(text), UNQUALIFIED.search(text).string
+    only_uncorrected = "\n".join(_all_text(cases[1]))
+    assert "No test is significant after correction" in only_uncorrected
+    assert set(re.findall(r"(\d+) are significant", only_uncorrected)) == {"0"}
+    assert "Evidence level 1 of 5" in only_uncorrected and "not significant after correction (BH q" in only_uncorrected
+
+
+def test_ladder_sentence_counts_equal_the_ladder(built):
+    for levels in ([5, 4, 3, 2, 1] * 4, [0] * 20, [3] * 7 + [1] * 13):
+        res = _force_levels(built["results"], levels)
+        text = findings.read_ladder(res)
+        found = [int(m) for m in re.findall(r"(?:, |; |; and )(\d+)(?: \(\d+ distinct\))? (?:have|are|of these)",
+                                            text)]
+        assert found == [lv["count"] for lv in res["evidence"]["levels"][1:]]
+        assert text.startswith(f"Of {len(levels)} (layer, metric) tests")
+
+
+def test_sentences_follow_the_numbers(built):
+    res = _force_levels(built["results"], [0] * 19 + [5])
+    top = res["evidence"]["tests"][19]
+    top.update(r=-0.4321, ci_lower=-0.55, ci_upper=-0.31, group=None)
+    first = findings.strongest(res, 1)[0]
+    assert first.startswith(f"Layer {top['layer']}, {top['metric']}: r = -0.43, 95% CI [-0.55, -0.31]")
+    assert "Evidence level 5 of 5 (unconfounded)" in first
+    top["r"] = -0.2468
+    assert "r = -0.25" in findings.strongest(res, 1)[0]
+    top["level"], top["level_name"] = 2, "FDR"
+    top["passes"]["maxstat"] = False
+    assert "Evidence level 2 of 5 (FDR)" in findings.strongest(res, 1)[0]
+    assert "but not family-wise" in findings.strongest(res, 1)[0]
+    res["n_pairs"], res["model"] = 123, "other-model"
+    scope = findings.read_scope(res)
+    assert "n_pairs = 123" in scope and "other-model, float32 on cpu" in scope and "toy-set" in scope
+    st = res["evidence"]["massive_activations"]["statements"][0]
+    st["text"] = "Changed statement text"
+    assert '"Changed statement text"' in findings.read_massive(res)
+
+
+def test_disagreement_and_redundancy_sentences(built):
+    res = copy.deepcopy(built["results"])
+    ev = res["evidence"]
+    ev["disagreements"] = [{"layer": 12, "metric": "margin_asymmetry", "r": -0.09, "ci_lower": -0.2,
+                            "ci_upper": 0.1, "rho": 0.25, "rho_ci_lower": 0.1, "rho_ci_upper": 0.38,
+                            "kind": "verdict"}]
+    text = findings.read_disagreements(res)
+    assert text.startswith("Pearson and Spearman disagree on 1 test: margin_asymmetry at layer 12 (r = -0.09; "
+                           "rho = +0.25: rho's CI excludes 0, r's does not)")
+    ev["disagreements"] = []
+    assert "agree in sign and verdict on every test" in findings.read_disagreements(res)
+    ev["redundant_groups"] = [{"layer": 4, "metrics": ["centroid_asymmetry", "cross_centroid"],
+                               "min_abs_corr": 0.9991, "signs": [1, 1]}]
+    text = findings.read_redundancy(res)
+    assert "centroid_asymmetry and cross_centroid coincide at 1 of 4 layers, 4 (|corr| >= 0.999" in text
+
+
+def test_correlation_table_sentence_from_a_table(built):
+    table = built["tests"][["layer", "metric", "r", "ci_lower", "ci_upper"]].copy()
+    table.loc[:, ["r", "ci_lower", "ci_upper"]] = 0.0, -0.1, 0.1
+    table.loc[3, ["r", "ci_lower", "ci_upper"]] = -0.61, -0.7, -0.5
+    text = findings.read_correlation_table(table)
+    assert text.startswith("1 of 20 tests have a 95% CI that excludes 0 without correction")
+    assert "the largest |r| is -0.61 [-0.70, -0.50] (knn_density_asymmetry, layer 0)" in text
+    with pytest.raises(ValueError, match="lacks columns"):
+        findings.read_correlation_table(table.drop(columns=["r"]))
