@@ -43,3 +43,59 @@ def run_extended(data, **kwargs):
         data["values"], data["preference"], LAYERS, METRICS, n_tokens_a=data["n_tokens_a"],
         n_tokens_b=data["n_tokens_b"], len_a=data["len_a"], len_b=data["len_b"], categories=data["categories"],
         **{**dict(n_bootstrap=2000, n_permutations=2000, seed=7, bca=True), **kwargs})
+
+
+EPS64 = float(np.finfo(np.float64).eps)
+
+
+def resample_r_tolerance(x, y, indices) -> float:
+    """Absolute tolerance for two float64 computations of Pearson r on the same resamples.
+
+    On a resample, r = cov / sqrt(var_x var_y) from weighted sums of n terms of z-scored values, each term at
+    most ``zmax^2``: a sum carries at most ``n eps zmax^2`` (gamma_n), cov and both variances carry about two
+    such errors, and dividing by ``sqrt(var_x var_y)`` of the resample (in units of the full sample's
+    variance) amplifies them. The bound, doubled for the two computations compared:
+    ``8 n eps zmax^2 / min over resamples of sqrt(var_x var_y)``; degenerate resamples (NaN in both) excluded.
+    """
+    x = np.atleast_2d(np.asarray(x, np.float64))
+    y = np.asarray(y, np.float64)
+    zx = (x - x.mean(axis=1, keepdims=True)) / x.std(axis=1, keepdims=True)
+    zy = (y - y.mean()) / y.std()
+    idx = np.asarray(indices)
+    spread = np.sqrt(zx[:, idx].var(axis=-1) * zy[idx].var(axis=-1)[None])  # [tests, resamples]
+    spread = spread[spread > 1e-6]
+    zmax2 = max(float(np.max(zx**2)), float(np.max(zy**2)))
+    return 8 * x.shape[1] * EPS64 * zmax2 / float(spread.min())
+
+
+def count_matrix_rs(x, y, indices) -> np.ndarray:
+    """The bootstrap r of every resample as ``stats.bootstrap_rs`` computed it before resampling went by chunks:
+    one full (n_bootstrap, n) count matrix. The reference that the chunked engine must reproduce."""
+    x = np.atleast_2d(np.asarray(x, dtype=np.float64))
+    y = np.asarray(y, dtype=np.float64)
+    n_boot, n = indices.shape
+    xz = (x - x.mean(axis=1, keepdims=True)) / x.std(axis=1, keepdims=True)  # [tests, n]
+    yz = (y - y.mean()) / y.std()  # [n]
+    counts = np.zeros((n_boot, n))  # [resample, n]
+    np.add.at(counts, (np.repeat(np.arange(n_boot), n), indices.ravel()), 1.0)
+    counts /= n
+    mx, my = counts @ xz.T, counts @ yz
+    vx = counts @ (xz**2).T - mx**2
+    vy = counts @ yz**2 - my**2
+    cxy = counts @ (xz * yz).T - mx * my[:, None]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = cxy / np.sqrt(vx * vy[:, None])
+    r[(vx <= 1e-12) | (vy[:, None] <= 1e-12)] = np.nan
+    return np.clip(r, -1.0, 1.0).T
+
+
+def peak_bytes(fn) -> int:
+    """Peak memory traced by tracemalloc (NumPy reports its buffers to it) while ``fn()`` runs."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        fn()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()

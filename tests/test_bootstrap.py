@@ -6,7 +6,8 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 from scipy import stats as sps
 
-from inference_data import LAYERS, METRICS, N, flat_tests, make_data, run_extended
+from inference_data import (EPS64, LAYERS, METRICS, N, count_matrix_rs, flat_tests, make_data, peak_bytes,
+                            resample_r_tolerance, run_extended)
 from ua_helpers import bootstrap, stats
 
 
@@ -24,15 +25,47 @@ def result(data):
 # Bootstrap: Pearson, Spearman, BCa
 # ----------------------------------------------------------------------------------------------------------------
 
-def test_bootstrap_pearson_matches_stats_and_correlation_table(data, result):
+def test_bootstrap_pearson_matches_the_full_count_matrix_and_correlation_table(data, result):
     x, y = flat_tests(data["values"]), data["preference"]
     idx = stats.bootstrap_indices(N, 500, seed=1)
-    assert_allclose(bootstrap.bootstrap_pearson(x, y, idx, chunk_size=128), stats.bootstrap_rs(x, y, idx),
-                    rtol=0, atol=1e-12)
+    ref = count_matrix_rs(x, y, idx)  # the path before chunking
+    tol = resample_r_tolerance(x, y, idx)
+    assert_allclose(bootstrap.bootstrap_pearson(x, y, idx, chunk_size=128), ref, rtol=0, atol=tol)
+    for chunk_size in (1, 7, None):
+        lazy = bootstrap.bootstrap_pearson(x, y, bootstrap.Resamples(N, 500, seed=1), chunk_size=chunk_size)
+        assert_allclose(lazy, ref, rtol=0, atol=tol)
     table = stats.correlation_table(data["values"], y, LAYERS, METRICS, n_bootstrap=2000, seed=7)
-    for col in ("r", "ci_lower", "ci_upper", "p_value"):
-        assert_allclose(result.tests[col], table[col], rtol=1e-10, atol=1e-12)
+    # the same code on the same resamples: r and p to a few roundings of n-term sums of unit-scale values; CI
+    # bounds are bootstrap r's (resample_r_tolerance bounds their differences)
+    assert_allclose(result.tests["r"], table["r"], rtol=0, atol=8 * N * EPS64)
+    assert_allclose(result.tests["p_value"], table["p_value"], rtol=1e-9, atol=0)
+    tol = resample_r_tolerance(x, y, stats.bootstrap_indices(N, 2000, seed=7))
+    for col in ("ci_lower", "ci_upper"):
+        assert_allclose(result.tests[col], table[col], rtol=0, atol=tol)
     assert_array_equal(result.tests["excludes_zero"], ~table["includes_zero"])
+
+
+@pytest.mark.parametrize("n", [7, 230])
+@pytest.mark.parametrize("chunk_size", [1, 3, 64, 5000])
+def test_resamples_in_chunks_are_the_rows_of_bootstrap_indices(n, chunk_size):
+    full = bootstrap.bootstrap_indices(n, 301, seed=11)
+    lazy = bootstrap.Resamples(n, 301, seed=11)
+    assert lazy.shape == full.shape
+    assert_array_equal(np.concatenate(list(lazy.chunks(chunk_size))), full)
+
+
+def test_resampling_memory_does_not_grow_with_n_bootstrap_times_n_pairs():
+    """8,000 resamples of 20,000 pairs: the index matrix alone would take 1.3 GB; chunks keep each array ~32 MB."""
+    rng = np.random.default_rng(3)
+    n, n_boot = 20_000, 8_000
+    x, y = rng.normal(size=(2, n)), rng.normal(size=n)
+    whole = n_boot * n * 8
+    peak = peak_bytes(lambda: bootstrap.bootstrap_pearson(x, y, bootstrap.Resamples(n, n_boot, seed=0)))
+    # a chunk's drawn indices, their offsets, counts and weights: 4 arrays of CHUNK_ELEMENTS (measured 134 MB),
+    # plus the output and a few n-vectors
+    assert peak < 6 * bootstrap.CHUNK_ELEMENTS * 8 + 2 * n_boot * 8 + 8 * n * 8 < whole / 5
+    peak = peak_bytes(lambda: bootstrap.bootstrap_spearman(x, y, bootstrap.Resamples(n, 200, seed=0)))
+    assert peak < 8 * bootstrap.CHUNK_ELEMENTS * 8
 
 
 def test_spearman_rho_matches_scipy(data, result):

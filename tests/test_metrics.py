@@ -127,6 +127,46 @@ def test_knn_density_counts_the_point_itself():
     assert_allclose(metrics.knn_density(x, k), expected, rtol=0, atol=expected.max() ** 2 * delta)
 
 
+def full_matrix_knn_density(x, k):
+    """kNN density as computed before the blocks: the full (n_pairs, n_pairs) distance matrix at once."""
+    xn = x / np.linalg.norm(x, axis=1, keepdims=True)
+    dist = np.clip(1.0 - xn @ xn.T, 0.0, 2.0)
+    return 1.0 / (np.partition(dist, k - 1, axis=1)[:, :k].mean(axis=1) + 1e-10)
+
+
+@pytest.mark.parametrize("block_rows", [1, 7, 64, 1000, None])
+def test_knn_density_by_blocks_equals_the_full_matrix(block_rows):
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(300, 24)) + 0.5
+    ref = full_matrix_knn_density(x, 10)
+    ours = metrics.knn_density(x, 10, block_rows=block_rows)
+    # the same dot products, partitioned row by row: equal unless BLAS rounds a block's d-term dot products
+    # differently from the whole matrix's (bitwise equal here); a distance error delta moves D by D^2 delta
+    delta = 4 * x.shape[1] * EPS64
+    assert_allclose(ours, ref, rtol=0, atol=ref.max() ** 2 * delta)
+
+
+def test_knn_density_memory_is_bounded_by_blocks():
+    """6,000 rows: the full distance matrix would take 288 MB; blocks hold KNN_BLOCK_ELEMENTS at a time."""
+    import tracemalloc
+
+    x = np.random.default_rng(0).normal(size=(6000, 8))
+    tracemalloc.start()
+    try:
+        metrics.knn_density(x, 10)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    # a block's products, distances and partitioned copy: 3 arrays of KNN_BLOCK_ELEMENTS, plus x and its norm
+    assert peak < 4 * metrics.KNN_BLOCK_ELEMENTS * 8 + 4 * x.nbytes < 6000**2 * 8 / 2
+
+
+@pytest.mark.parametrize("k, block_rows", [(0, None), (301, None), (2.5, None), (10, 0)])
+def test_knn_density_rejects_bad_arguments(k, block_rows):
+    with pytest.raises(ValueError, match="k must be|block_rows"):
+        metrics.knn_density(np.ones((300, 3)), k, block_rows=block_rows)
+
+
 @pytest.mark.parametrize("k", [10, 50, 10**6])
 def test_k_larger_than_n_minus_1_is_clipped(k):
     emb_a, emb_b = _random_embeddings(11, 6, 8)

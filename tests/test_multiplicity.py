@@ -8,8 +8,9 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 from scipy import stats as sps
 
-from inference_data import N, flat_tests, make_data
+from inference_data import N, flat_tests, make_data, peak_bytes
 from ua_helpers import multiplicity
+from ua_helpers.bootstrap import CHUNK_ELEMENTS
 
 
 @pytest.fixture(scope="module")
@@ -103,6 +104,35 @@ def test_permutation_indices_are_seeded_permutations():
         multiplicity.permutation_indices(30, 200, seed=None)
     with pytest.raises(ValueError):
         multiplicity.permutation_indices(30, 0, seed=1)
+
+
+@pytest.mark.parametrize("n", [7, 230])
+@pytest.mark.parametrize("chunk_size", [1, 3, 64, 5000])
+def test_permutations_in_chunks_are_the_rows_of_one_draw(n, chunk_size):
+    """The documented stream: rng.permuted of arange(n) rows, from the child SeedSequence (seed, spawn_key=(1,))."""
+    rng = np.random.default_rng(np.random.SeedSequence(5, spawn_key=(1,)))
+    whole = rng.permuted(np.broadcast_to(np.arange(n), (301, n)), axis=1)
+    assert_array_equal(multiplicity.permutation_indices(n, 301, seed=5), whole)
+    assert_array_equal(np.concatenate(list(multiplicity.permutation_chunks(n, 301, 5, chunk_size))), whole)
+
+
+def test_max_stat_in_small_chunks_equals_one_chunk(data):
+    small = multiplicity.max_stat_permutation(data["values"], data["preference"], 500, seed=2, chunk_size=7)
+    one = multiplicity.max_stat_permutation(data["values"], data["preference"], 500, seed=2, chunk_size=500)
+    # null |r| = |z_x . z_y*| / n: sums of n unit-scale terms, rounded differently at most by BLAS blocking
+    assert_allclose(small.null_max, one.null_max, rtol=0, atol=4 * N * np.finfo(np.float64).eps)
+    assert_array_equal(small.p_perm, one.p_perm)
+    assert_array_equal(small.p_maxstat, one.p_maxstat)
+
+
+def test_permutation_memory_does_not_grow_with_n_permutations_times_n_pairs():
+    """4,000 permutations of 20,000 pairs: the permutation matrix alone would take 640 MB."""
+    rng = np.random.default_rng(1)
+    n, n_perm = 20_000, 4_000
+    values, pref = rng.normal(size=(3, n)), rng.normal(size=n)
+    peak = peak_bytes(lambda: multiplicity.max_stat_permutation(values, pref, n_perm, seed=0))
+    # a chunk's permutations (int64), permuted z-scores and the null |r| block: ~3 arrays of CHUNK_ELEMENTS
+    assert peak < 6 * CHUNK_ELEMENTS * 8 + 4 * n_perm * 8 + 16 * n * 8 < n_perm * n * 8 / 2
 
 
 def test_permutation_pvalues_match_plain_loop(data):

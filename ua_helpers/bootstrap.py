@@ -12,14 +12,92 @@ import numpy as np
 from scipy import special
 from scipy import stats as sps
 
-from ._checks import check_ci_level, as_tests, as_vector, zscore_rows, check_indices
+from typing import Iterator
+
+import numpy as np
+from scipy import special
+from scipy import stats as sps
+
+from ._checks import as_tests, as_vector, check_ci_level, check_indices, check_positive_int, zscore_rows
+
+#: Elements (resamples x pairs) that one chunk of a resampling loop may hold: every loop over resamples or
+#: permutations works on at most about this many numbers at once (2**22 float64 = 32 MiB per array), so peak
+#: memory does not grow with n_bootstrap x n_pairs.
+CHUNK_ELEMENTS = 2**22
+
+
+def chunk_rows(n: int, per_row: int = 1, budget: int = CHUNK_ELEMENTS) -> int:
+    """Return how many resamples of ``n`` items (``per_row`` numbers each per item) fit one chunk; at least 1."""
+    return max(1, budget // max(1, n * per_row))
 
 
 def bootstrap_indices(n: int, n_bootstrap: int = 10000, seed: int | None = 42) -> np.ndarray:
-    """Draw resample indices, shape (n_bootstrap, n), from ``numpy.random.default_rng(seed)``."""
+    """Draw resample indices, shape (n_bootstrap, n), from ``numpy.random.default_rng(seed)``.
+
+    The whole matrix at once (``n_bootstrap x n`` int64); :class:`Resamples` draws the same rows chunk by chunk.
+    """
     if n_bootstrap < 1:
         raise ValueError(f"n_bootstrap must be a positive integer; got {n_bootstrap}")
     return np.random.default_rng(seed).integers(0, n, size=(n_bootstrap, n))
+
+
+class Resamples:
+    """The resamples of :func:`bootstrap_indices`, drawn lazily in chunks so they never sit in memory at once.
+
+    ``Resamples(n, n_bootstrap, seed).chunks(m)`` yields the rows of ``bootstrap_indices(n, n_bootstrap, seed)``
+    in order, ``m`` at a time: the Generator's stream is the same whether it fills one ``(n_bootstrap, n)``
+    array or consecutive ``(m, n)`` arrays (a test checks it). Every bootstrap function accepts a
+    :class:`Resamples` wherever it accepts an index matrix.
+
+    Parameters
+    ----------
+    n : int
+        Items per resample (pairs).
+    n_bootstrap : int, default=10000
+    seed : int or None, default=42
+    """
+
+    def __init__(self, n: int, n_bootstrap: int = 10000, seed: int | None = 42):
+        self.n = check_positive_int("n", n)
+        self.n_bootstrap = check_positive_int("n_bootstrap", n_bootstrap)
+        self.seed = seed
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(n_bootstrap, n)``, the shape of the index matrix these resamples stand for."""
+        return (self.n_bootstrap, self.n)
+
+    def chunks(self, chunk_size: int) -> Iterator[np.ndarray]:
+        """Yield the index matrix's rows in order, ``chunk_size`` at a time, each of shape (<= chunk_size, n)."""
+        chunk_size = check_positive_int("chunk_size", chunk_size)
+        rng = np.random.default_rng(self.seed)
+        for start in range(0, self.n_bootstrap, chunk_size):
+            yield rng.integers(0, self.n, size=(min(chunk_size, self.n_bootstrap - start), self.n))
+
+    def __repr__(self) -> str:
+        return f"Resamples(n={self.n}, n_bootstrap={self.n_bootstrap}, seed={self.seed!r})"
+
+
+def index_chunks(indices, n: int, chunk_size: int) -> tuple[int, Iterator[np.ndarray]]:
+    """Return the number of resamples and an iterator over chunks of at most ``chunk_size`` resamples.
+
+    Parameters
+    ----------
+    indices : ndarray of int, shape (n_resamples, n), or Resamples
+    n : int
+    chunk_size : int
+
+    Returns
+    -------
+    (n_resamples, iterator of ndarray of int, shape (<= chunk_size, n))
+    """
+    chunk_size = check_positive_int("chunk_size", chunk_size)
+    if isinstance(indices, Resamples):
+        if indices.n != n:
+            raise ValueError(f"resamples are of {indices.n} items; expected {n}")
+        return indices.n_bootstrap, indices.chunks(chunk_size)
+    idx = check_indices(indices, n)
+    return idx.shape[0], (idx[s:s + chunk_size] for s in range(0, idx.shape[0], chunk_size))
 
 
 def resample_counts(idx: np.ndarray, n: int) -> np.ndarray:
@@ -54,7 +132,7 @@ def _weighted_corr(w: np.ndarray, xz: np.ndarray, yz: np.ndarray) -> np.ndarray:
     return np.clip(r, -1.0, 1.0).T
 
 
-def bootstrap_pearson(x, y, indices, *, chunk_size: int = 2000) -> np.ndarray:
+def bootstrap_pearson(x, y, indices, *, chunk_size: int | None = None) -> np.ndarray:
     """Compute Pearson r of every row of ``x`` with ``y`` on every bootstrap resample of the pairs.
 
     The engine behind :func:`ua_helpers.stats.bootstrap_rs`, computed in chunks of resamples so that memory
@@ -65,9 +143,10 @@ def bootstrap_pearson(x, y, indices, *, chunk_size: int = 2000) -> np.ndarray:
     x : ndarray of shape (n_tests, n) or (n,)
         Rows must be finite and not constant.
     y : ndarray of shape (n,)
-    indices : ndarray of int, shape (n_bootstrap, n)
-        From :func:`ua_helpers.bootstrap.bootstrap_indices`.
-    chunk_size : int, default=2000
+    indices : ndarray of int, shape (n_bootstrap, n), or Resamples
+        From :func:`bootstrap_indices`, or :class:`Resamples` to draw them chunk by chunk.
+    chunk_size : int, optional
+        Resamples per chunk; default :func:`chunk_rows` of n (memory about ``CHUNK_ELEMENTS`` per array).
 
     Returns
     -------
@@ -77,12 +156,14 @@ def bootstrap_pearson(x, y, indices, *, chunk_size: int = 2000) -> np.ndarray:
     x = as_tests(x)
     n = x.shape[1]
     y = as_vector(y, n, "y")
-    idx = check_indices(indices, n)
+    n_boot, chunks = index_chunks(indices, n, chunk_size or chunk_rows(n))
     xz, yz = zscore_rows(x), zscore_rows(y[None])[0]
-    out = np.empty((x.shape[0], idx.shape[0]))
-    for s in range(0, idx.shape[0], chunk_size):
-        w = resample_counts(idx[s:s + chunk_size], n) / n
-        out[:, s:s + chunk_size] = _weighted_corr(w, xz, yz)
+    out = np.empty((x.shape[0], n_boot))
+    start = 0
+    for idx in chunks:
+        w = resample_counts(idx, n) / n  # [chunk, n]
+        out[:, start:start + len(idx)] = _weighted_corr(w, xz, yz)
+        start += len(idx)
     return out
 
 
@@ -117,7 +198,7 @@ def _doubled_resample_ranks(c: np.ndarray, order: np.ndarray, lo: np.ndarray, hi
     return np.take_along_axis(cum, lo[None], axis=-1) + np.take_along_axis(cum, hi[None], axis=-1) - n
 
 
-def bootstrap_spearman(x, y, indices, *, chunk_size: int = 50) -> np.ndarray:
+def bootstrap_spearman(x, y, indices, *, chunk_size: int | None = None) -> np.ndarray:
     """Compute Spearman's rho of every row of ``x`` with ``y`` on every bootstrap resample of the pairs.
 
     Ranks are recomputed within each resample (average ranks for the ties that resampling creates), exactly as
@@ -134,9 +215,10 @@ def bootstrap_spearman(x, y, indices, *, chunk_size: int = 50) -> np.ndarray:
     x : ndarray of shape (n_tests, n) or (n,)
         Rows must be finite.
     y : ndarray of shape (n,)
-    indices : ndarray of int, shape (n_bootstrap, n)
-    chunk_size : int, default=50
-        Resamples per chunk; memory is about ``3 * n_tests * chunk_size * n`` integers.
+    indices : ndarray of int, shape (n_bootstrap, n), or Resamples
+    chunk_size : int, optional
+        Resamples per chunk; memory is about ``3 * n_tests * chunk_size * n`` integers. Default: 50 (fastest on
+        the paper's shape), fewer when that would exceed ``CHUNK_ELEMENTS``.
 
     Returns
     -------
@@ -148,7 +230,7 @@ def bootstrap_spearman(x, y, indices, *, chunk_size: int = 50) -> np.ndarray:
     y = as_vector(y, n, "y")
     if not np.all(np.isfinite(x)):
         raise ValueError("x has non-finite values")
-    idx = check_indices(indices, n)
+    n_boot, chunks = index_chunks(indices, n, chunk_size or min(50, chunk_rows(n, 3 * x.shape[0])))
     # Counts, cumulative counts and doubled centred ranks are <= n, their products <= n^2: int32 holds them
     # (and moves half the memory of int64) while n^2 fits; sums are accumulated in int64.
     itype = np.int32 if n * n < np.iinfo(np.int32).max else np.int64
@@ -157,9 +239,10 @@ def bootstrap_spearman(x, y, indices, *, chunk_size: int = 50) -> np.ndarray:
     no_ties = np.all(hix - lox == 1, axis=1)  # rows whose values are all distinct
     nt, wt = np.flatnonzero(no_ties), np.flatnonzero(~no_ties)
     ox_nt = ox[nt]
-    out = np.empty((x.shape[0], idx.shape[0]))
-    for s in range(0, idx.shape[0], chunk_size):
-        c = resample_counts(idx[s:s + chunk_size], n).astype(itype)  # [B, n]
+    out = np.empty((x.shape[0], n_boot))
+    start = 0
+    for idx in chunks:
+        c = resample_counts(idx, n).astype(itype)  # [B, n]
         ry = _doubled_resample_ranks(c, oy, loy, hiy)  # [B, n]: 2 * rank - (n + 1)
         cry = c * ry
         syy = np.einsum("bn,bn->b", cry, ry, dtype=np.int64).astype(np.float64)
@@ -184,7 +267,8 @@ def bootstrap_spearman(x, y, indices, *, chunk_size: int = 50) -> np.ndarray:
         bad = (sxx <= 0) | (syy[:, None] <= 0)
         rho = sxy / np.sqrt(np.where(bad, 1.0, sxx * syy[:, None]))
         rho[bad] = np.nan
-        out[:, s:s + chunk_size] = np.clip(rho, -1.0, 1.0).T
+        out[:, start:start + len(idx)] = np.clip(rho, -1.0, 1.0).T
+        start += len(idx)
     return out
 
 

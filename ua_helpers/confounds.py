@@ -5,8 +5,8 @@ from typing import Any, Mapping, NamedTuple, Sequence
 
 import numpy as np
 
-from .bootstrap import bootstrap_indices, bootstrap_pearson, percentile_interval, resample_counts
-from ._checks import (as_tests, as_vector, check_ci_level, check_indices, check_positive_int, check_seed,
+from .bootstrap import Resamples, bootstrap_pearson, chunk_rows, index_chunks, percentile_interval, resample_counts
+from ._checks import (as_tests, as_vector, check_ci_level, check_positive_int, check_seed,
                       check_table_inputs, layer_metric_columns, row_notes, t_pvalue, zscore_rows)
 from .multiplicity import benjamini_hochberg, holm
 
@@ -96,7 +96,7 @@ def partial_correlation(x, y, covariates) -> PartialCorrelation:
     return PartialCorrelation(float(r[0]), float(t_pvalue(r, df)[0]), df)
 
 
-def bootstrap_partial(x, y, covariates, indices, *, chunk_size: int = 2000) -> np.ndarray:
+def bootstrap_partial(x, y, covariates, indices, *, chunk_size: int | None = None) -> np.ndarray:
     """Compute the partial r of every row of ``x`` with ``y`` given covariates, on every bootstrap resample.
 
     Residualization happens inside each resample: a resample with counts ``c`` is ordinary least squares on the
@@ -114,8 +114,10 @@ def bootstrap_partial(x, y, covariates, indices, *, chunk_size: int = 2000) -> n
     x : ndarray of shape (n_tests, n) or (n,)
     y : ndarray of shape (n,)
     covariates : ndarray of shape (n, k) or (n,)
-    indices : ndarray of int, shape (n_bootstrap, n)
-    chunk_size : int, default=2000
+    indices : ndarray of int, shape (n_bootstrap, n), or Resamples
+    chunk_size : int, optional
+        Resamples per chunk; default at most 2,000, fewer where the chunk's arrays (counts ``n`` and moments
+        ``2 q n_tests`` per resample, q = covariates + 1) would exceed ``bootstrap.CHUNK_ELEMENTS``.
 
     Returns
     -------
@@ -125,17 +127,18 @@ def bootstrap_partial(x, y, covariates, indices, *, chunk_size: int = 2000) -> n
     x = as_tests(x)
     n = x.shape[1]
     y = as_vector(y, n, "y")
-    idx = check_indices(indices, n)
     z = _design(covariates, n)  # [n, q]
     q = z.shape[1]
     n_tests = x.shape[0]
+    n_boot, chunks = index_chunks(indices, n, chunk_size or min(2000, chunk_rows(n + 2 * q * n_tests)))
     xz, yz = zscore_rows(x), zscore_rows(y[None])[0]
     zz = (z[:, :, None] * z[:, None, :]).reshape(n, q * q)  # [n, q*q]
     zx = (z[:, :, None] * xz.T[:, None, :]).reshape(n, q * n_tests)  # [n, q*T]
     zy = z * yz[:, None]  # [n, q]
-    out = np.empty((n_tests, idx.shape[0]))
-    for s in range(0, idx.shape[0], chunk_size):
-        w = resample_counts(idx[s:s + chunk_size], n) / n  # [B, n]
+    out = np.empty((n_tests, n_boot))
+    start = 0
+    for idx in chunks:
+        w = resample_counts(idx, n) / n  # [B, n]
         b = w.shape[0]
         g = np.linalg.pinv((w @ zz).reshape(b, q, q), 1e-12, hermitian=True)  # [B, q, q]
         mzx = (w @ zx).reshape(b, q, n_tests)
@@ -148,7 +151,8 @@ def bootstrap_partial(x, y, covariates, indices, *, chunk_size: int = 2000) -> n
         bad = (sxx <= 1e-12) | (syy[:, None] <= 1e-12)
         r = sxy / np.sqrt(np.where(bad, 1.0, sxx * syy[:, None]))
         r[bad] = np.nan
-        out[:, s:s + chunk_size] = np.clip(r, -1.0, 1.0).T
+        out[:, start:start + b] = np.clip(r, -1.0, 1.0).T
+        start += b
     return out
 
 
@@ -217,7 +221,7 @@ def confound_table(metric_values, preference, layers: Sequence[int], metric_name
     ci_level : float, default=0.95
     seed : int, default=42
         Seed of :func:`ua_helpers.bootstrap.bootstrap_indices`.
-    indices : ndarray of shape (n_bootstrap, n_pairs), optional
+    indices : ndarray of shape (n_bootstrap, n_pairs) or Resamples, optional
         Resamples to use instead of drawing them from ``seed``.
 
     Returns
@@ -235,7 +239,7 @@ def confound_table(metric_values, preference, layers: Sequence[int], metric_name
     check_ci_level(ci_level)
     n = flat.shape[1]
     if indices is None:
-        indices = bootstrap_indices(n, check_positive_int("n_bootstrap", n_bootstrap), check_seed(seed))
+        indices = Resamples(n, check_positive_int("n_bootstrap", n_bootstrap), check_seed(seed))
     ok = np.array([note == "" for note in row_notes(flat)])
     cols: dict[str, Any] = layer_metric_columns(layers, metric_names)
     r = np.full(len(flat), np.nan)
@@ -312,7 +316,7 @@ def per_category_table(metric_values, preference, layers: Sequence[int], metric_
         if ok.any():
             r[ok] = zscore_rows(xc[ok]) @ zscore_rows(yc[None])[0] / nc
             p[ok] = t_pvalue(r[ok], nc - 2)
-            boot = bootstrap_pearson(xc[ok], yc, bootstrap_indices(nc, n_bootstrap, seed))
+            boot = bootstrap_pearson(xc[ok], yc, Resamples(nc, n_bootstrap, seed))
             lo[ok], hi[ok] = percentile_interval(boot, ci_level)
         frames.append(pd.DataFrame({**lm, "category": cat, "n": nc, "r": r, "ci_lower": lo, "ci_upper": hi,
                                     "p_value": p, "excludes_zero": (lo > 0) | (hi < 0), "note": notes}))

@@ -24,7 +24,7 @@ from scipy import stats as sps
 
 from ._checks import (check_ci_level, check_positive_int, check_seed, check_table_inputs, layer_metric_columns,
                       row_notes, t_pvalue, zscore_rows)
-from .bootstrap import (bca_interval, bootstrap_indices, bootstrap_pearson, bootstrap_spearman, jackknife_pearson,
+from .bootstrap import (Resamples, bca_interval, bootstrap_pearson, bootstrap_spearman, jackknife_pearson,
                         percentile_interval)
 from .confounds import (COVARIATE_DESCRIPTIONS, COVARIATE_SETS, PARTIAL_CI_METHOD, confound_covariates, confound_table,
                         partial_dof, per_category_table)
@@ -155,7 +155,7 @@ def extended_analysis(metric_values, preference, layers: Sequence[int], metric_n
             out[ok] = values
         return out
 
-    idx = bootstrap_indices(n, n_bootstrap, seed)
+    idx = Resamples(n, n_bootstrap, seed)  # drawn chunk by chunk, the rows of bootstrap_indices(n, ...)
     cols: dict[str, Any] = {**layer_metric_columns(layers, metric_names), "n": n}
 
     # Pearson r, percentile and BCa intervals

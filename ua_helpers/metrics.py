@@ -12,6 +12,8 @@ METRIC_NAMES = (
     "margin_asymmetry",
 )
 EPS = 1e-10  # the seed's guard against division by zero
+#: Distances held at once by :func:`knn_density` (2**22 float64 = 32 MiB per block).
+KNN_BLOCK_ELEMENTS = 2**22
 
 
 def cosine_similarity(a: np.ndarray, b: np.ndarray) -> float:
@@ -24,23 +26,45 @@ def _cos_to(x: np.ndarray, v: np.ndarray) -> np.ndarray:
     return x @ v / (np.linalg.norm(x, axis=1) * np.linalg.norm(v) + EPS)
 
 
-def knn_density(x: np.ndarray, k: int) -> np.ndarray:
+def knn_density(x: np.ndarray, k: int, *, block_rows: int | None = None) -> np.ndarray:
     """Compute the seed's kNN density: 1 / mean cosine distance to the ``k`` nearest rows, the row itself included.
+
+    Rows are processed in blocks: each block's cosine distances to all rows ``[block_rows, n_pairs]`` are
+    computed, partitioned to their ``k`` smallest and dropped, so memory stays at ``block_rows x n_pairs``
+    floats instead of the full ``n_pairs x n_pairs`` matrix (time stays O(n_pairs^2 d_model)). Every row's
+    numbers are those of the full matrix: its distances come from the same dot products and are partitioned
+    alone.
 
     Parameters
     ----------
     x : ndarray of shape (n_pairs, d_model)
     k : int
         Neighbours, counting the point itself (as ``NearestNeighbors.kneighbors(x)`` on its own fit data).
+    block_rows : int, optional
+        Rows per block; default ``KNN_BLOCK_ELEMENTS // n_pairs`` (at least 1).
 
     Returns
     -------
     ndarray of shape (n_pairs,)
     """
-    xn = x / np.linalg.norm(x, axis=1, keepdims=True)
-    dist = np.clip(1.0 - xn @ xn.T, 0.0, 2.0)  # cosine distance, clipped as scikit-learn does
-    nearest = np.partition(dist, k - 1, axis=1)[:, :k]
-    return 1.0 / (nearest.mean(axis=1) + EPS)
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim != 2:
+        raise ValueError(f"x must be (n_pairs, d_model); got shape {x.shape}")
+    n_pairs = x.shape[0]
+    if not isinstance(k, (int, np.integer)) or not 1 <= k <= n_pairs:
+        raise ValueError(f"k must be an integer in [1, n_pairs={n_pairs}]; got {k!r}")
+    if block_rows is None:
+        block_rows = max(1, KNN_BLOCK_ELEMENTS // n_pairs)
+    elif not isinstance(block_rows, (int, np.integer)) or block_rows < 1:
+        raise ValueError(f"block_rows must be a positive integer; got {block_rows!r}")
+    xn = x / np.linalg.norm(x, axis=1, keepdims=True)  # [n_pairs, d_model]
+    density = np.empty(n_pairs)
+    for start in range(0, n_pairs, block_rows):
+        stop = min(start + block_rows, n_pairs)
+        dist = np.clip(1.0 - xn[start:stop] @ xn.T, 0.0, 2.0)  # [block, n_pairs]: cosine distance, clipped as
+        nearest = np.partition(dist, k - 1, axis=1)[:, :k]  # scikit-learn does; the k smallest, unordered
+        density[start:stop] = 1.0 / (nearest.mean(axis=1) + EPS)
+    return density
 
 
 def _zscore(v: np.ndarray) -> np.ndarray:

@@ -5,11 +5,12 @@ the max-statistic test possible.
 """
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Iterable, Iterator, NamedTuple
 
 import numpy as np
 
-from ._checks import check_seed, check_positive_int, as_tests, as_vector, row_notes, zscore_rows
+from ._checks import as_tests, as_vector, check_positive_int, check_seed, row_notes, zscore_rows
+from .bootstrap import chunk_rows
 
 _PERMUTATION_STREAM = 1  # spawn key of the permutations' child SeedSequence (bootstraps use the seed itself)
 _EPS_TIE = 100 * np.finfo(np.float64).eps  # relative tolerance for "null statistic >= observed", as SciPy's
@@ -101,9 +102,36 @@ def permutation_indices(n: int, n_permutations: int = 10000, seed: int = 42) -> 
     """
     n = check_positive_int("n", n)
     n_permutations = check_positive_int("n_permutations", n_permutations)
-    seq = np.random.SeedSequence(check_seed(seed), spawn_key=(_PERMUTATION_STREAM,))
-    rng = np.random.default_rng(seq)
-    return rng.permuted(np.broadcast_to(np.arange(n, dtype=np.int64), (n_permutations, n)), axis=1)
+    return np.concatenate(list(permutation_chunks(n, n_permutations, seed, n_permutations)))
+
+
+def permutation_chunks(n: int, n_permutations: int = 10000, seed: int = 42,
+                       chunk_size: int | None = None) -> Iterator[np.ndarray]:
+    """Yield the rows of :func:`permutation_indices` in order, ``chunk_size`` at a time.
+
+    The Generator's stream is the same whether it permutes one ``(n_permutations, n)`` array or consecutive
+    chunks (a test checks it), so a loop over chunks sees exactly the permutations of the whole matrix without
+    holding it.
+
+    Parameters
+    ----------
+    n, n_permutations, seed
+        As in :func:`permutation_indices`.
+    chunk_size : int, optional
+        Default :func:`ua_helpers.bootstrap.chunk_rows` of n.
+
+    Yields
+    ------
+    ndarray of int64, shape (<= chunk_size, n)
+    """
+    n = check_positive_int("n", n)
+    n_permutations = check_positive_int("n_permutations", n_permutations)
+    chunk_size = check_positive_int("chunk_size", chunk_size or chunk_rows(n))
+    rng = np.random.default_rng(np.random.SeedSequence(check_seed(seed), spawn_key=(_PERMUTATION_STREAM,)))
+    arange = np.arange(n, dtype=np.int64)
+    for start in range(0, n_permutations, chunk_size):
+        rows = min(chunk_size, n_permutations - start)
+        yield rng.permuted(np.broadcast_to(arange, (rows, n)), axis=1)
 
 
 class MaxStatResult(NamedTuple):
@@ -136,7 +164,7 @@ class MaxStatResult(NamedTuple):
     seed: int
 
 
-def _permutation_core(x: np.ndarray, y: np.ndarray, perms: np.ndarray, chunk_size: int):
+def _permutation_core(x: np.ndarray, y: np.ndarray, perms: Iterable[np.ndarray], n_permutations: int):
     """Observed r, per-test exceedance counts and the max-|r| null for rows ``x`` (all non-degenerate)."""
     n = x.shape[1]
     xz = zscore_rows(x)  # [tests, n]
@@ -144,17 +172,19 @@ def _permutation_core(x: np.ndarray, y: np.ndarray, perms: np.ndarray, chunk_siz
     r_obs = xz @ yz / n  # [tests]
     thresh = np.abs(r_obs) * (1 - _EPS_TIE)
     counts = np.zeros(x.shape[0], dtype=np.int64)
-    null_max = np.empty(perms.shape[0])
-    for start in range(0, perms.shape[0], chunk_size):
-        yp = yz[perms[start:start + chunk_size]]  # [chunk, n]: permuted z-scores (same mean and sd)
+    null_max = np.empty(n_permutations)
+    start = 0
+    for perm in perms:
+        yp = yz[perm]  # [chunk, n]: permuted z-scores (same mean and sd)
         r_perm = np.abs(xz @ yp.T) / n  # [tests, chunk]
         counts += (r_perm >= thresh[:, None]).sum(axis=1)
-        null_max[start:start + chunk_size] = r_perm.max(axis=0)
+        null_max[start:start + len(perm)] = r_perm.max(axis=0)
+        start += len(perm)
     return r_obs, counts, null_max
 
 
 def max_stat_permutation(metric_values, preference, n_permutations: int = 10000, seed: int = 42, *,
-                         alpha: float = 0.05, chunk_size: int = 1000) -> MaxStatResult:
+                         alpha: float = 0.05, chunk_size: int | None = None) -> MaxStatResult:
     """Run the max-|r| permutation test over a family of Pearson correlations with one preference vector.
 
     Each permutation of ``preference`` (one permutation shared by every test, from :func:`permutation_indices`)
@@ -163,8 +193,9 @@ def max_stat_permutation(metric_values, preference, n_permutations: int = 10000,
     between tests (neighbouring layers are nearly the same test), so it is less conservative than Holm.
 
     Null correlations are a matrix product: with ``Z`` the z-scored metric rows ``(n_tests, n)`` and ``Y*`` the
-    z-scored permuted preferences ``(n, chunk)``, ``r* = Z @ Y* / n``; permutations are processed in chunks of
-    ``chunk_size`` so memory stays at ``n_tests x chunk_size`` floats.
+    z-scored permuted preferences ``(n, chunk)``, ``r* = Z @ Y* / n``; permutations are drawn and processed in
+    chunks of ``chunk_size`` (:func:`permutation_chunks`) so memory stays at ``(n_tests + n) x chunk_size``
+    numbers whatever ``n_permutations``.
 
     Parameters
     ----------
@@ -175,7 +206,9 @@ def max_stat_permutation(metric_values, preference, n_permutations: int = 10000,
     seed : int, default=42
     alpha : float, default=0.05
         Level of the reported critical value.
-    chunk_size : int, default=1000
+    chunk_size : int, optional
+        Permutations per chunk; default at most 1,000, fewer where ``chunk_size x n`` would exceed
+        ``bootstrap.CHUNK_ELEMENTS``.
 
     Returns
     -------
@@ -191,15 +224,17 @@ def max_stat_permutation(metric_values, preference, n_permutations: int = 10000,
         raise ValueError("preference is constant")
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must be in (0, 1); got {alpha}")
-    chunk_size = check_positive_int("chunk_size", chunk_size)
-    perms = permutation_indices(n, n_permutations, seed)
+    n_permutations = check_positive_int("n_permutations", n_permutations)
+    seed = check_seed(seed)
+    chunk_size = check_positive_int("chunk_size", chunk_size or min(1000, chunk_rows(n)))
     ok = np.array([note == "" for note in row_notes(x)])
     r = np.full(x.shape[0], np.nan)
     p_perm = np.full(x.shape[0], np.nan)
     p_max = np.full(x.shape[0], np.nan)
     null_max = np.full(n_permutations, np.nan)
     if ok.any():
-        r_obs, counts, null_max = _permutation_core(x[ok], y, perms, chunk_size)
+        perms = permutation_chunks(n, n_permutations, seed, chunk_size)
+        r_obs, counts, null_max = _permutation_core(x[ok], y, perms, n_permutations)
         r[ok] = r_obs
         p_perm[ok] = (1 + counts) / (1 + n_permutations)
         thresh = np.abs(r_obs) * (1 - _EPS_TIE)

@@ -14,7 +14,7 @@ import numpy as np
 from scipy import stats as sps
 
 from ._checks import check_ci_level
-from .bootstrap import bootstrap_indices, bootstrap_pearson, percentile_interval
+from .bootstrap import Resamples, bootstrap_indices, bootstrap_pearson, percentile_interval
 
 __all__ = ["CorrelationResult", "DegenerateInputWarning", "bootstrap_correlation", "bootstrap_indices",
            "bootstrap_rs", "correlation_table"]
@@ -50,7 +50,7 @@ def bootstrap_rs(x: np.ndarray, y: np.ndarray, indices: np.ndarray) -> np.ndarra
     x : ndarray of shape (n_tests, n) or (n,)
         Rows must be finite and not constant.
     y : ndarray of shape (n,)
-    indices : ndarray of shape (n_bootstrap, n)
+    indices : ndarray of shape (n_bootstrap, n), or bootstrap.Resamples
 
     Returns
     -------
@@ -87,7 +87,7 @@ def bootstrap_correlation(x, y, n_bootstrap: int = 10000, ci_level: float = 0.95
         warnings.warn(f"correlation undefined: {reason}", DegenerateInputWarning, stacklevel=2)
         return CorrelationResult(np.nan, np.nan, np.nan, np.nan)
     r, p = sps.pearsonr(x, y)
-    lo, hi = percentile_interval(bootstrap_rs(x, y, bootstrap_indices(len(x), n_bootstrap, seed))[0], ci_level)
+    lo, hi = percentile_interval(bootstrap_rs(x, y, Resamples(len(x), n_bootstrap, seed))[0], ci_level)
     return CorrelationResult(float(r), float(lo[0]), float(hi[0]), float(p))
 
 
@@ -131,7 +131,7 @@ def correlation_table(metric_values: np.ndarray, preference: np.ndarray, layers:
     lo = np.full(len(flat), np.nan)
     hi = np.full(len(flat), np.nan)
     if ok.any():
-        idx = bootstrap_indices(n, n_bootstrap, seed)
+        idx = Resamples(n, n_bootstrap, seed)  # the rows of bootstrap_indices(n, n_bootstrap, seed), in chunks
         lo[ok], hi[ok] = percentile_interval(bootstrap_rs(flat[ok], y, idx), ci_level)
         for t in np.flatnonzero(ok):
             r[t], p[t] = sps.pearsonr(flat[t], y)
