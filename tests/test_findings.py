@@ -251,3 +251,38 @@ def test_correlation_table_sentence_from_a_table(built):
     assert "the largest |r| is -0.61 [-0.70, -0.50] (knn_density_asymmetry, layer 0)" in text
     with pytest.raises(ValueError, match="lacks columns"):
         findings.read_correlation_table(table.drop(columns=["r"]))
+
+
+# --------------------------------------------------------------------------------------------------- figure labels
+def test_figures_say_uncorrected_and_show_spearman_and_outliers(built):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ua_helpers import plots
+
+    tests = built["tests"]
+    fig = plots.plot_layer_correlations(tests, n_pairs=N)
+    assert "CI excludes 0 (uncorrected)" in fig._suptitle.get_text() and "significant" not in fig._suptitle.get_text()
+    labels = fig.axes[0].get_legend_handles_labels()[1]
+    assert sorted(labels) == ["CI of r excludes 0 (uncorrected)", "Pearson r, bootstrap CI",
+                              "Spearman rho, bootstrap CI"]
+    plt.close(fig)
+    seed_table = tests[["layer", "metric", "r", "ci_lower", "ci_upper"]]
+    fig = plots.plot_layer_correlations(seed_table)
+    assert sorted(fig.axes[0].get_legend_handles_labels()[1]) == ["CI of r excludes 0 (uncorrected)",
+                                                                  "Pearson r, bootstrap CI"]
+    plt.close(fig)
+    fig = plots.plot_heatmap(seed_table)
+    assert "uncorrected" in fig.axes[0].get_title()
+    stars = [t.get_text() for t in fig.axes[0].texts if t.get_text().endswith("*")]
+    excl = ((seed_table["ci_lower"] > 0) | (seed_table["ci_upper"] < 0)).sum()
+    assert len(stars) == excl
+    plt.close(fig)
+    values = built["values"].copy()
+    values[0, 0, 0] = 50.0  # one far outlier must be drawn
+    fig = plots.plot_metric_distributions(values, LAYERS, NAMES)
+    fliers = [line for line in fig.axes[0].lines if line.get_marker() == "o" and len(line.get_ydata())]
+    assert any(50.0 in line.get_ydata() for line in fliers)
+    plt.close(fig)

@@ -7,13 +7,17 @@ import numpy as np
 def plot_layer_correlations(table, title: str | None = None, n_pairs: int | None = None):
     """Draw r with its bootstrap CI against layer, one panel per metric (the seed's figure).
 
-    Red stars mark tests whose CI excludes zero. The y-range is the seed's [-0.5, 0.5] widened where a CI
-    reaches beyond it (the seed's fixed range clipped Pythia-6.9B's layer-0 margin_asymmetry at r = -0.68).
+    Red stars mark tests whose CI excludes zero, uncorrected for the number of tests (not "significant").
+    Where ``table`` has Spearman columns (``spearman_rho``, ``spearman_ci_lower``, ``spearman_ci_upper``, as in
+    ``ExtendedAnalysis.tests``), Spearman's rho and its CI are drawn beside r as hollow orange squares. The
+    y-range is the seed's [-0.5, 0.5] widened where a CI reaches beyond it (the seed's fixed range clipped
+    Pythia-6.9B's layer-0 margin_asymmetry at r = -0.68).
 
     Parameters
     ----------
     table : pandas.DataFrame
-        From :func:`ua_helpers.stats.correlation_table` or :func:`ua_helpers.results.results_table`.
+        From :func:`ua_helpers.stats.correlation_table`, :func:`ua_helpers.results.results_table` or
+        ``ExtendedAnalysis.tests`` (which adds Spearman).
 
     Returns
     -------
@@ -24,16 +28,27 @@ def plot_layer_correlations(table, title: str | None = None, n_pairs: int | None
     metrics = list(dict.fromkeys(table["metric"]))
     fig, axes = plt.subplots(2, 3, figsize=(15, 8.5))
     axes = axes.flatten()
-    extent = np.nanmax(np.abs(table[["ci_lower", "ci_upper", "r"]].to_numpy(dtype=float)), initial=0.0)
+    spearman = ("spearman_rho", "spearman_ci_lower", "spearman_ci_upper")
+    has_rho = all(c in table.columns for c in spearman)
+    cols = ["ci_lower", "ci_upper", "r"] + (list(spearman) if has_rho else [])
+    extent = np.nanmax(np.abs(table[cols].to_numpy(dtype=float)), initial=0.0)
     ylim = max(0.5, float(np.ceil((extent + 0.02) * 10) / 10))
+    step = float(np.min(np.diff(np.sort(table["layer"].unique())))) if table["layer"].nunique() > 1 else 1.0
     for ax, metric in zip(axes, metrics):
         rows = table[table["metric"] == metric].sort_values("layer")
         layers, r = rows["layer"].to_numpy(), rows["r"].to_numpy(dtype=float)
         yerr = [r - rows["ci_lower"].to_numpy(dtype=float), rows["ci_upper"].to_numpy(dtype=float) - r]
         ax.errorbar(layers, r, yerr=yerr, fmt="o-", capsize=5, capthick=2, markersize=8,
-                    color="blue", ecolor="blue", alpha=0.7)
-        sig = ~rows["includes_zero"].to_numpy(dtype=bool)
-        ax.scatter(layers[sig], r[sig], color="red", s=150, zorder=5, marker="*")
+                    color="blue", ecolor="blue", alpha=0.7, label="Pearson r, bootstrap CI")
+        if has_rho:
+            rho = rows["spearman_rho"].to_numpy(dtype=float)
+            ryerr = [rho - rows["spearman_ci_lower"].to_numpy(dtype=float),
+                     rows["spearman_ci_upper"].to_numpy(dtype=float) - rho]
+            ax.errorbar(layers + 0.2 * step, rho, yerr=ryerr, fmt="s--", capsize=3, markersize=6,
+                        markerfacecolor="none", color="tab:orange", alpha=0.8, label="Spearman rho, bootstrap CI")
+        sig = ((rows["ci_lower"] > 0) | (rows["ci_upper"] < 0)).to_numpy(dtype=bool)
+        ax.scatter(layers[sig], r[sig], color="red", s=150, zorder=5, marker="*",
+                   label="CI of r excludes 0 (uncorrected)")
         ax.axhline(y=0, color="black", linestyle="--", alpha=0.5)
         ax.set_xlabel("Layer")
         ax.set_ylabel("r")
@@ -42,21 +57,28 @@ def plot_layer_correlations(table, title: str | None = None, n_pairs: int | None
         ax.set_ylim(-ylim, ylim)
     for ax in axes[len(metrics):]:
         ax.axis("off")
+    if len(metrics) < len(axes):  # a spare panel holds the legend
+        handles, labels = axes[0].get_legend_handles_labels()
+        axes[len(metrics)].legend(handles, labels, loc="center", frameon=False)
     n_text = f" (n={n_pairs})" if n_pairs else ""
-    fig.suptitle(title or f"Pair-Level Correlations{n_text} - Red stars = significant",
+    fig.suptitle(title or f"Pair-Level Correlations{n_text} - red stars = CI excludes 0 (uncorrected)",
                  fontsize=14, fontweight="bold", y=1.0)
     fig.tight_layout()
     return fig
 
 
-def plot_heatmap(table, title: str = "Pearson r by layer and metric"):
-    """Draw a layer x metric heatmap of r, with r printed in each cell and '*' where the CI excludes zero."""
+def plot_heatmap(table, title: str = "Pearson r by layer and metric (* = CI excludes 0, uncorrected)"):
+    """Draw a layer x metric heatmap of r, with r printed in each cell and '*' where the CI excludes zero.
+
+    The '*' is the seed's uncorrected criterion, not a claim of significance; the title says so.
+    """
     import matplotlib.pyplot as plt
 
     pivot = table.pivot(index="metric", columns="layer", values="r")
     metrics = list(dict.fromkeys(table["metric"]))
     pivot = pivot.loc[metrics]
-    sig = (~table.pivot(index="metric", columns="layer", values="includes_zero").astype(bool)).loc[metrics]
+    excludes = table.assign(_excl=(table["ci_lower"] > 0) | (table["ci_upper"] < 0))
+    sig = excludes.pivot(index="metric", columns="layer", values="_excl").astype(bool).loc[metrics]
     fig, ax = plt.subplots(figsize=(1.0 + 0.75 * pivot.shape[1], 0.6 + 0.55 * pivot.shape[0]))
     im = ax.imshow(pivot.to_numpy(dtype=float), cmap="RdBu_r", vmin=-1, vmax=1, aspect="auto")
     ax.set_xticks(range(pivot.shape[1]), [str(c) for c in pivot.columns])
@@ -112,7 +134,7 @@ def plot_preference(preference, categories, title: str = "Output preference NLL(
     ax1.set_xlabel("NLL(B) - NLL(A)")
     ax1.set_ylabel("pairs")
     ax1.set_title("all pairs")
-    ax2.boxplot([y[cats == c] for c in names], vert=False)
+    ax2.boxplot([y[cats == c] for c in names], vert=False, showfliers=True)
     ax2.set_yticks(range(1, len(names) + 1), names)
     ax2.axvline(0, color="black", lw=1)
     ax2.set_xlabel("NLL(B) - NLL(A)")
@@ -123,14 +145,14 @@ def plot_preference(preference, categories, title: str = "Output preference NLL(
 
 
 def plot_metric_distributions(values, layers, metric_names):
-    """One panel per metric: the distribution of its per-pair values at each layer (box plots)."""
+    """One panel per metric: the distribution of its per-pair values at each layer (box plots, outliers shown)."""
     import matplotlib.pyplot as plt
 
     values = np.asarray(values, dtype=float)  # [layer, metric, pair]
     fig, axes = plt.subplots(2, 3, figsize=(15, 7))
     axes = axes.flatten()
     for j, (ax, name) in enumerate(zip(axes, metric_names)):
-        ax.boxplot([values[i, j] for i in range(len(layers))], showfliers=False)
+        ax.boxplot([values[i, j] for i in range(len(layers))], showfliers=True, flierprops={"markersize": 3})
         ax.set_xticks(range(1, len(layers) + 1), [str(l) for l in layers])
         ax.axhline(0, color="grey", lw=0.5)
         ax.set_xlabel("Layer")
