@@ -286,3 +286,21 @@ def test_figures_say_uncorrected_and_show_spearman_and_outliers(built):
     fliers = [line for line in fig.axes[0].lines if line.get_marker() == "o" and len(line.get_ydata())]
     assert any(50.0 in line.get_ydata() for line in fliers)
     plt.close(fig)
+
+
+def test_plot_norms_marks_the_massive_statements():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ua_helpers import plots
+
+    emb_a, emb_b, *_ = _arrays()
+    d = rb.norm_diagnostics(emb_a, emb_b, LAYERS)
+    fig = plots.plot_norms(d.norms_a, d.norms_b, LAYERS, threshold=d.threshold)
+    red = [c for c in fig.axes[0].collections if len(c.get_offsets()) and c.get_sizes()[0] == 18]
+    assert sum(len(c.get_offsets()) for c in red) == len(d.massive) == 2
+    plt.close(fig)
+    with pytest.raises(ValueError, match="layers"):
+        plots.plot_norms(d.norms_a, d.norms_b, LAYERS[:2])

@@ -199,7 +199,8 @@ def evidence_block(metric_values, preference, emb_a, emb_b, layers: Sequence[int
         ``redundant_groups``: per layer, metrics with |corr| > coincide_corr -- layer, metrics, min_abs_corr,
         signs;
         ``redundancy``: per layer -- layer, cos_centroids, centroid_distance, spread, distance_ratio;
-        ``massive_activations``: threshold, per_layer (layer, median, max, max_ratio, n_massive), statements
+        ``massive_activations``: threshold, per_layer (layer, min, q25, median, q75, max, max_ratio, n_massive:
+        the distribution of the pooled norms), statements
         (pair, side, layers, max_ratio[, text]);
         ``disagreements``: the tests whose Pearson and Spearman disagree -- layer, metric, kind, r, ci_lower,
         ci_upper, rho, rho_ci_lower, rho_ci_upper;
@@ -269,7 +270,7 @@ def evidence_block(metric_values, preference, emb_a, emb_b, layers: Sequence[int
         if stmt_a is not None:
             row["text"] = (stmt_a if s.side == "A" else stmt_b)[s.pair]
         st_rows.append(row)
-    per_layer = norms.per_layer[["layer", "median", "max", "max_ratio", "n_massive"]].to_dict(orient="records")
+    per_layer = norms.per_layer.to_dict(orient="records")
     disagreements = [{k: rows[i][k] for k in ("layer", "metric", "r", "ci_lower", "ci_upper", "rho", "rho_ci_lower",
                                               "rho_ci_upper")} | {"kind": rows[i]["disagreement"]}
                      for i in np.flatnonzero(dis["disagree"])]

@@ -298,3 +298,39 @@ def plot_levels(table, reference=None, title: str | None = None, reference_label
     ax.legend(fontsize=8, ncol=2, loc="best")
     fig.tight_layout()
     return fig
+
+
+def plot_norms(norms_a, norms_b, layers, threshold: float = 10.0,
+               title: str = "Pooled hidden-state norms relative to each layer's median"):
+    """Draw, per layer, the norms of all 2 * n_pairs pooled statements divided by the layer's median (log scale).
+
+    Every statement is a dot; the dashed line is the massive-activation threshold (see
+    :func:`ua_helpers.robustness.norm_diagnostics`, whose ``norms_a`` / ``norms_b`` this takes).
+
+    Parameters
+    ----------
+    norms_a, norms_b : ndarray of shape (n_layers, n_pairs)
+    layers : sequence of int, length n_layers
+    threshold : float, default=10.0
+    """
+    import matplotlib.pyplot as plt
+
+    pooled = np.concatenate([np.asarray(norms_a, dtype=float), np.asarray(norms_b, dtype=float)], axis=1)
+    if pooled.ndim != 2 or pooled.shape[0] != len(layers):
+        raise ValueError(f"norms must be (n_layers, n_pairs) with {len(layers)} layers; got {pooled.shape}")
+    ratio = pooled / np.median(pooled, axis=1, keepdims=True)  # [layer, 2 * pair]
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    jitter = np.random.default_rng(0).uniform(-0.25, 0.25, ratio.shape[1])  # fixed seed: same figure every run
+    for i in range(len(layers)):
+        above = ratio[i] > threshold
+        ax.scatter(i + jitter[~above], ratio[i, ~above], s=4, color="grey", alpha=0.5)
+        ax.scatter(i + jitter[above], ratio[i, above], s=18, color="red", zorder=3)
+    ax.axhline(threshold, color="red", linestyle="--", lw=1, label=f"{threshold:g}x median")
+    ax.set_yscale("log")
+    ax.set_xticks(range(len(layers)), [str(l) for l in layers])
+    ax.set_xlabel("Layer")
+    ax.set_ylabel("norm / layer median")
+    ax.legend(loc="upper left", fontsize=8)
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return fig
