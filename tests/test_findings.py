@@ -304,3 +304,13 @@ def test_plot_norms_marks_the_massive_statements():
     plt.close(fig)
     with pytest.raises(ValueError, match="layers"):
         plots.plot_norms(d.norms_a, d.norms_b, LAYERS[:2])
+
+
+def test_tables_from_results(built):
+    res = built["results"]
+    lad = evidence.ladder_table(res)
+    assert lad.index.tolist() == [1, 2, 3, 4, 5]
+    assert lad["tests"].tolist() == [lv["count"] for lv in res["evidence"]["levels"][1:]]
+    table = evidence.evidence_table(res)
+    assert len(table) == len(LAYERS) * len(NAMES) and "passes" not in table.columns
+    assert table["r"].tolist() == pytest.approx([t["r"] for t in res["evidence"]["tests"]])

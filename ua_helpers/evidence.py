@@ -296,6 +296,16 @@ def evidence_table(results: dict[str, Any]) -> pd.DataFrame:
     return frame.astype({c: float for c in frame.columns if c in ("r", "rho", "partial_r", "r_without_massive")})
 
 
+def ladder_table(results: dict[str, Any]) -> pd.DataFrame:
+    """Return the ladder as a table: one row per level 1..5 with its criterion, count and distinct count."""
+    import pandas as pd
+
+    ev = require_evidence(results)
+    rows = [{"level": lv["level"], "name": lv["name"], "criterion": lv["criterion"], "tests": lv["count"],
+             "distinct findings": lv["count_distinct"]} for lv in ev["levels"][1:]]
+    return pd.DataFrame(rows).set_index("level")
+
+
 def require_evidence(results: dict[str, Any]) -> dict[str, Any]:
     """Return ``results["evidence"]``, or raise ValueError saying how to build it."""
     ev = results.get("evidence") if isinstance(results, dict) else None
