@@ -107,6 +107,122 @@ def build_results(table, *, model: str, n_pairs: int, n_bootstrap: int, num_laye
     return out
 
 
+def build_run_results(table, *, pairs, ext, parameters: dict[str, Any], extended=None,
+                      levels: dict[str, Any] | None = None, evidence: dict[str, Any] | None = None,
+                      timestamp: str | None = None) -> dict[str, Any]:
+    """Assemble a run's results: the seed's schema (:func:`build_results`), then the run's identity and analyses.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        From :func:`ua_helpers.stats.correlation_table`.
+    pairs : PairSet
+    ext : Extraction
+    parameters : dict
+        The run's parameters (``RunConfig.to_parameters()``); ``run_dir`` and ``repo_url`` are left out (where a
+        run was written says nothing about its numbers).
+    extended : ExtendedAnalysis, optional
+        From :func:`ua_helpers.inference.extended_analysis`; stored under ``"extended"``.
+    levels : dict, optional
+        From :func:`ua_helpers.levels.analyse_levels`: its ``category_level`` and ``option_a_bins`` keys.
+    evidence : dict, optional
+        From :func:`ua_helpers.findings.evidence_block`; stored under ``"evidence"``.
+    """
+    model_meta = ext.meta.get("model", {})
+    params = {k: v for k, v in parameters.items() if k not in ("run_dir", "repo_url")}
+    params["knn_k_effective"] = min(int(params.get("knn_k", 10)), ext.n_pairs - 1)
+    pref = np.asarray(ext.preference, dtype=np.float64)
+    extra: dict[str, Any] = {
+        "dataset": {"name": pairs.name, "source": pairs.source, "sha256": pairs.sha256, "n_pairs": pairs.n_pairs,
+                    "categories": pairs.category_counts(), "orientation": params.get("orientation", "as-given")},
+        "parameters": params,
+        "model_info": model_meta,
+        "extraction": {k: ext.meta.get(k) for k in ("pooling", "layers_spec", "batch_size", "cache_key",
+                                                    "elapsed_s")},
+        "versions": environment(),
+        "ci_level": params.get("ci_level"), "seed": params.get("seed"), "knn_k": params.get("knn_k"),
+        "preference": {"mean": float(pref.mean()), "sd": float(pref.std(ddof=1)),
+                       "share_prefers_a": float((pref > 0).mean())},
+    }
+    if extended is not None:
+        extra["extended"] = extended.to_json()
+    if levels is not None:
+        extra.update({k: levels[k] for k in ("category_level", "option_a_bins")})
+    if evidence is not None:
+        extra["evidence"] = evidence
+    return build_results(table, model=str(params.get("model", model_meta.get("name"))), n_pairs=pairs.n_pairs,
+                         n_bootstrap=int(params.get("n_bootstrap", 0)),
+                         num_layers=int(model_meta.get("num_layers", max(ext.layers))), extra=extra,
+                         timestamp=timestamp)
+
+
+def extended_table(results: dict[str, Any]):
+    """The reviewer statistics of a results dict (its ``extended.tests``) as a DataFrame, one row per test."""
+    import pandas as pd
+
+    if "extended" not in results:
+        raise ValueError("these results have no 'extended' block (reviewer statistics); re-run notebook 4")
+    return pd.DataFrame(results["extended"]["tests"])
+
+
+def environment() -> dict[str, str]:
+    """Versions of every package that computes a number of a run, and the hardware it ran on."""
+    import importlib.metadata as md
+    import os
+    import platform
+
+    from . import __version__
+
+    out = {"python": platform.python_version(), "ua_helpers": __version__}
+    for dist in ("numpy", "scipy", "scikit-learn", "pandas", "torch", "transformers", "matplotlib"):
+        try:
+            out[dist] = md.version(dist)
+        except md.PackageNotFoundError:
+            out[dist] = "not installed"
+    try:
+        import torch
+
+        out["GPU"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
+        out["torch threads"] = str(torch.get_num_threads())
+    except ImportError:  # pragma: no cover - torch is a dependency
+        pass
+    out["CPU cores"] = str(os.cpu_count())
+    out["platform"] = platform.platform(terse=True)
+    return out
+
+
+def headline_text(table, decimals: int = 2) -> str:
+    """The per-layer r and CI as fixed-width text, rounded so that another CPU prints the same characters."""
+    lines = [f"{'layer':>5}  {'metric':<22} {'r':>6}  {'CI':<16} CI excludes 0 (uncorrected)"]
+    for row in table.itertuples():
+        ci = f"[{row.ci_lower:+.{decimals}f}, {row.ci_upper:+.{decimals}f}]"
+        lines.append(f"{row.layer:>5}  {row.metric:<22} {row.r:+.{decimals}f}  {ci:<16} "
+                     f"{'yes' if not row.includes_zero else 'no'}")
+    return "\n".join(lines)
+
+
+def best_per_layer_text(table, decimals: int = 2) -> str:
+    """The seed's "best metric by layer" as fixed-width text: highest |r| per layer, CI verdict uncorrected."""
+    lines = [f"{'layer':>5}  {'best metric':<22} {'r':>6}  CI excludes 0 (uncorrected)"]
+    for row in best_per_layer(table):
+        lines.append(f"{row['layer']:>5}  {str(row['best_metric']):<22} {row['r']:+.{decimals}f}  "
+                     f"{'yes' if row['excludes_zero'] else 'no'}")
+    return "\n".join(lines)
+
+
+def seed_summary_text(results: dict[str, Any]) -> str:
+    """The seed's closing counts, line for line, each saying that its criterion is uncorrected."""
+    s = results["summary"]
+    rate = s["significant_tests"] / s["total_tests"] * 100 if s["total_tests"] else float("nan")
+    return "\n".join([
+        f"Total tests: {s['total_tests']}",
+        f"CI excludes 0 (uncorrected): {s['significant_tests']}",
+        f"Rate of CIs excluding 0 (uncorrected): {rate:.1f}%",
+        f"Mid layers {results['mid_layers']}: {s['mid_layer_significant']} with CI excluding 0 (uncorrected)",
+        f"Late layers {results['late_layers']}: {s['late_layer_significant']} with CI excluding 0 (uncorrected)",
+    ])
+
+
 def write_results(path: str | os.PathLike, results: dict[str, Any]) -> Path:
     """Write the results as strict JSON (NaN as null), atomically."""
     return atomic_write_json(path, results)

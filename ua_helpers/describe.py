@@ -1,0 +1,129 @@
+"""Descriptive tables of a run's inputs: the dataset, token lengths, the preference, the metric values.
+
+Each function takes arrays or a :class:`~ua_helpers.data.PairSet` (never a run configuration) and returns a
+``pandas.DataFrame`` for a notebook to show, or a sentence generated from the numbers it shows.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from .data import PairSet
+
+
+def dataset_overview(pairs: PairSet):
+    """One row per category: pair count, the dataset's own description, and its first pair.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by category, columns n_pairs, description, example A, example B.
+    """
+    import pandas as pd
+
+    frame = pairs.to_frame()
+    rows = []
+    for cat, group in frame.groupby("category", sort=False):
+        rows.append({"category": cat, "n_pairs": len(group),
+                     "description": pairs.descriptions.get(cat, {}).get("description", ""),
+                     "example A": group["stmt_a"].iloc[0], "example B": group["stmt_b"].iloc[0]})
+    return pd.DataFrame(rows).set_index("category")
+
+
+def token_lengths(pairs: PairSet, tokenizer):
+    """Mean token counts of the A and B statements per category and overall, with ``tokenizer``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by category (and ``"all"``), columns tokens_a, tokens_b, difference (B − A).
+    """
+    frame = pairs.to_frame().assign(
+        tokens_a=[len(tokenizer(t)["input_ids"]) for t in pairs.stmt_a],
+        tokens_b=[len(tokenizer(t)["input_ids"]) for t in pairs.stmt_b],
+    )
+    table = frame.groupby("category", sort=False)[["tokens_a", "tokens_b"]].mean()
+    table.loc["all"] = frame[["tokens_a", "tokens_b"]].mean()
+    return table.assign(difference=table["tokens_b"] - table["tokens_a"]).round(2)
+
+
+def preference_table(preference: np.ndarray, categories: Sequence[str]):
+    """Summarize the preference NLL(B) − NLL(A) per category and overall.
+
+    Parameters
+    ----------
+    preference : ndarray of shape (n_pairs,)
+    categories : sequence of str, length n_pairs
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by category (and ``"all"``), columns n, mean, sd, prefers A (the share of pairs with
+        preference > 0).
+    """
+    import pandas as pd
+
+    pref = np.asarray(preference, dtype=np.float64)
+    if pref.shape != (len(categories),):
+        raise ValueError(f"preference {pref.shape} does not match {len(categories)} categories")
+    frame = pd.DataFrame({"category": list(categories), "preference": pref})
+
+    def summary(v):
+        return {"n": len(v), "mean": v.mean(), "sd": v.std(ddof=1) if len(v) > 1 else np.nan,
+                "prefers A": (v > 0).mean()}
+
+    rows = {cat: summary(g["preference"]) for cat, g in frame.groupby("category", sort=False)}
+    rows["all"] = summary(frame["preference"])
+    return pd.DataFrame(rows).T.astype({"n": int}).round(3)
+
+
+def read_preference(table) -> str:
+    """One sentence that reads :func:`preference_table`: overall preference and the categories at either end."""
+    cats = table.drop(index="all")
+    overall = table.loc["all"]
+    hi, lo = cats["mean"].idxmax(), cats["mean"].idxmin()
+    one_sided = [c for c in cats.index if cats.loc[c, "prefers A"] in (0.0, 1.0)]
+    text = (f"Over all {int(overall['n'])} pairs the model prefers statement A in "
+            f"{overall['prefers A']:.0%} of pairs (mean preference {overall['mean']:+.3f} nats); the mean ranges "
+            f"from {cats.loc[lo, 'mean']:+.3f} ({lo}) to {cats.loc[hi, 'mean']:+.3f} ({hi}).")
+    if one_sided:
+        text += (f" In {', '.join(one_sided)} every pair prefers the same side, so that category alone can drive "
+                 "a pooled correlation.")
+    return text
+
+
+def metric_summary(values: np.ndarray, layers: Sequence[int], metric_names: Sequence[str]):
+    """Mean and standard deviation of each metric per layer.
+
+    Parameters
+    ----------
+    values : ndarray of shape (n_layers, n_metrics, n_pairs)
+    layers : sequence of int, length n_layers
+    metric_names : sequence of str, length n_metrics
+
+    Returns
+    -------
+    pandas.DataFrame
+        Layers as rows; column groups ``mean`` and ``sd``, one column per metric.
+    """
+    import pandas as pd
+
+    values = np.asarray(values, dtype=np.float64)
+    if values.shape[:2] != (len(layers), len(metric_names)):
+        raise ValueError(f"values {values.shape} do not match {len(layers)} layers x {len(metric_names)} metrics")
+    frame = pd.DataFrame([{"layer": l, "metric": m, "mean": values[i, j].mean(), "sd": values[i, j].std()}
+                          for i, l in enumerate(layers) for j, m in enumerate(metric_names)])
+    table = frame.pivot(index="layer", columns="metric", values=["mean", "sd"])
+    return table.reindex(columns=list(metric_names), level=1).round(4)
+
+
+def read_token_lengths(table) -> str:
+    """One sentence that reads :func:`token_lengths`: the overall length gap between the sides and its extremes."""
+    cats = table.drop(index="all")
+    overall = table.loc["all", "difference"]
+    widest = cats["difference"].abs().idxmax()
+    side = "B" if overall > 0 else "A"
+    return (f"Side {side} statements are longer by {abs(overall):.2f} tokens on average "
+            f"(A: {table.loc['all', 'tokens_a']:.2f}, B: {table.loc['all', 'tokens_b']:.2f}); the widest gap is in "
+            f"{widest} ({cats.loc[widest, 'difference']:+.2f} tokens, B − A).")
