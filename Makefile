@@ -15,7 +15,7 @@ PARAMS    ?=
 # A sweep folder (ua-book sweep) for the cross-run chapter; the chapter says how to make one where there is none.
 SWEEP_ROOT ?=
 
-.PHONY: setup test run book book-only run-ua230 refresh-notebooks publish benchmark clean
+.PHONY: setup test test-fast run book book-only run-ua230 refresh-notebooks publish benchmark clean
 
 setup: $(BIN)/.installed
 
@@ -32,6 +32,10 @@ $(BIN)/.installed: pyproject.toml
 test: setup
 	$(BIN)/python -m pytest
 
+# The unit tests only (no pipeline, papermill, browser, wheel or nbval): for everyday work.
+test-fast: setup
+	$(BIN)/python -m pytest tests -m "not slow"
+
 # The default run: embedded model, bundled dataset, offline, CPU. Override with PARAMS="-p model ... -p dataset ...".
 run: setup
 	$(BIN)/ua-book run --run-dir $(RUN_DIR) $(PARAMS)
@@ -43,7 +47,7 @@ run-ua230: setup
 # The main job: the default run, then the HTML book in _build/html.
 book: run run-ua230
 	$(BIN)/ua-book build --run-dir $(RUN_DIR) --reference $(REFERENCE) \
-	  $(if $(shell grep -qs '"status": "complete"' $(UA230_RUN_DIR)/manifest.json && echo y),--replication-run-dir $(UA230_RUN_DIR)) \
+	  $(if $(shell $(BIN)/ua-book is-complete $(UA230_RUN_DIR) 2>/dev/null && echo y),--replication-run-dir $(UA230_RUN_DIR)) \
 	  $(if $(SWEEP_ROOT),--sweep-root $(SWEEP_ROOT))
 
 # Build the book from an existing run directory, e.g. make book-only RUN_DIR=runs/pythia-6.9b
