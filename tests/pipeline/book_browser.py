@@ -33,6 +33,10 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--no-first-run", "--hide-scrollbars")
 WINDOW = "1280,2000"
+#: A phone-sized window: figures and tables must fit it without the page scrolling sideways.
+NARROW_WINDOW = "420,2000"
+#: The narrowest window headless Chromium makes; a narrower page is an iframe of that width inside it.
+MIN_WINDOW_WIDTH = 500
 VIRTUAL_TIME_BUDGET_MS = 10000
 HARNESS_PATH = "/__harness__.html"
 
@@ -43,7 +47,12 @@ HARNESS = """<!DOCTYPE html>
 <body><iframe id="page"></iframe>
 <script>
 const target = new URLSearchParams(location.search).get("page");
+// Text that must never reach a reader: a raw network or Python error.
+const ERROR_TEXT = /urlopen error|Name or service not known|\\[Errno -?\\d+\\]|Traceback \\(most recent call last\\)/g;
 const frame = document.getElementById("page");
+// Headless Chromium will not make a window narrower than 500 px: a narrower page width is the iframe's.
+const width = new URLSearchParams(location.search).get("width");
+if (width) { frame.style.width = width + "px"; }
 function report(obj) {
   const pre = document.createElement("pre");
   pre.id = "report";
@@ -75,6 +84,11 @@ frame.addEventListener("load", async () => {
       math_errors: d.querySelectorAll("mjx-merror").length,
       mathjax: mathjax,
       resources: w.performance.getEntriesByType("resource").map(e => e.name),
+      scroll_width: d.documentElement.scrollWidth,
+      viewport_width: w.innerWidth,
+      headings: Array.from(d.querySelectorAll("main h2, article h2")).map(
+        h => h.textContent.replace(/[\\u00b6#]/g, "").trim()),
+      error_texts: (d.body.innerText.match(ERROR_TEXT) || []),
     });
   } catch (e) {
     report({error: String(e)});
@@ -102,6 +116,16 @@ class PageReport:
     screenshot: Path | None = None
     requests: list[tuple[str, str, int]] = field(default_factory=list)
     external: list[str] = field(default_factory=list)
+    scroll_width: int | None = None
+    viewport_width: int | None = None
+    headings: list[str] = field(default_factory=list)
+    error_texts: list[str] = field(default_factory=list)
+
+    @property
+    def overflows(self) -> bool:
+        """The page body is wider than the window (a reader would scroll sideways)."""
+        return (self.scroll_width is not None and self.viewport_width is not None
+                and self.scroll_width > self.viewport_width)
 
     @property
     def broken_images(self) -> list[str]:
@@ -216,12 +240,15 @@ def _report_from_dom(dom: str) -> dict | None:
 
 
 def check_page(server: BookServer, page: str, *, chromium: str, screenshot: Path | None = None,
-               timeout: float = 90) -> PageReport:
-    """Load ``page`` (a path under the served root, e.g. ``book/method.html``) and report what rendered."""
+               timeout: float = 90, window: str = WINDOW) -> PageReport:
+    """Load ``page`` (a path under the served root, e.g. ``book/method.html``) and report what rendered.
+
+    ``window`` is the browser window's "WIDTH,HEIGHT" in CSS pixels (e.g. ``"420,2000"`` for a phone)."""
     mark = server.mark()
-    url = f"{server.origin}{HARNESS_PATH}?page={page}"
+    page_width = int(window.split(",")[0])
+    url = f"{server.origin}{HARNESS_PATH}?page={page}&width={page_width}"
     with tempfile.TemporaryDirectory(prefix="ua-chromium-") as profile:
-        cmd = [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--window-size={WINDOW}",
+        cmd = [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--window-size={max(page_width, MIN_WINDOW_WIDTH)},{window.split(',')[1]}",
                f"--proxy-server={server.origin}", f"--virtual-time-budget={VIRTUAL_TIME_BUDGET_MS}", "--dump-dom"]
         if screenshot is not None:
             screenshot.parent.mkdir(parents=True, exist_ok=True)

@@ -36,9 +36,6 @@ def data_sha(raw: bytes) -> str:
     return hashlib.sha256(raw).hexdigest()
 
 
-#: The published results for the comparison page, as CI provides them (never downloaded by a test).
-REFERENCE = Path(os.environ.get("UA_REFERENCE_RESULTS")
-                 or REPO.parent / "shared" / "reference" / "pythia-6.9b_option_b_pair_level.json")
 SCREENSHOTS = REPO / "_build" / "screenshots"
 TITLES = {
     "book/intro.html": "Pair-level Uniformity Asymmetry",
@@ -50,6 +47,8 @@ TITLES = {
     "notebooks/04_correlation.html": "4. Correlation",
     "notebooks/05_visualization.html": "5. Visualization",
     "notebooks/06_summary.html": "6. Summary",
+    "book/findings.html": "Findings",
+    "book/levels.html": "Three levels of one question",
     "book/caveats.html": "Caveats",
     "book/comparison.html": "Comparison with the published results",
     "book/replication.html": "Replication on a second dataset",
@@ -350,11 +349,11 @@ def test_strict_build_fails_with_the_log(tmp_path):
 @pytest.fixture(scope="module")
 def built_book(default_run, ua230_run, tmp_path_factory):
     """The book of the default run (with the ua-230 run for the replication chapter where ua-230 is available),
-    built strictly (-W -n --keep-going) into a temporary folder."""
+    compared with the published results shipped in the package, built strictly (-W -n --keep-going)."""
     tmp = tmp_path_factory.mktemp("book")
     start = time.perf_counter()
     html = book.build_book(default_run, output_dir=tmp / "html", staging_dir=tmp / "staging",
-                           reference=REFERENCE if REFERENCE.is_file() else None, replication_run_dir=ua230_run)
+                           reference="published", replication_run_dir=ua230_run)
     print(f"book built in {time.perf_counter() - start:.1f} s")
     return html
 
@@ -483,3 +482,52 @@ def test_publish_pushes_the_book_to_gh_pages(built_book, tmp_path, monkeypatch):
     files = subprocess.run(["git", "--git-dir", str(remote), "ls-tree", "-r", "--name-only", "gh-pages"],
                            check=True, capture_output=True, text=True).stdout.split()
     assert {"index.html", ".nojekyll", "book/method.html"} <= set(files)
+
+
+#: Pages a reader must be able to read on a phone as on a desktop: the findings and the comparison.
+READER_PAGES = {"book/intro.html": "What this run found", "book/findings.html": "What this run cannot say",
+                "book/comparison.html": "Sign agreement"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("window", [browser.WINDOW, browser.NARROW_WINDOW], ids=["desktop", "420px"])
+def test_findings_and_comparison_read_on_desktop_and_phone(built_book, chromium, window):
+    """At 1280 and 420 px: the findings section and the comparison render, the page body never scrolls sideways,
+    no raw error text, every figure loaded; one screenshot each (in _build/screenshots/)."""
+    failures = {}
+    with browser.BookServer(built_book) as server:
+        for page, heading in READER_PAGES.items():
+            width = window.split(",")[0]
+            shot = SCREENSHOTS / "widths" / f"{page.removesuffix('.html').replace('/', '__')}-{width}.png"
+            report = browser.check_page(server, page, chromium=chromium, screenshot=shot, window=window)
+            problems = page_problems(report, server.origin)
+            if heading not in report.headings:
+                problems.append(f"no section {heading!r} (sections: {report.headings})")
+            if report.overflows:
+                problems.append(f"the page is {report.scroll_width} px wide in a {report.viewport_width} px window")
+            if report.error_texts:
+                problems.append(f"error text on the page: {report.error_texts}")
+            if not shot.is_file():
+                problems.append("no screenshot")
+            if problems:
+                failures[page] = problems
+    assert not failures, json.dumps(failures, indent=2)
+
+
+@pytest.mark.slow
+def test_open_in_colab_follows_the_repository_address(tmp_path, monkeypatch):
+    """With a GitHub address, every notebook page links to Colab at that repository; without one, no button."""
+    run = make_run(tmp_path / "run")
+    monkeypatch.setenv(book.build.REPO_URL_ENV, "https://github.com/example-org/ua-helpers")
+    html = book.build_book(run, output_dir=tmp_path / "with", staging_dir=tmp_path / "s1")
+    for name in book.NOTEBOOKS:
+        page = (html / "notebooks" / f"{name}.html").read_text(encoding="utf-8")
+        assert (f"https://colab.research.google.com/github/example-org/ua-helpers/blob/main/notebooks/{name}.ipynb"
+                in page), name
+    assert browser.external_references(html) == {}  # a link is not a fetch
+    monkeypatch.delenv(book.build.REPO_URL_ENV)
+    html = book.build_book(run, output_dir=tmp_path / "without", staging_dir=tmp_path / "s2")
+    assert "colab.research.google.com" not in (html / "notebooks" / "01_setup.html").read_text(encoding="utf-8")
+    monkeypatch.setenv(book.build.REPO_URL_ENV, "https://example.org/not-github")
+    with pytest.raises(book.BookError, match="GitHub"):
+        book.stage(book.load_run(run), tmp_path / "s3")
