@@ -47,7 +47,7 @@ def md_code(value: Any) -> str:
 
 
 #: Characters that start markup anywhere in a line; any ASCII punctuation is escaped at the start of the text.
-_ACTIVE = frozenset("\\`*_{}[]<>()#+!|~$&:")
+_ACTIVE = frozenset("\\`*_{}[]<>|~$&")
 _PUNCT = frozenset("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
 
 

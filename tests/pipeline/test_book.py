@@ -262,22 +262,57 @@ def test_findings_follow_the_numbers(tmp_path):
     assert summary.startswith("## What this run found")
 
 
-def test_findings_page_calls_the_findings_generator(tmp_path, monkeypatch):
-    """With an evidence block, the page is what ua_helpers.findings writes from the results, one call each."""
-    import sys
-    import types
+def add_evidence(path: Path, seed: int = 0) -> Path:
+    """Give a hand-made run the seed results and the evidence block of one consistent random analysis."""
+    from ua_helpers import evidence, inference
 
-    calls = []
-    stub = types.ModuleType("ua_helpers.findings")
-    stub.markdown = lambda res: calls.append("markdown") or f"Strongest: r = {res['evidence']['tests'][0]['r']}."
-    stub.summarize = lambda res: calls.append("summarize") or ["one sentence", "another"]
-    monkeypatch.setitem(sys.modules, "ua_helpers.findings", stub)
-    path = _edit_results(make_run(tmp_path / "run"),
-                         lambda res: res.update(evidence={"levels": [], "tests": [{"r": 0.4321}]}))
-    ctx = book.BookContext(book.load_run(path), tmp_path / "pages")
-    assert "Strongest: r = 0.4321." in book.findings_page(ctx)
-    assert "- one sentence\n- another" in book.GENERATED_INCLUDES["findings-summary"](ctx)
-    assert calls == ["markdown", "summarize"]
+    res = json.loads((path / "results.json").read_text())
+    layers, names, n = res["layers"], list(metrics.METRIC_NAMES), res["n_pairs"]
+    rng = np.random.default_rng(seed)
+    emb_a, emb_b = rng.normal(size=(2, len(layers), n, 12)) + 2.0
+    values = metrics.compute_all_layers(emb_a, emb_b)
+    preference = 0.8 * values[1, 4] / values[1, 4].std() + rng.normal(size=n)
+    tok_a = rng.integers(5, 20, n)
+    tok_b = tok_a + rng.integers(-3, 4, n)
+    ext = inference.extended_analysis(values, preference, layers, names, n_tokens_a=tok_a, n_tokens_b=tok_b,
+                                      len_a=5 * tok_a, len_b=5 * tok_b + 1, categories=["x", "y"] * (n // 2),
+                                      n_bootstrap=300, n_permutations=300, seed=1)
+    res["evidence"] = evidence.evidence_block(values, preference, emb_a, emb_b, layers, names, ext.tests)
+    res["results"] = {str(l): {row.metric: {"r": row.r, "ci_lower": row.ci_lower, "ci_upper": row.ci_upper,
+                                            "p_value": row.p_value, "includes_zero": not row.excludes_zero}
+                               for row in ext.tests[ext.tests["layer"] == l].itertuples()} for l in layers}
+    (path / "results.json").write_text(json.dumps(res))
+    return path
+
+
+def test_findings_page_states_the_generated_findings(tmp_path):
+    """With an evidence block: the page and the landing summary are ua_helpers.findings' sentences, escaped, and
+    a changed number in results.json changes them."""
+    from ua_helpers import findings
+
+    path = add_evidence(make_run(tmp_path / "run", dataset="toy`<b>x</b>`"))
+    run = book.load_run(path)
+    ctx = book.BookContext(run, tmp_path / "pages")
+    page = book.findings_page(ctx)
+    assert "## What this run found" in page and "## What this run cannot say" in page
+    from markdown_it import MarkdownIt
+
+    assert "No generated findings" not in page
+    assert "<b>" not in MarkdownIt("commonmark", {"html": True}).enable("table").render(page)
+    first = findings.strongest(run.results, 1)[0]
+    assert md_text(first) in page
+    lead = max((t for t in run.results["evidence"]["tests"] if t["level"] >= 1),
+               key=lambda t: (t["level"], abs(t["r"])))
+    assert f"r = {lead['r']:+.2f}" in page
+    summary = book.GENERATED_INCLUDES["findings-summary"](ctx)
+    assert f"- {md_text(findings.summarize(run.results)[0])}" in summary
+
+    def move(res):
+        for t in res["evidence"]["tests"]:
+            if (t["layer"], t["metric"]) == (lead["layer"], lead["metric"]):
+                t["r"] = 0.9876
+    after = book.findings_page(book.BookContext(book.load_run(_edit_results(path, move)), tmp_path / "p2"))
+    assert f"r = {lead['r']:+.2f}" not in after and "r = +0.99" in after
 
 
 def test_three_levels_chapter(tmp_path):

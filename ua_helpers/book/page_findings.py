@@ -1,15 +1,15 @@
 """The findings of a run, in words generated from its ``results.json``: a page and the landing page's summary.
 
 The sentences come from :mod:`ua_helpers.findings` (``findings.markdown(results)`` for the page,
-``findings.summarize(results)`` for the landing page) where the package has it and the run carries an
-``evidence`` block. A run without that block (made before the evidence ladder) gets a page that says so and shows
-what its results do hold: the seed's uncorrected counts and its strongest tests, labelled uncorrected.
+``findings.summarize(results)`` for the landing page), one call each, and are escaped here (they quote dataset
+names and statement texts). A run without an ``evidence`` block (made before the evidence ladder) gets a page
+that says so and shows what its results do hold: the seed's uncorrected counts and its strongest tests.
 """
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
+from .. import findings
 from ._md import _fmt_ci, _fmt_r, _is_missing, headline, md_table, md_text
 from .context import BookContext, Run, model_identity, run_banner
 
@@ -17,24 +17,17 @@ from .context import BookContext, Run, model_identity, run_banner
 TOP_TESTS = 5
 
 
-def _findings_module():
-    """Return :mod:`ua_helpers.findings`, or ``None`` where this version of the package has none."""
-    try:
-        return importlib.import_module("ua_helpers.findings")
-    except ModuleNotFoundError as exc:
-        if exc.name != "ua_helpers.findings":
-            raise
-        return None
-
-
-def _as_markdown(value: Any) -> str:
-    """The findings module's output as Markdown: a string as is, a list of sentences as a bulleted list."""
-    if isinstance(value, str):
-        return value.strip() + "\n"
-    if isinstance(value, (list, tuple)):
-        return "\n".join(f"- {v}" for v in value) + "\n"
-    raise TypeError(f"ua_helpers.findings returned {type(value).__name__}; expected Markdown text or a list of "
-                    "sentences")
+def escape_findings(markdown: str) -> str:
+    """Escape the findings' plain-text sentences, keeping their Markdown skeleton (headings and bullets)."""
+    out = []
+    for line in markdown.splitlines():
+        if not line.strip() or line.startswith("#"):
+            out.append(line)
+        elif line.startswith("- "):
+            out.append("- " + md_text(line[2:]))
+        else:
+            out.append(md_text(line))
+    return "\n".join(out) + "\n"
 
 
 def limits(run: Run) -> str:
@@ -73,32 +66,34 @@ def _strongest_uncorrected(res: dict[str, Any]) -> str:
 
 
 def findings_markdown(run: Run) -> str:
-    """The findings section's body for ``run``: the generated findings, or what an older run allows."""
+    """The findings section's body for ``run``: the generated findings, or what an older run allows.
+
+    The generated findings end with their own "What this run cannot say" section; :func:`limits` adds the
+    model's weights and the dataset's design to it.
+    """
     res = run.results
-    module = _findings_module()
-    if module is not None and "evidence" in res:
-        return _as_markdown(module.markdown(res))
-    reason = ("this version of the package has no findings generator (`ua_helpers.findings`)" if module is None
-              else "this run's `results.json` has no `evidence` block (it was made before the evidence ladder)")
+    if "evidence" in res:
+        return escape_findings(findings.markdown(res, heading_level=2)) + "\n" + limits(run)
     return (":::{admonition} No generated findings for this run\n:class: warning\n\n"
-            f"The findings and their evidence levels cannot be stated here: {reason}. Run it again with this "
-            "version to get them. What its results do hold follows; no correction for multiple comparisons stands "
-            "behind any of it.\n:::\n\n"
-            f"{headline(res)} (uncorrected). The strongest tests by |r|:\n\n" + _strongest_uncorrected(res))
+            "The findings and their evidence levels cannot be stated here: this run's `results.json` has no "
+            "`evidence` block (it was made before the evidence ladder). Run it again with this version to get "
+            "them. What its results do hold follows; no correction for multiple comparisons stands behind any of "
+            "it.\n:::\n\n"
+            f"{headline(res)} (uncorrected). The strongest tests by |r|:\n\n" + _strongest_uncorrected(res)
+            + "\n## What this run cannot say\n\n" + limits(run))
 
 
 def findings_summary(ctx: BookContext) -> str:
     """The landing page's findings section (``book/findings-summary.md``, included by ``book/intro.md``)."""
     run = ctx.run
     res = run.results
-    module = _findings_module()
-    if module is not None and "evidence" in res:
-        body = _as_markdown(module.summarize(res))
+    if "evidence" in res:
+        body = "\n".join(f"- {md_text(s)}" for s in findings.summarize(res)) + "\n"
     else:
         body = (f"{headline(res)}, without correction for multiple comparisons; this run carries no evidence "
                 "ladder, so no finding is stated (see the [findings](findings.md) page).\n")
-    return f"## What this run found\n\n{run_banner(run)}\n{body}\nDetails, evidence levels and limits: " \
-           "[findings](findings.md).\n"
+    return (f"## What this run found\n\n{run_banner(run)}\n{body}\nDetails, evidence levels and limits: "
+            "[findings](findings.md).\n")
 
 
 def findings_page(ctx: BookContext) -> str:
@@ -107,6 +102,5 @@ def findings_page(ctx: BookContext) -> str:
     return "\n".join(["# Findings\n", run_banner(run),
                       "Every sentence and number on this page is generated from the run's `results.json`; none is "
                       "typed by hand. \"Significant\" is used only where a multiple-comparison correction stands "
-                      "behind it.\n",
-                      findings_markdown(run),
-                      "## What this run cannot say\n", limits(run)])
+                      "behind it, and each finding names the highest rung of the evidence ladder it reaches.\n",
+                      findings_markdown(run)])
