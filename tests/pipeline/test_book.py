@@ -315,6 +315,15 @@ def test_findings_page_states_the_generated_findings(tmp_path):
     assert f"r = {lead['r']:+.2f}" not in after and "r = +0.99" in after
 
 
+def test_replication_counts_the_evidence_ladder_on_each_dataset(tmp_path):
+    main = book.load_run(add_evidence(make_run(tmp_path / "main", dataset="replication-230"), seed=1))
+    other = book.load_run(add_evidence(make_run(tmp_path / "ua", dataset="ua-230", seed=2), seed=2))
+    page = book.replication_page(book.BookContext(main, tmp_path / "pages", replication=other))
+    assert "## Which findings survive?" in page and "not nested" not in page
+    for level in other.results["evidence"]["levels"][1:]:  # ua-230 is the first column
+        assert f"{level['count']} / 15 ({level['count_distinct']} distinct)" in page
+
+
 def test_three_levels_chapter(tmp_path):
     """This run's three levels per layer beside published Pythia's; an older run without them still renders."""
     from ua_helpers import levels

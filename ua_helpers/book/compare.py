@@ -277,7 +277,7 @@ def replication_page(ctx: BookContext) -> str:
     return "\n".join(parts)
 
 
-#: The extended analysis' counts (results.json "extended" summary), from the seed's criterion to the strictest.
+#: The older extended analysis' counts (results.json "extended" summary): each criterion on its own.
 SURVIVAL_ROWS = (
     ("n_excludes_zero", "bootstrap CI excludes 0 (uncorrected, the seed's criterion)"),
     ("n_survives_bh", "Benjamini-Hochberg q < 0.05"),
@@ -288,7 +288,19 @@ SURVIVAL_ROWS = (
 
 
 def _survival_section(first: Run, second: Run, name1: str, name2: str) -> list[str]:
-    """Which findings survive correction and confound control, on each dataset (where the runs have it)."""
+    """Which findings survive on each dataset: the evidence ladder's counts where both runs carry it."""
+    ev1, ev2 = first.results.get("evidence"), second.results.get("evidence")
+    if ev1 and ev2:
+        n1, n2 = len(ev1["tests"]), len(ev2["tests"])
+        rows = [[f"{md_text(l1['level'])}. {md_text(l1['name'])}: {md_text(l1['criterion'])}",
+                 f"{l1['count']} / {n1} ({l1['count_distinct']} distinct)",
+                 f"{l2['count']} / {n2} ({l2['count_distinct']} distinct)"]
+                for l1, l2 in zip(ev1["levels"][1:], ev2["levels"][1:])]
+        return ["## Which findings survive?\n",
+                "The number of (layer, metric) tests that reach each rung of the evidence ladder on each dataset. "
+                "Each rung requires every rung above it in the table, so the counts can only shrink downwards; "
+                "\"distinct\" counts metrics that coincide at a layer once (see the [findings](findings.md)).\n",
+                md_table(["evidence level (and every level above)", name1, name2], rows)]
     ext1, ext2 = first.results.get("extended"), second.results.get("extended")
     if not ext1 or not ext2:
         return []
@@ -296,8 +308,8 @@ def _survival_section(first: Run, second: Run, name1: str, name2: str) -> list[s
     rows = [[label, f"{s1.get(key)} / {s1.get('n_tests')}", f"{s2.get(key)} / {s2.get('n_tests')}"]
             for key, label in SURVIVAL_ROWS]
     return ["## Which findings survive?\n",
-            "The number of (layer, metric) tests passing each criterion on each dataset, from the seed's "
-            "uncorrected one to multiplicity correction and confound control (see {ref}`multiple-tests` and the "
-            "correlation notebook):\n",
+            "These runs predate the evidence ladder. The number of (layer, metric) tests passing each criterion on "
+            "each dataset, **each criterion on its own**: the criteria are not nested (the confound row has no "
+            "multiplicity control), so a lower row can count tests that fail a higher one (see "
+            "{ref}`multiple-tests`):\n",
             md_table(["criterion", name1, name2], rows)]
-
