@@ -9,7 +9,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from numpy.testing import assert_allclose
@@ -19,6 +18,9 @@ from ua_helpers.rundir import NOTEBOOKS
 from ua_helpers.data import load_pairs
 
 from ua_cli import REPO, ua_book
+
+#: Every test here runs the ua-book command (a subprocess that imports torch) or the notebooks.
+pytestmark = pytest.mark.slow
 
 N_BOOT = 1000  # the smallest count accepted without allow_low_precision
 
@@ -74,6 +76,9 @@ def test_results_match_the_seed_schema_and_a_direct_computation(tiny_run, tiny_m
     (["-p", "layers", "0,4,99"], "layer 99 is out of range"),
     (["-p", "dataset", "/no/such/pairs.json"], "unknown dataset '/no/such/pairs.json'"),
     (["-p", "model", "no-such-org/no-such-model"], "no-such-org/no-such-model"),
+    (["-p", "n_bootstrap", "1"], "n_bootstrap must be at least 1,000; got 1 "),
+    (["-p", "n_permutations", "3000000"], "n_permutations must be at most 1,000,000"),
+    (["-p", "device", "cuda:banana"], "device must be 'auto', 'cpu', 'cuda', 'cuda:N'"),
 ])
 def test_bad_parameters_fail_fast_and_write_nothing(tmp_path, args, message):
     run_dir = tmp_path / "run"
@@ -93,11 +98,23 @@ def test_a_bad_dataset_file_names_the_problem(tmp_path):
     assert "category 'cat', pair 1" in proc.stderr
 
 
+def test_too_few_pairs_fail_before_any_notebook(tmp_path, tiny_model_dir):
+    pairs = tmp_path / "three.json"
+    pairs.write_text(json.dumps({"c": {"pairs": [["A long enough statement", "Its partner"],
+                                                 ["Another one here", "And B"], ["A third statement", "And C"]]}}))
+    run_dir = tmp_path / "run"
+    proc = ua_book("run", "--run-dir", str(run_dir), "-p", "model", str(tiny_model_dir), "-p", "dataset",
+                   str(pairs), check=False)
+    assert proc.returncode == 2 and "dataset: 3 pairs; the analysis needs at least 4" in proc.stderr
+    assert not run_dir.exists()
+
+
 def test_a_failing_notebook_stops_the_run_and_leaves_it_marked_failed(tmp_path, tiny_model_dir):
     # "!" is one token for the tiny tokenizer: extraction (notebook 02) refuses to pool it.
     pairs = tmp_path / "short.json"
     pairs.write_text(json.dumps({"c": {"pairs": [["A long enough statement", "!"], ["Another one here", "And B"],
-                                                 ["A third statement", "Its partner"]]}}))
+                                                 ["A third statement", "Its partner"],
+                                                 ["A fourth statement", "And its partner"]]}}))
     run_dir = tmp_path / "run"
     proc = ua_book("run", "--run-dir", str(run_dir), "-p", "model", str(tiny_model_dir), "-p", "dataset",
                    str(pairs), check=False)
