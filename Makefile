@@ -55,8 +55,10 @@ book-only: setup
 	$(BIN)/ua-book build --run-dir $(RUN_DIR) --reference $(REFERENCE) $(if $(SWEEP_ROOT),--sweep-root $(SWEEP_ROOT))
 
 # Re-execute the notebooks in notebooks/ in place, so that their stored outputs (what nbval compares) are current.
+# A relative UA_CACHE_DIR is taken from here, not from notebooks/ where the kernels run.
 refresh-notebooks: setup
-	cd notebooks && for nb in 0*.ipynb; do ../$(BIN)/papermill --no-progress-bar "$$nb" "$$nb" || exit 1; done
+	cd notebooks && $(if $(UA_CACHE_DIR),UA_CACHE_DIR=$(abspath $(UA_CACHE_DIR))) \
+	  sh -c 'for nb in 0*.ipynb; do ../$(BIN)/papermill --no-progress-bar "$$nb" "$$nb" || exit 1; done'
 
 REMOTE ?= origin
 publish: setup

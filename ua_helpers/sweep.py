@@ -269,7 +269,9 @@ def _run_on_ray(ray, entries: Sequence[SweepEntry], root: Path, address: str | N
             ray.init(address=address)
     try:
         task = ray.remote(_run_entry_task)
-        base_env = {k: os.environ[k] for k in FORWARDED_ENV if os.environ.get(k)}
+        # Absolute here: a worker's current directory is not the driver's.
+        base_env = {k: str(Path(os.environ[k]).expanduser().absolute())
+                    for k in FORWARDED_ENV if os.environ.get(k)}
         pending = {}
         for entry in entries:
             # An entry without GPUs sees none (rather than sharing those Ray gave to other tasks).
