@@ -322,3 +322,79 @@ def test_save_arrays_roundtrip_is_atomic(tmp_path, monkeypatch):
     arrays, _ = _io.load_arrays(path)  # the old file is intact
     np.testing.assert_array_equal(arrays["x"], [0, 1, 2])
     assert [p.name for p in tmp_path.iterdir()] == ["a.npz"]
+
+
+# --------------------------------------------------------------------------- bounds: context and memory
+def test_context_length_is_the_models_position_limit(tiny_lm):
+    assert tiny_lm.model.config.max_position_embeddings == 512
+    assert tiny_lm.tokenizer.model_max_length > 10**9  # transformers' "not set"
+    assert extraction.context_length(tiny_lm) == 512
+
+
+def test_statement_longer_than_the_context_is_refused_naming_the_pair(tiny_lm, small_pairs):
+    long_text = " ".join(small_pairs.stmt_a) * 3
+    n_tokens = len(tiny_lm.tokenizer(long_text)["input_ids"])
+    assert n_tokens > 512
+    pairs = PairSet(list(small_pairs.stmt_a[:3]), [small_pairs.stmt_b[0], long_text, small_pairs.stmt_b[2]],
+                    list(small_pairs.category[:3]), sha256="long", source="test", name="long")
+    with pytest.raises(ValueError, match=rf"statement B of pair 1 \(category '{small_pairs.category[1]}'\) has "
+                                         rf"{n_tokens} tokens, more than the 512 of .*context"):
+        extract(tiny_lm, pairs, layers="all", cache=False, progress=False)
+
+
+@pytest.mark.parametrize("batch_size", [1, 3, 8, 32])
+def test_batches_are_todays_slices_where_the_budget_does_not_bind(batch_size):
+    lengths = np.random.default_rng(0).integers(2, 60, size=50)
+    order = np.argsort(lengths, kind="stable")
+    planned = extraction.plan_batches(lengths, batch_size, 10**18, per_token=1000, per_pair=16)
+    expected = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    assert [list(b) for b in planned] == [list(b) for b in expected]
+
+
+def test_batches_respect_the_memory_budget_whatever_batch_size_says():
+    rng = np.random.default_rng(1)
+    lengths = np.concatenate([rng.integers(2, 30, size=200), [400, 450, 2000]])
+    per_token, per_pair, budget = 600_000, 36, 200 * 2**20
+    planned = extraction.plan_batches(lengths, 100_000, budget, per_token, per_pair)
+    assert sorted(np.concatenate(planned).tolist()) == list(range(len(lengths)))  # each statement once
+    for batch in planned:
+        t = lengths[batch].max()
+        cost = len(batch) * (t * per_token + t * t * per_pair)
+        assert cost <= budget or len(batch) == 1, (len(batch), t, cost)
+    assert [len(b) for b in planned if lengths[b].max() == 2000] == [1]  # alone, though over the budget
+    assert len(planned) > 3
+
+
+def test_budget_changes_batches_not_results(tiny_lm, small_pairs, tiny_seed, count_forward, monkeypatch):
+    """Default budget: the same batches (and bit-identical numbers) as slicing by count; a tight budget: more,
+    smaller batches whose numbers still equal the seed's path."""
+    layers, emb, nll, pref = tiny_seed
+    default = extract(tiny_lm, small_pairs, layers="all", batch_size=8, cache=False, progress=False)
+    n_default = list(count_forward)
+    with monkeypatch.context() as m:  # the previous batching: slices of the length order
+        m.setattr(extraction, "plan_batches", lambda lengths, bs, *args: [
+            o[i : i + bs] for o in [np.argsort(lengths, kind="stable")] for i in range(0, len(o), bs)])
+        sliced = extract(tiny_lm, small_pairs, layers="all", batch_size=8, cache=False, progress=False)
+    for name, value in default.arrays().items():
+        np.testing.assert_array_equal(sliced.arrays()[name], value, err_msg=name)
+    assert default.meta["n_batches"] == len(n_default) == 3
+    per_token, per_pair = extraction.bytes_per_token(tiny_lm)
+    budget = 20 * per_token + 400 * per_pair  # room for one statement of 20 tokens
+    count_forward.clear()
+    tight = extract(tiny_lm, small_pairs, layers="all", batch_size=8, cache=False, progress=False,
+                    max_batch_bytes=budget)
+    assert len(count_forward) > len(n_default) and tight.meta["max_batch_bytes"] == budget
+    assert_matches_seed(tight, emb, nll, pref)
+
+
+@pytest.mark.parametrize("value", [0, -1, 2.5, True, "1e9"])
+def test_bad_max_batch_bytes(tiny_lm, small_pairs, value):
+    with pytest.raises(ValueError, match="max_batch_bytes must be a positive integer"):
+        extract(tiny_lm, small_pairs, cache=False, progress=False, max_batch_bytes=value)
+
+
+def test_bytes_per_token_counts_logits_and_hidden_states(tiny_lm):
+    per_token, per_pair = extraction.bytes_per_token(tiny_lm)
+    vocab = tiny_lm.model.config.vocab_size
+    assert per_token == 12 * vocab + (tiny_lm.num_layers + 1) * tiny_lm.d_model * 4
+    assert per_pair == 4 * tiny_lm.model.config.num_attention_heads

@@ -22,6 +22,10 @@ from .models import LoadedModel
 
 POOLINGS = ("mean", "last")
 CACHE_FORMAT = 1
+#: Memory allowed for one forward pass's activations (logits, hidden states, attention scores), in bytes.
+BATCH_MEMORY_BYTES = 1 << 30
+#: A tokenizer's ``model_max_length`` at or above this is transformers' "not set" placeholder.
+_UNSET_LENGTH = 10**9
 
 
 # --------------------------------------------------------------------------- the seed's reference path
@@ -34,7 +38,8 @@ def get_layer_embedding(text: str, model, tokenizer, layer_idx: int) -> np.ndarr
         outputs = model(**inputs, output_hidden_states=True)
         hidden_states = outputs.hidden_states
     layer_hidden = hidden_states[layer_idx]
-    return layer_hidden[0, 1:, :].mean(dim=0).cpu().numpy().astype(np.float32)
+    # .float() before .numpy(): the same values as the seed's .numpy().astype(float32), and bfloat16 works too
+    return layer_hidden[0, 1:, :].mean(dim=0).float().cpu().numpy()
 
 
 def get_nll(text: str, model, tokenizer) -> float:
@@ -167,17 +172,97 @@ def load_cached(key: str, cache: bool | str | Path = True) -> Extraction | None:
         return None
 
 
+# --------------------------------------------------------------------------- bounds
+def _text_config(lm: LoadedModel):
+    config = lm.model.config
+    return config.get_text_config() if hasattr(config, "get_text_config") else config
+
+
+def context_length(lm: LoadedModel) -> int | None:
+    """Return the longest input the model takes, in tokens: the smaller of the configuration's
+    ``max_position_embeddings`` (or ``n_positions``) and the tokenizer's ``model_max_length`` where set; None
+    where neither says (a model without a position limit)."""
+    config = _text_config(lm)
+    limits = [getattr(config, a, None) for a in ("max_position_embeddings", "n_positions")]
+    limits.append(getattr(lm.tokenizer, "model_max_length", None))
+    limits = [int(x) for x in limits if isinstance(x, (int, np.integer)) and 0 < x < _UNSET_LENGTH]
+    return min(limits) if limits else None
+
+
+def bytes_per_token(lm: LoadedModel) -> tuple[int, int]:
+    """Estimate one forward pass's activation memory: ``(bytes per token, bytes per token pair per statement)``.
+
+    Per token: the logits three times in float32 (the model's output, our float32 copy, the log-softmax of the
+    cross-entropy) and every hidden state in the model's dtype. Per pair of positions of one statement: one
+    attention score matrix per head in float32 (the largest transient of eager attention). A batch of ``n``
+    statements padded to ``t`` tokens needs about ``n * (t * per_token + t**2 * per_pair)`` bytes.
+    """
+    import torch
+
+    config = _text_config(lm)
+    itemsize = torch.finfo(getattr(torch, lm.dtype)).bits // 8
+    vocab = int(getattr(config, "vocab_size", 0) or len(lm.tokenizer))
+    heads = int(getattr(config, "num_attention_heads", 1) or 1)
+    per_token = 3 * 4 * vocab + (lm.num_layers + 1) * lm.d_model * itemsize
+    return per_token, 4 * heads
+
+
+def plan_batches(lengths, batch_size: int, max_batch_bytes: int, per_token: int, per_pair: int) -> list[np.ndarray]:
+    """Group statements into batches bounded by a count and by a memory budget.
+
+    Statements are taken in order of length (stable), so each batch is padded to its last statement's length;
+    a batch closes when it holds ``batch_size`` statements or when the next statement would take its estimated
+    memory ``n * (t * per_token + t**2 * per_pair)`` over ``max_batch_bytes``. Where the budget never binds,
+    the batches are exactly ``batch_size``-sized slices of the length order (the numbers do not change). A
+    statement that alone exceeds the budget forms its own batch (statements are bounded by the context).
+
+    Parameters
+    ----------
+    lengths : array-like of shape (n_statements,)
+        Token counts.
+    batch_size, max_batch_bytes, per_token, per_pair : int
+        Upper bound on statements per batch; the memory budget and its per-token and per-position-pair costs.
+
+    Returns
+    -------
+    list of ndarray of int
+        Statement indices per batch, in increasing length.
+    """
+    lengths = np.asarray(lengths, dtype=np.int64)
+    if lengths.ndim != 1:
+        raise ValueError(f"lengths must be one-dimensional; got shape {lengths.shape}")
+    order = np.argsort(lengths, kind="stable")
+    batches, current = [], []
+    for j in order:
+        t = int(lengths[j])
+        cost = (len(current) + 1) * (t * per_token + t * t * per_pair)
+        if current and (len(current) == batch_size or cost > max_batch_bytes):
+            batches.append(np.asarray(current))
+            current = []
+        current.append(j)
+    if current:
+        batches.append(np.asarray(current))
+    return batches
+
+
 # --------------------------------------------------------------------------- batched extraction
 def _tokenize(lm: LoadedModel, pairs: PairSet) -> list[list[int]]:
+    """Tokenize every statement (A then B), refusing any shorter than 2 tokens or longer than the context."""
     texts = list(pairs.stmt_a) + list(pairs.stmt_b)
     ids = [lm.tokenizer(t)["input_ids"] for t in texts]
-    n = pairs.n_pairs
+    n, limit = pairs.n_pairs, context_length(lm)
     for j, seq in enumerate(ids):
+        i, side = j % n, "A" if j < n else "B"
         if len(seq) < 2:
-            i, side = j % n, "A" if j < n else "B"
             raise ValueError(
                 f"statement {side} of pair {i} (category {pairs.category[i]!r}) has {len(seq)} token(s): "
                 f"{texts[j]!r}; pooling over tokens 1..T-1 and scoring the next token need at least 2"
+            )
+        if limit is not None and len(seq) > limit:
+            raise ValueError(
+                f"statement {side} of pair {i} (category {pairs.category[i]!r}) has {len(seq)} tokens, more "
+                f"than the {limit} of {lm.name}'s context: {texts[j][:60]!r}...; shorten it (statements are "
+                "refused rather than truncated, so that no score silently covers only part of a statement)"
             )
     return ids
 
@@ -229,6 +314,7 @@ def extract(
     pooling: str = "mean",
     cache: bool | str | Path = True,
     progress: bool = True,
+    max_batch_bytes: int = BATCH_MEMORY_BYTES,
 ) -> Extraction:
     """Compute NLL and pooled hidden states of every statement in one batched forward pass each.
 
@@ -239,22 +325,35 @@ def extract(
     layers : "paper", "all" or list of int, default="paper"
         Indices into ``hidden_states`` (see :func:`resolve_layers`).
     batch_size : int, default=32
-        Statements per forward pass; batches hold statements of similar length.
+        Most statements per forward pass; batches hold statements of similar length.
     pooling : {"mean", "last"}, default="mean"
         ``"mean"`` averages tokens 1..T-1 as the seed does; ``"last"`` takes the last token.
     cache : bool or path, default=True
         Reuse and store the result in the content-addressed cache (True: the user cache directory).
     progress : bool, default=True
         Show a progress bar.
+    max_batch_bytes : int, default=BATCH_MEMORY_BYTES (1 GiB)
+        Activation memory allowed per forward pass (see :func:`bytes_per_token`): long statements go in smaller
+        batches, whatever ``batch_size`` says (:func:`plan_batches`). Like ``batch_size``, it does not enter the
+        cache key: it only changes floating-point rounding.
 
     Returns
     -------
     Extraction
+
+    Raises
+    ------
+    ValueError
+        A statement shorter than 2 tokens or longer than the model's context (:func:`context_length`), naming
+        the pair; bad ``pooling``, ``batch_size`` or ``max_batch_bytes``.
     """
     if pooling not in POOLINGS:
         raise ValueError(f"pooling must be one of {POOLINGS}; got {pooling!r}")
     if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer; got {batch_size!r}")
+    if isinstance(max_batch_bytes, bool) or not isinstance(max_batch_bytes, (int, np.integer)) \
+            or max_batch_bytes < 1:
+        raise ValueError(f"max_batch_bytes must be a positive integer; got {max_batch_bytes!r}")
     layer_list = resolve_layers(layers, lm.num_layers)
     key = cache_key(lm.fingerprint, lm.dtype, pairs.identity, layers if isinstance(layers, str) else layer_list,
                     pooling)
@@ -268,11 +367,10 @@ def extract(
 
     start = time.perf_counter()
     ids = _tokenize(lm, pairs)
-    order = np.argsort([len(s) for s in ids], kind="stable")
     n_total, n = len(ids), pairs.n_pairs
     emb = np.zeros((len(layer_list), n_total, lm.d_model), dtype=np.float32)  # [layer, statement, d_model]
     nll = np.zeros(n_total, dtype=np.float64)
-    batches = [order[i : i + batch_size] for i in range(0, n_total, batch_size)]
+    batches = plan_batches([len(s) for s in ids], int(batch_size), int(max_batch_bytes), *bytes_per_token(lm))
     for idx in tqdm(batches, desc=f"extract {lm.name}", unit="batch", disable=not progress):
         pooled, batch_nll = _forward_batch(lm, [ids[j] for j in idx], layer_list, pooling)
         emb[:, idx, :] = pooled
@@ -282,7 +380,8 @@ def extract(
         "model": lm.describe(), "dataset": {"name": pairs.name, "source": pairs.source, "sha256": pairs.sha256,
                                             "n_pairs": n},
         "layers": layer_list, "layers_spec": layers if isinstance(layers, str) else layer_list,
-        "pooling": pooling, "batch_size": int(batch_size), "cache_key": key,
+        "pooling": pooling, "batch_size": int(batch_size), "max_batch_bytes": int(max_batch_bytes),
+        "n_batches": len(batches), "context_length": context_length(lm), "cache_key": key,
         "elapsed_s": round(time.perf_counter() - start, 3), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__,
                      "numpy": np.__version__, "python": platform.python_version()},
