@@ -99,3 +99,51 @@ def peak_bytes(fn) -> int:
         return tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
+
+
+def corr_tolerance(*arrays) -> float:
+    """Absolute tolerance for two float64 routes to a Pearson-type r of the rows of ``arrays`` (last axis n).
+
+    r is a dot product of n z-scored terms over n, each term at most ``zmax^2``: each route carries at most
+    ``n eps zmax^2`` (gamma_n) in the sums behind r, and the compared routes are two, with a margin of 4.
+    """
+    zmax2, n = 0.0, 0
+    for a in arrays:
+        a = np.atleast_2d(np.asarray(a, np.float64))
+        z = (a - a.mean(axis=-1, keepdims=True)) / a.std(axis=-1, keepdims=True)
+        zmax2, n = max(zmax2, float(np.max(z**2))), max(n, a.shape[-1])
+    return 8 * n * EPS64 * zmax2
+
+
+def partial_tolerance(x, y, covariates) -> float:
+    """Absolute tolerance for two float64 routes to the partial r of x and y given covariates (one resample).
+
+    :func:`corr_tolerance`, amplified by the squared condition number of the design (intercept + z-scored
+    non-constant covariates: least squares, or the normal equations used inside each resample, multiply rounding
+    errors by up to cond^2) and by the residuals' shrinkage (r divides by the residual standard deviations,
+    a fraction ``sqrt(1 - R^2)`` of the raw ones).
+    """
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    z = np.asarray(covariates, np.float64).reshape(len(y), -1)
+    sd = z.std(axis=0)
+    design = np.column_stack([np.ones(len(y)), (z[:, sd > 0] - z[:, sd > 0].mean(axis=0)) / sd[sd > 0]])
+    both = np.column_stack([x, y])
+    resid = both - design @ np.linalg.lstsq(design, both, rcond=None)[0]
+    shrink = float(np.sqrt(np.prod(resid.var(axis=0) / both.var(axis=0))))
+    return corr_tolerance(x, y) * float(np.linalg.cond(design)) ** 2 / shrink
+
+
+def p_value_rtol(r, n_pairs: int, dr: float, n_covariates: int = 0) -> float:
+    """Relative tolerance for two-sided t-test p-values of correlations ``r`` known to within ``dr``.
+
+    ``p = 2 sf(t)`` with ``t = r sqrt(df / (1 - r^2))``, df = n - 2 - k: ``|d log p / dr| = 2 pdf(t) / p x
+    sqrt(df) / (1 - r^2)^1.5``, times ``dr``; plus 64 eps for the evaluation of sf itself.
+    """
+    from scipy import stats as sps
+
+    r = np.abs(np.atleast_1d(np.asarray(r, np.float64)))
+    df = n_pairs - 2 - n_covariates
+    t = r * np.sqrt(df / (1 - r**2))
+    p = 2 * sps.t.sf(t, df)
+    sensitivity = 2 * sps.t.pdf(t, df) / p * np.sqrt(df) / (1 - r**2) ** 1.5
+    return float(np.max(sensitivity) * dr + 64 * EPS64)

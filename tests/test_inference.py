@@ -42,7 +42,7 @@ def test_extended_analysis_table_and_summary(result):
     assert summary["n_survives_maxstat"] == (tests["p_maxstat"] < 0.05).sum()
     assert summary["n_survives_confounds"] == tests["survives_confounds"].sum()
     # Holm is never less strict than BH; the planted effect survives every correction
-    assert (tests["p_holm"] >= tests["p_bh"] - 1e-15).all()
+    assert (tests["p_holm"] >= tests["p_bh"] - 1e-15).all()  # a theorem; the two roundings of p <= 1: ~4e-16
     assert summary["n_survives_holm"] <= summary["n_survives_bh"]
     assert summary["n_survives_maxstat"] >= 1 and summary["n_survives_holm"] >= 1
     assert summary["n_survives_maxstat"] >= summary["n_survives_holm"]
