@@ -245,13 +245,16 @@ sys.exit(cli.main(sys.argv[2:]))
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_a_signal_ends_the_run_interrupted_with_one_line(tmp_path, params, tiny_notebooks, signum):
+@pytest.mark.parametrize("signum, group", [(signal.SIGTERM, False), (signal.SIGINT, False), (signal.SIGINT, True)],
+                         ids=["SIGTERM", "SIGINT", "ctrl-c"])
+def test_a_signal_ends_the_run_interrupted_with_one_line(tmp_path, params, tiny_notebooks, signum, group):
+    """SIGTERM or SIGINT to ua-book, or Ctrl-C (SIGINT to the whole process group, the kernel included)."""
     target = _complete_run(tmp_path / "run")
     env = {**os.environ, "UA_TEST_NOTEBOOK_MODE": "sleep"}
     proc = subprocess.Popen([sys.executable, "-c", SCRIPT, str(tiny_notebooks), "run", "--run-dir", str(target),
                              "-p", "model", params["model"], "-p", "dataset", params["dataset"]],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=group)
     deadline = time.monotonic() + 240
     while not list(tmp_path.glob(".run.staging-*/sleeping")):
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
@@ -260,7 +263,10 @@ def test_a_signal_ends_the_run_interrupted_with_one_line(tmp_path, params, tiny_
     kernel_pid = int(sleeping.read_text())
     with pytest.raises(rundir.RunDirError, match=f"pid {proc.pid}"):  # meanwhile, a second run is refused
         rundir.claim(target, tmp_path / ".run.staging-2")
-    proc.send_signal(signum)
+    if group:
+        os.killpg(proc.pid, signum)
+    else:
+        proc.send_signal(signum)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 128 + signum, (out, err)
     # One line from ua-book, after whatever the dying kernel printed; no traceback through ua-book's own code.

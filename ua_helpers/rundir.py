@@ -279,12 +279,15 @@ def _execute_claimed(cfg: RunConfig, effective: dict[str, Any], source: Path, he
                 log(f"[ua-book] {nb} done in {time.perf_counter() - t0:.1f} s")
             current = None
             results = json.loads((staging / RESULTS).read_text(encoding="utf-8"))
-    except _Signalled as exc:
-        name = signal.Signals(exc.signum).name
-        where = _leave_failed(staging, target, {**manifest, "status": "interrupted",
-                                                "error": f"{name} during {current}"})
-        raise RunInterrupted(f"interrupted by {name} during {current}; {where}", exc.signum) from None
-    except Exception as exc:
+    except (_Signalled, Exception) as exc:
+        # Ctrl-C reaches the kernel too: a cell that raised KeyboardInterrupt is an interruption, not a failure.
+        signum = exc.signum if isinstance(exc, _Signalled) else \
+            signal.SIGINT if getattr(exc, "ename", None) == "KeyboardInterrupt" else None
+        if signum is not None:
+            name = signal.Signals(signum).name
+            where = _leave_failed(staging, target, {**manifest, "status": "interrupted",
+                                                    "error": f"{name} during {current}"})
+            raise RunInterrupted(f"interrupted by {name} during {current}; {where}", signum) from None
         error = _describe(exc, current)
         where = _leave_failed(staging, target, {**manifest, "status": "failed", "error": error,
                                                 "failed_notebook": f"notebooks/{current}.ipynb" if current else None})
