@@ -1,17 +1,27 @@
 """Batched extraction against the seed's unbatched path; layer and input validation; the on-disk cache."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
 import seed_reference as seed
+from tiny_models import TINY
 from ua_helpers import _io, extraction
 from ua_helpers.data import PairSet
 from ua_helpers.extraction import cache_key, extract, resolve_layers
 
-EMB_RTOL = 1e-4  # max |ours - seed| relative to the largest |component| of the seed's vector (float32)
-NLL_ATOL = 1e-4
+# Batched (right-padded, masked) and the seed's unbatched float32 forwards form the same sums in another order.
+# Each layer of the tiny model sums about 3 x hidden (Q/K/V, output, MLP-in projections) + sequence length
+# (attention; <= 64 tokens here) + intermediate (MLP-out) terms, each sum rounding by <= terms x eps32 relative
+# (gamma_n), and the residual stream adds up the layers' errors.
+_TERMS = TINY["num_hidden_layers"] * (3 * TINY["hidden_size"] + 64 + TINY["intermediate_size"])
+EMB_RTOL = _TERMS * float(np.finfo(np.float32).eps)  # ~1.8e-4 of the seed vector's largest |component|
+# an NLL is a log-softmax over the 600-token vocabulary of logits from those states: of size ~log(600), it
+# inherits their relative error, plus one for the vocabulary's sum
+NLL_ATOL = (math.log(600) + 1) * EMB_RTOL  # ~1.4e-3
 
 
 def _seed_path(lm, pairs, layers):
@@ -398,3 +408,67 @@ def test_bytes_per_token_counts_logits_and_hidden_states(tiny_lm):
     vocab = tiny_lm.model.config.vocab_size
     assert per_token == 12 * vocab + (tiny_lm.num_layers + 1) * tiny_lm.d_model * 4
     assert per_pair == 4 * tiny_lm.model.config.num_attention_heads
+
+
+# --------------------------------------------------------------------------- the seed-path check of a run
+from ua_helpers import seedcheck  # noqa: E402
+
+
+def test_seed_tolerances_follow_precision_and_depth():
+    e32, p32 = seedcheck.seed_tolerances("float32", 30, [2.0, 20.0])
+    assert e32 == pytest.approx(seedcheck.EMB_FACTOR * 31 * 2.0**-23)
+    np.testing.assert_allclose(p32, seedcheck.PREF_FACTOR * 31 * 2.0**-23 * np.array([2.0, 20.0]), rtol=1e-12)
+    e16, _ = seedcheck.seed_tolerances("float16", 30)
+    ebf, _ = seedcheck.seed_tolerances("bfloat16", 30)
+    assert e16 / e32 == 2.0**13 and ebf / e16 == 2.0**3
+    assert seedcheck.seed_tolerances("float32", 4)[0] < e32
+    assert seedcheck.seed_tolerances("float32", 30, 0.1)[1] == seedcheck.seed_tolerances("float32", 30, 1.0)[1]
+    with pytest.raises(ValueError, match="dtype must be one of"):
+        seedcheck.seed_tolerances("float64", 30)
+    with pytest.raises(ValueError, match="num_layers"):
+        seedcheck.seed_tolerances("float32", -1)
+
+
+@pytest.fixture(scope="module")
+def tiny_ext(tiny_lm, small_pairs):
+    return extract(tiny_lm, small_pairs, layers="paper", batch_size=32, cache=False, progress=False)
+
+
+def test_seed_check_passes_on_a_true_extraction(tiny_lm, small_pairs, tiny_ext):
+    check = seedcheck.check_against_seed(tiny_lm, small_pairs, tiny_ext, n_sample=4, seed=3)
+    assert len(check) == 4 and check.index.is_monotonic_increasing
+    assert check.attrs == {"dtype": "float32", "num_layers": 4}
+    assert set(check.columns) >= {"category", seedcheck.EMB_COLUMN, seedcheck.PREF_COLUMN, "nll scale"}
+    assert (check[seedcheck.EMB_COLUMN] <= check["embedding tolerance"]).all()
+    seedcheck.assert_matches_seed(check, "float32")
+    again = seedcheck.check_against_seed(tiny_lm, small_pairs, tiny_ext, n_sample=4, seed=3)
+    assert list(again.index) == list(check.index)  # seeded sample
+
+
+@pytest.mark.parametrize("damage", ["embedding", "preference"])
+def test_seed_check_fails_loudly_on_a_wrong_extraction(tiny_lm, small_pairs, tiny_ext, damage):
+    import dataclasses
+
+    emb_a, nll_b = tiny_ext.emb_a.copy(), tiny_ext.nll_b.copy()
+    if damage == "embedding":  # one flipped exponent bit's worth: a component doubled
+        emb_a[-1, :, 0] *= 2
+    else:
+        nll_b += 1e-3  # far below what a reader would notice, far above rounding
+    wrong = dataclasses.replace(tiny_ext, emb_a=emb_a, nll_b=nll_b)
+    check = seedcheck.check_against_seed(tiny_lm, small_pairs, wrong, n_sample=3, seed=0)
+    with pytest.raises(seedcheck.SeedPathMismatch, match=rf"beyond rounding:\n  pair {check.index[0]}: "):
+        seedcheck.assert_matches_seed(check, "float32")
+
+
+def test_seed_check_arguments(tiny_lm, small_pairs, tiny_ext):
+    with pytest.raises(ValueError, match="n_sample"):
+        seedcheck.check_against_seed(tiny_lm, small_pairs, tiny_ext, n_sample=0)
+    with pytest.raises(ValueError, match="pass the pairs it was computed from"):
+        seedcheck.check_against_seed(tiny_lm, _subset(small_pairs, range(5)), tiny_ext)
+    check = seedcheck.check_against_seed(tiny_lm, small_pairs, tiny_ext, n_sample=1)
+    with pytest.raises(ValueError, match="computed in float32, not float16"):
+        seedcheck.assert_matches_seed(check, "float16")
+    nan = check.copy()
+    nan[seedcheck.EMB_COLUMN] = np.nan
+    with pytest.raises(seedcheck.SeedPathMismatch):
+        seedcheck.assert_matches_seed(nan)

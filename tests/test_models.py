@@ -428,3 +428,43 @@ def test_embedded_model_verification_cost(smollm2):
     size_mb = sum(p.stat().st_size for p in converted.iterdir()) / 2**20
     print(f"verify {size_mb:.0f} MB: {cold:.2f} s first time in a process, {warm * 1000:.1f} ms after")
     assert warm < cold
+
+
+def test_gguf_fingerprint_carries_the_converted_weights_digest(tmp_path, monkeypatch):
+    """The extraction key follows the verified converted weights: a conversion that yields other weights
+    (here: a damaged directory rebuilt by a converter that now writes other bytes) gets another key."""
+    from ua_helpers.extraction import cache_key
+
+    monkeypatch.setenv("UA_CACHE_DIR", str(tmp_path / "cache"))
+    gguf = tmp_path / "stub.gguf"
+    gguf.write_bytes(b"GGUF" + bytes(60))
+    weights = {"model.safetensors": b"first weights"}
+    monkeypatch.setattr(models, "_convert_gguf", lambda g, name, out: _stub_build(dict(weights))(out))
+    first = models.model_fingerprint(str(gguf))
+    assert first == models.model_fingerprint(str(gguf))
+    gguf16 = models._gguf_digest(gguf)
+    assert first.startswith(f"gguf:{gguf16}+st:") and len(first.split("+st:")[1]) == 16
+    target = models._converted_target(gguf)
+    _flip_bit(target / "model.safetensors", 0)
+    _cache._file_sha256.cache_clear()
+    weights["model.safetensors"] = b"other weights"
+    with pytest.warns(UserWarning, match=r"converted model of .*stub\.gguf.*model\.safetensors does not match"):
+        second = models.model_fingerprint(str(gguf))
+    assert second.startswith(f"gguf:{gguf16}+st:") and second != first
+    assert cache_key(first, "float32", "d", [0], "mean") != cache_key(second, "float32", "d", [0], "mean")
+
+
+def test_relative_cache_dir_is_made_absolute_once(tmp_path, monkeypatch):
+    import os
+
+    from ua_helpers import _io
+
+    (tmp_path / "work" / "notebooks").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "work")
+    monkeypatch.setenv("UA_CACHE_DIR", "rel-cache")
+    first = _io.cache_dir("models")
+    assert first == tmp_path / "work" / "rel-cache" / "models" and first.is_dir()
+    assert os.environ["UA_CACHE_DIR"] == str(tmp_path / "work" / "rel-cache")  # children inherit it
+    monkeypatch.chdir(tmp_path / "work" / "notebooks")  # where notebook kernels run
+    assert _io.cache_dir("models") == first
+    assert not (tmp_path / "work" / "notebooks" / "rel-cache").exists()

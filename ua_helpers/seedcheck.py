@@ -1,0 +1,179 @@
+"""Check a batched extraction against the seed's one-statement functions, with tolerances derived from precision.
+
+The batched path (:func:`ua_helpers.extraction.extract`) and the seed's path (:func:`~ua_helpers.extraction.
+get_layer_embedding`, :func:`~ua_helpers.extraction.get_output_preference`) compute the same functions of the same
+weights in the same dtype; they differ only in the order of floating-point operations (matrix products blocked
+for other shapes, padding, pooling in float32 rather than in the model's dtype). So their difference is bounded by
+rounding, and the tolerance follows from the dtype's machine epsilon ``eps`` (float32 2**-23, float16 2**-10,
+bfloat16 2**-7) and the magnitudes involved:
+
+* **Embeddings.** Every block writes its output to the residual stream in the model's dtype, a relative rounding
+  of at most ``eps / 2`` of the largest component, and the two paths round independently; through ``L`` blocks
+  and the embedding layer these differences add up to at most ``(L + 1) * eps`` of the vector's largest
+  component (linear accumulation, the worst case). Mean pooling averages and does not enlarge it. Normalisation
+  layers and attention can amplify a difference; :data:`EMB_FACTOR` covers that amplification.
+* **Preference.** NLL is a mean of ``logsumexp(z) - z[target]`` over tokens: a perturbation ``d`` of the logits
+  moves each term by at most ``2 * max|d|``, and the logits carry the final hidden state's relative error times
+  their own magnitude, for which the NLL itself stands in (a model's NLL grows with its logits' spread). The
+  preference is a difference of two NLLs, so its bound is ``(L + 1) * eps * (|NLL(A)| + |NLL(B)|)`` times
+  :data:`PREF_FACTOR`.
+
+The two factors were measured (see :data:`EMB_FACTOR`) as the largest observed ratio of difference to bound on
+the embedded model (30 blocks) and the tests' tiny GPT-NeoX in float32, float16 and bfloat16, then multiplied by
+a safety margin of about 10.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .data import PairSet
+from .extraction import Extraction, get_layer_embedding, get_nll
+from .models import LoadedModel
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+#: Machine epsilon (spacing of floats at 1) of each dtype a model can be loaded in.
+EPS = {"float32": 2.0**-23, "float16": 2.0**-10, "bfloat16": 2.0**-7}
+#: Amplification allowance of the embedding bound (largest measured ratio ~ EMB_FACTOR / 10).
+EMB_FACTOR = 8.0
+#: Amplification allowance of the preference bound (largest measured ratio ~ PREF_FACTOR / 10).
+PREF_FACTOR = 8.0
+
+EMB_COLUMN = "max rel. diff. embedding"
+PREF_COLUMN = "abs. diff. preference"
+
+
+class SeedPathMismatch(AssertionError):
+    """The batched extraction disagrees with the seed's one-statement path beyond what rounding allows."""
+
+
+def seed_tolerances(dtype: str, num_layers: int, nll_scale=1.0) -> tuple[float, np.ndarray]:
+    """Return the largest differences rounding allows: ``(embedding, preference)``.
+
+    Parameters
+    ----------
+    dtype : {"float32", "float16", "bfloat16"}
+    num_layers : int
+        The model's number of blocks ``L``.
+    nll_scale : float or array-like of shape (n_sample,), default=1.0
+        ``|NLL(A)| + |NLL(B)|`` of each checked pair (the preference's magnitude scale).
+
+    Returns
+    -------
+    emb_tol : float
+        ``EMB_FACTOR * (L + 1) * eps``: relative to the largest component of the seed's vector.
+    pref_tol : ndarray of shape like ``nll_scale``
+        ``PREF_FACTOR * (L + 1) * eps * nll_scale``: absolute, in nats.
+    """
+    if dtype not in EPS:
+        raise ValueError(f"dtype must be one of {', '.join(EPS)}; got {dtype!r}")
+    if isinstance(num_layers, bool) or not isinstance(num_layers, (int, np.integer)) or num_layers < 0:
+        raise ValueError(f"num_layers must be a non-negative integer; got {num_layers!r}")
+    scale = np.asarray(nll_scale, dtype=np.float64)
+    if not np.all(np.isfinite(scale)) or np.any(scale < 0):
+        raise ValueError("nll_scale must be finite and non-negative")
+    base = (int(num_layers) + 1) * EPS[dtype]
+    return EMB_FACTOR * base, PREF_FACTOR * base * np.maximum(scale, 1.0)
+
+
+def check_against_seed(lm: LoadedModel, pairs: PairSet, ext: Extraction, n_sample: int = 5,
+                       seed: int = 42) -> "pd.DataFrame":
+    """Compare a batched extraction with the seed's one-statement functions on a seeded sample of pairs.
+
+    Parameters
+    ----------
+    lm : LoadedModel
+        The model ``ext`` was computed with.
+    pairs : PairSet
+        The pairs ``ext`` was computed from (same order).
+    ext : Extraction
+    n_sample : int, default=5
+        Pairs to recompute (at most ``n_pairs``); each costs ``2 * (n_layers + 1)`` unbatched forward passes.
+    seed : int, default=42
+        Seed of the sample.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per sampled pair (index ``pair``): ``category``; ``max rel. diff. embedding`` (over the
+        extracted layers and both statements, relative to the largest |component| of the seed's vector);
+        ``abs. diff. preference`` (nats); ``nll scale`` (``|NLL(A)| + |NLL(B)|``); and the tolerances of
+        :func:`seed_tolerances`. ``attrs`` holds ``dtype`` and ``num_layers``. Judge it with
+        :func:`assert_matches_seed`.
+    """
+    import pandas as pd
+
+    if ext.n_pairs != pairs.n_pairs:
+        raise ValueError(f"the extraction has {ext.n_pairs} pairs and the pair set {pairs.n_pairs}; "
+                         "pass the pairs it was computed from")
+    if isinstance(n_sample, bool) or not isinstance(n_sample, (int, np.integer)) or n_sample < 1:
+        raise ValueError(f"n_sample must be a positive integer; got {n_sample!r}")
+    if ext.meta.get("pooling", "mean") != "mean":
+        raise ValueError("the seed's path mean-pools tokens 1..T-1; this extraction used "
+                         f"pooling={ext.meta.get('pooling')!r}")
+    sample = np.random.default_rng(seed).choice(pairs.n_pairs, size=min(int(n_sample), pairs.n_pairs),
+                                                replace=False)
+    rows = []
+    for i in sorted(int(x) for x in sample):
+        rel = 0.0
+        for li, layer in enumerate(ext.layers):
+            for text, emb in ((pairs.stmt_a[i], ext.emb_a[li, i]), (pairs.stmt_b[i], ext.emb_b[li, i])):
+                ref = get_layer_embedding(text, lm.model, lm.tokenizer, layer)
+                scale = float(np.abs(ref).max())
+                diff = float(np.abs(emb - ref).max())
+                rel = max(rel, diff / scale if scale > 0 else (0.0 if diff == 0 else np.inf))
+        nll_a, nll_b = get_nll(pairs.stmt_a[i], lm.model, lm.tokenizer), get_nll(pairs.stmt_b[i], lm.model,
+                                                                                  lm.tokenizer)
+        rows.append({"pair": i, "category": pairs.category[i], EMB_COLUMN: rel,
+                     PREF_COLUMN: abs((nll_b - nll_a) - float(ext.preference[i])),
+                     "nll scale": abs(nll_a) + abs(nll_b)})
+    check = pd.DataFrame(rows).set_index("pair")
+    emb_tol, pref_tol = seed_tolerances(lm.dtype, lm.num_layers, check["nll scale"].to_numpy())
+    check["embedding tolerance"] = emb_tol
+    check["preference tolerance"] = pref_tol
+    check.attrs.update({"dtype": lm.dtype, "num_layers": int(lm.num_layers)})
+    return check
+
+
+def assert_matches_seed(check: "pd.DataFrame", dtype: str | None = None) -> None:
+    """Raise :class:`SeedPathMismatch` unless every row of ``check`` is within the rounding tolerances.
+
+    Parameters
+    ----------
+    check : pandas.DataFrame
+        What :func:`check_against_seed` returned.
+    dtype : str, optional
+        The model's dtype; defaults to ``check.attrs["dtype"]`` (a different value is refused).
+
+    Raises
+    ------
+    SeedPathMismatch
+        Naming each pair outside the tolerance, its difference and the bound. A failed check means the cached
+        or computed extraction is not what the model computes: the run must not continue with it.
+    """
+    recorded = check.attrs.get("dtype")
+    dtype = dtype or recorded
+    if recorded is not None and dtype != recorded:
+        raise ValueError(f"the check was computed in {recorded}, not {dtype}")
+    num_layers = check.attrs.get("num_layers")
+    if dtype is None or num_layers is None:
+        raise ValueError("check lacks attrs 'dtype' and 'num_layers': pass what check_against_seed returned")
+    if check.empty:
+        raise ValueError("the check holds no pairs")
+    emb_tol, pref_tol = seed_tolerances(dtype, num_layers, check["nll scale"].to_numpy())
+    bad_emb = ~(check[EMB_COLUMN].to_numpy() <= emb_tol)  # NaN fails too
+    bad_pref = ~(check[PREF_COLUMN].to_numpy() <= pref_tol)
+    if bad_emb.any() or bad_pref.any():
+        lines = [f"pair {i}: embedding rel. diff. {e:.2e} (tolerance {emb_tol:.2e}), preference diff. {p:.2e} "
+                 f"nats (tolerance {t:.2e})"
+                 for i, e, p, t, bad in zip(check.index, check[EMB_COLUMN], check[PREF_COLUMN], pref_tol,
+                                            bad_emb | bad_pref) if bad]
+        raise SeedPathMismatch(
+            f"the batched extraction disagrees with the seed's one-statement path ({dtype}, {num_layers} "
+            "blocks) beyond rounding:\n  " + "\n  ".join(lines)
+            + "\nThe extraction (or its cache) is not what this model computes; delete the cached extraction "
+              "and the converted model and run again."
+        )
