@@ -125,3 +125,25 @@ def test_download_arguments_are_checked():
 def test_small_cap_applies(server):
     with pytest.raises(_io.DownloadError, match="more than the limit of 10 bytes"):
         _io.download(f"{server}/ok.json", max_bytes=10)
+
+
+# --------------------------------------------------------------------------- cached downloads are re-checked when read
+def test_tampered_cached_ua230_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setenv("UA_CACHE_DIR", str(tmp_path))
+    monkeypatch.delenv(data.UA230_ENV, raising=False)
+    cached = tmp_path / "datasets" / f"ua-230-{data.UA230_SHA256[:12]}.json"
+    cached.parent.mkdir(parents=True)
+    cached.write_text(json.dumps(PAIRS))
+    with pytest.raises(DatasetError, match=rf"{cached.name} has sha256 .*expected the pinned {data.UA230_SHA256}"):
+        data.load_pairs("ua-230")
+
+
+def test_tampered_cached_published_results_are_refused(tmp_path, monkeypatch):
+    from ua_helpers import results
+
+    monkeypatch.setenv("UA_CACHE_DIR", str(tmp_path))
+    cached = tmp_path / "reference" / f"published-{results.PUBLISHED_SHA256[:12]}.json"
+    cached.parent.mkdir(parents=True)
+    cached.write_text('{"results": {}, "summary": {}}')
+    with pytest.raises(ValueError, match=rf"{cached.name} do not match their pinned sha256"):
+        results.load_results("published")

@@ -254,6 +254,9 @@ def load_results(source: str | os.PathLike) -> dict[str, Any]:
         cached = cache_dir("reference") / f"published-{PUBLISHED_SHA256[:12]}.json"
         if cached.is_file():
             raw = cached.read_bytes()
+            if sha256_bytes(raw) != PUBLISHED_SHA256:  # re-checked at every read, not only when downloaded
+                raise ValueError(f"the cached published results {cached} do not match their pinned sha256 "
+                                 f"{PUBLISHED_SHA256}; delete the file to download it again")
         else:
             import urllib.request
 
