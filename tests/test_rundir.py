@@ -123,11 +123,13 @@ def test_a_run_dir_that_is_a_file_or_unwritable_gives_one_line_and_exit_1(tmp_pa
     locked.mkdir()
     locked.chmod(0o555)
     try:
-        if os.access(locked, os.W_OK):
-            pytest.skip("running as a user who can write anywhere (root)")
-        assert cli.main([*args, "--run-dir", str(locked / "run")]) == 1
+        if os.access(locked, os.W_OK):  # root writes anywhere: take a directory the kernel refuses to create
+            target, expected = Path("/proc/ua-helpers-test/run"), "cannot write the run directory"
+        else:
+            target, expected = locked / "run", "is not writable"
+        assert cli.main([*args, "--run-dir", str(target)]) == 1
         err = capsys.readouterr().err
-        assert err.count("\n") == 1 and "is not writable" in err
+        assert err.count("\n") == 1 and expected in err, err
     finally:
         locked.chmod(0o755)
 
@@ -261,8 +263,12 @@ def test_a_signal_ends_the_run_interrupted_with_one_line(tmp_path, params, tiny_
         time.sleep(0.2)
     (sleeping,) = tmp_path.glob(".run.staging-*/sleeping")
     kernel_pid = int(sleeping.read_text())
-    with pytest.raises(rundir.RunDirError, match=f"pid {proc.pid}"):  # meanwhile, a second run is refused
-        rundir.claim(target, tmp_path / ".run.staging-2")
+    # Meanwhile a second run into the directory fails at once, naming the holder.
+    second = subprocess.run([sys.executable, "-c", SCRIPT, str(tiny_notebooks), "run", "--run-dir", str(target),
+                             "-p", "model", params["model"], "-p", "dataset", params["dataset"]],
+                            capture_output=True, text=True, timeout=300)
+    assert second.returncode == 1 and f"being written by another run: pid {proc.pid} on " in second.stderr
+    assert second.stderr.count("\n") == 1, second.stderr
     if group:
         os.killpg(proc.pid, signum)
     else:
