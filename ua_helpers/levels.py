@@ -147,6 +147,12 @@ def _check_inputs(emb_a, emb_b, preference, layers):
     return a, b, p, [int(l) for l in layers]
 
 
+def _check_resampling(n_bootstrap: int, ci_level: float, seed: int) -> None:
+    check_positive_int("n_bootstrap", n_bootstrap)
+    check_ci_level(ci_level)
+    check_seed(seed)
+
+
 def _correlate(x: np.ndarray, y: np.ndarray, n_bootstrap: int, ci_level: float, seed: int, what: str):
     """Pearson r of each row of x (n_layers, n_groups) with y, percentile bootstrap CI over groups, p-value."""
     n_layers, n = x.shape
@@ -193,7 +199,7 @@ def category_level(emb_a, emb_b, preference, categories: Sequence[str], layers: 
         left out of the correlation, which its note says. JSON-ready (NaN as None).
     """
     a, b, p, layers = _check_inputs(emb_a, emb_b, preference, layers)
-    check_ci_level(ci_level), check_positive_int("n_bootstrap", n_bootstrap), check_seed(seed)
+    _check_resampling(n_bootstrap, ci_level, seed)
     if len(categories) != len(p):
         raise ValueError(f"categories has {len(categories)} entries for {len(p)} pairs")
     names = list(dict.fromkeys(categories))
@@ -320,8 +326,9 @@ def option_a_bins(emb_a, emb_b, preference, layers: Sequence[int], *, n_bins: in
         than 2 pairs are dropped. JSON-ready (NaN as None).
     """
     a, b, p, layers = _check_inputs(emb_a, emb_b, preference, layers)
-    check_ci_level(ci_level), check_seed(seed), check_positive_int("n_bootstrap", n_bootstrap)
-    check_positive_int("n_bins", n_bins), check_positive_int("n_binnings", n_binnings)
+    _check_resampling(n_bootstrap, ci_level, seed)
+    check_positive_int("n_bins", n_bins)
+    check_positive_int("n_binnings", n_binnings)
     ks = [check_positive_int("k", k) for k in k_values]
 
     gram_a, gram_b = unit_gram(a), unit_gram(b)
