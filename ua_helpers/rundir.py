@@ -182,6 +182,13 @@ class _Signalled(BaseException):
         self.signum = signum
 
 
+def _ignore_signals() -> None:
+    """Ignore SIGINT and SIGTERM until :func:`_signals_raise` restores the previous handlers."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 @contextlib.contextmanager
 def _signals_raise() -> Iterator[None]:
     """Turn SIGINT and SIGTERM into :class:`_Signalled` (main thread only; elsewhere Python cannot catch them)."""
@@ -190,8 +197,7 @@ def _signals_raise() -> Iterator[None]:
         return
 
     def handler(signum, frame):
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # no second signal during the clean-up
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        _ignore_signals()  # no second signal during the clean-up
         raise _Signalled(signum)
 
     previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
@@ -267,8 +273,8 @@ def _execute_claimed(cfg: RunConfig, effective: dict[str, Any], source: Path, he
                                 "versions": _versions()}
     write_manifest(staging, manifest)
     current = None
-    try:
-        with _signals_raise():
+    with _signals_raise():
+        try:
             for nb in NOTEBOOKS:
                 current, t0 = nb, time.perf_counter()
                 log(f"[ua-book] {nb} ...")
@@ -279,27 +285,30 @@ def _execute_claimed(cfg: RunConfig, effective: dict[str, Any], source: Path, he
                 log(f"[ua-book] {nb} done in {time.perf_counter() - t0:.1f} s")
             current = None
             results = json.loads((staging / RESULTS).read_text(encoding="utf-8"))
-    except (_Signalled, Exception) as exc:
-        # Ctrl-C reaches the kernel too: a cell that raised KeyboardInterrupt is an interruption, not a failure.
-        signum = exc.signum if isinstance(exc, _Signalled) else \
-            signal.SIGINT if getattr(exc, "ename", None) == "KeyboardInterrupt" else None
-        if signum is not None:
-            name = signal.Signals(signum).name
-            where = _leave_failed(staging, target, {**manifest, "status": "interrupted",
-                                                    "error": f"{name} during {current}"})
-            raise RunInterrupted(f"interrupted by {name} during {current}; {where}", signum) from None
-        error = _describe(exc, current)
-        where = _leave_failed(staging, target, {**manifest, "status": "failed", "error": error,
-                                                "failed_notebook": f"notebooks/{current}.ipynb" if current else None})
-        raise RunError(f"{error}; {where}") from None
-    manifest.update(status="complete", finished=_now(), model=results.get("model_info", {}),
-                    dataset=results.get("dataset", {}),
-                    figures=sorted(f"figures/{p.name}" for p in (staging / "figures").glob("*.png")))
-    manifest.pop("staging")
-    write_manifest(staging, manifest)
-    replace_run(staging, target)
-    for old in target.parent.glob(f".{target.name}.failed-*"):
-        shutil.rmtree(old, ignore_errors=True)
+        except (_Signalled, Exception) as exc:
+            _ignore_signals()  # the clean-up is short: let it finish
+            # Ctrl-C reaches the kernel too: a cell that raised KeyboardInterrupt is an interruption.
+            signum = exc.signum if isinstance(exc, _Signalled) else \
+                signal.SIGINT if getattr(exc, "ename", None) == "KeyboardInterrupt" else None
+            if signum is not None:
+                name = signal.Signals(signum).name
+                where = _leave_failed(staging, target, {**manifest, "status": "interrupted",
+                                                        "error": f"{name} during {current}"})
+                raise RunInterrupted(f"interrupted by {name} during {current}; {where}", signum) from None
+            error = _describe(exc, current)
+            where = _leave_failed(staging, target, {**manifest, "status": "failed", "error": error,
+                                                    "failed_notebook": f"notebooks/{current}.ipynb" if current
+                                                    else None})
+            raise RunError(f"{error}; {where}") from None
+        _ignore_signals()  # the notebooks are done: finish putting the run in place
+        manifest.update(status="complete", finished=_now(), model=results.get("model_info", {}),
+                        dataset=results.get("dataset", {}),
+                        figures=sorted(f"figures/{p.name}" for p in (staging / "figures").glob("*.png")))
+        manifest.pop("staging")
+        write_manifest(staging, manifest)
+        replace_run(staging, target)
+        for old in target.parent.glob(f".{target.name}.failed-*"):
+            shutil.rmtree(old, ignore_errors=True)
     return target
 
 
