@@ -375,6 +375,22 @@ def test_crossrun_chapter_says_what_depends_on_a_choice(tmp_path):
     assert "## What holds across the runs" in page and "keep their sign in every other run" in page
 
 
+def test_staged_figures_get_alt_text_from_their_lead_in(tmp_path):
+    path = make_run(tmp_path / "run")
+    nb = nbformat.read(path / "notebooks" / "05_visualization.ipynb", as_version=4)
+    figure = nbformat.v4.new_code_cell("plot()", execution_count=2)
+    figure.outputs = [nbformat.v4.new_output("display_data", data={"image/png": "iVBORw0KGgo=", "text/plain": "<Figure>"})]
+    described = nbformat.v4.new_code_cell("plot()", execution_count=3, metadata={"alt": "Given alt text"})
+    described.outputs = list(figure.outputs)
+    nb.cells += [nbformat.v4.new_markdown_cell("## Heatmap\n\nEvery layer × metric at once; `*` marks a CI."), figure,
+                 described]
+    nbformat.write(nb, path / "notebooks" / "05_visualization.ipynb")
+    staging = book.stage(book.load_run(path), tmp_path / "staging")
+    cells = json.loads((staging / "notebooks" / "05_visualization.ipynb").read_text())["cells"]
+    alts = [c["metadata"]["mystnb"]["image"]["alt"] for c in cells if "mystnb" in c.get("metadata", {})]
+    assert alts == ["Figure: Heatmap. Every layer × metric at once; * marks a CI.", "Given alt text"]
+
+
 def test_strict_build_fails_with_the_log(tmp_path):
     """A Sphinx warning (here an unknown cross-reference) fails the build, and the error shows the log's end."""
     source = tmp_path / "source"

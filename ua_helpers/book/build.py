@@ -51,32 +51,44 @@ def _announcement(run: Run) -> str:
 COLLAPSED_TAGS = ("parameters", "injected-parameters")
 
 
-#: Longest alt text taken from a figure's lead-in sentence.
+#: Longest alt text taken from a figure's lead-in.
 ALT_MAX = 300
 _IMAGE_TYPES = ("image/png", "image/jpeg", "image/svg+xml", "image/gif")
 
 
-def _first_sentence(markdown: str) -> str:
-    """The first sentence of a markdown cell, without markup (for a figure's alt text)."""
-    text = " ".join(line for line in markdown.splitlines() if not line.lstrip().startswith(("#", "```", ":::")))
+def _lead_in(markdown: str) -> str:
+    """A figure's description from the markdown cell before it: its heading and first paragraph, as plain text."""
+    heading, paragraph = "", []
+    for line in markdown.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("#"):
+            heading, paragraph = stripped.lstrip("#").strip(), []
+        elif stripped.startswith(("```", ":::")):
+            break
+        elif stripped:
+            paragraph.append(stripped)
+        elif paragraph:
+            break
+    text = " ".join(paragraph)
     text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", text)  # links -> their text
-    text = re.sub(r"[`*_$]|\{[a-z]+\}", "", text).strip()
-    found = re.match(r"(.+?[.!?:])(\s|$)", text)
-    sentence = (found.group(1) if found else text).strip()
-    return sentence if len(sentence) <= ALT_MAX else sentence[:ALT_MAX - 1].rstrip() + "…"
+    text = re.sub(r"\{[a-z]+\}`([^`]*)`", r"\1", text)  # roles -> their content
+    text = re.sub(r"`([^`]*)`", r"\1", text)  # code -> its content
+    text = re.sub(r"\*\*|__|\$", "", text).strip()  # emphasis and math delimiters
+    text = f"{heading}. {text}" if heading and text else heading or text
+    return text if len(text) <= ALT_MAX else text[:ALT_MAX - 1].rstrip() + "…"
 
 
 def _figure_alt(nb: dict) -> None:
-    """Give every image output an alt text: the cell's own ``alt`` metadata, else its lead-in sentence.
+    """Give every image output an alt text: the cell's own ``alt`` metadata, else its lead-in.
 
-    The lead-in is the first sentence of the markdown cell before the figure's cell, which by the notebooks'
-    convention says what the figure shows. myst-nb reads it from ``metadata.mystnb.image.alt``.
+    The lead-in is the heading and first paragraph of the markdown cell before the figure's cell, which by the
+    notebooks' convention say what the figure shows. myst-nb reads it from ``metadata.mystnb.image.alt``.
     """
     lead = ""
     for cell in nb["cells"]:
         if cell.get("cell_type") == "markdown":
             source = cell.get("source", "")
-            lead = _first_sentence(source if isinstance(source, str) else "".join(source)) or lead
+            lead = _lead_in(source if isinstance(source, str) else "".join(source)) or lead
             continue
         outputs = cell.get("outputs") or []
         if not any(t in (o.get("data") or {}) for o in outputs for t in _IMAGE_TYPES):
