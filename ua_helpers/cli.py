@@ -52,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help="Ray cluster address (auto, HOST:6379, ray://HOST:10001); default: a local instance")
     p_sweep.add_argument("--root", default=None,
                          help="where the run directories go (default: the file's root, else runs/<file stem>)")
+    p_sweep.add_argument("--take-over", action="store_true",
+                         help="take over the stale locks of a sweep whose process is gone")
     return parser
 
 
@@ -74,7 +76,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "sweep":
             from .sweep import sweep_command
 
-            return sweep_command(args.sweep_file, engine=args.engine, address=args.address, root=args.root)
+            return sweep_command(args.sweep_file, engine=args.engine, address=args.address, root=args.root,
+                                 take_over=args.take_over)
     except ParameterError as exc:
         print(f"ua-book: error: {exc}", file=sys.stderr)
         return 2

@@ -26,6 +26,12 @@ A sweep file (YAML) lists the runs::
    ``error``), ``run_dir`` (relative to the root), model, revision and time. The command exits 1 if any entry
    failed, else 0.
 
+One sweep runs into a root at a time: the root is claimed as a run directory is (``.ROOT.lock`` beside it, see
+:mod:`ua_helpers.rundir`), and each entry's run directory is claimed by its run. A second sweep into the same
+root fails at once naming the holder; locks left by a sweep whose process is gone are taken over with
+``--take-over``. SIGINT / SIGTERM stop the sweep (``sweep.json`` says ``"interrupted"``) and leave the entry that
+was running marked ``"interrupted"`` in its run directory.
+
 Relative paths in the file (``root``, and ``model``, ``dataset`` or ``reference_results`` where they name an
 existing file or directory) are taken from the current directory, as ``ua-book run`` does; the sweep passes them
 on as absolute paths.
@@ -124,7 +130,8 @@ def rerun_reason(entry: SweepEntry, run_dir: str | os.PathLike) -> str | None:
     return None
 
 
-def run_entry(entry: SweepEntry, run_dir: str | os.PathLike, log: Callable[[str], None] = print) -> dict[str, Any]:
+def run_entry(entry: SweepEntry, run_dir: str | os.PathLike, log: Callable[[str], None] = print,
+              take_over: bool = False) -> dict[str, Any]:
     """Run one entry with :func:`ua_helpers.rundir.execute`; return its record (never raises for a failed run).
 
     Returns
@@ -136,7 +143,8 @@ def run_entry(entry: SweepEntry, run_dir: str | os.PathLike, log: Callable[[str]
     start = time.perf_counter()
     record: dict[str, Any] = {"started": _now()}
     try:
-        rundir.execute(dict(entry.params), run_dir=Path(run_dir), log=lambda msg: log(f"[{entry.name}] {msg}"))
+        rundir.execute(dict(entry.params), run_dir=Path(run_dir), take_over=take_over,
+                       log=lambda msg: log(f"[{entry.name}] {msg}"))
     except rundir.RunInterrupted:
         raise  # SIGINT / SIGTERM stop the sweep too
     except Exception as exc:  # recorded, not raised: the other entries go on
@@ -148,12 +156,12 @@ def run_entry(entry: SweepEntry, run_dir: str | os.PathLike, log: Callable[[str]
     return record
 
 
-def _run_entry_task(entry: SweepEntry, run_dir: str, env: dict[str, str]) -> dict[str, Any]:
+def _run_entry_task(entry: SweepEntry, run_dir: str, env: dict[str, str], take_over: bool) -> dict[str, Any]:
     """:func:`run_entry` inside a Ray worker, with the driver's cache settings (kernels inherit them)."""
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
-        return run_entry(entry, run_dir, log=lambda msg: print(msg, flush=True))
+        return run_entry(entry, run_dir, log=lambda msg: print(msg, flush=True), take_over=take_over)
     finally:
         for k, v in saved.items():
             if v is None:
@@ -177,7 +185,8 @@ def _import_ray():
 
 
 def run_sweep(sweep: Sweep, root: str | os.PathLike | None = None, engine: str = "local",
-              address: str | None = None, log: Callable[[str], None] = print) -> dict[str, Any]:
+              address: str | None = None, log: Callable[[str], None] = print,
+              take_over: bool = False) -> dict[str, Any]:
     """Run every entry of ``sweep`` that is not done yet into ``<root>/<name>``; write ``<root>/sweep.json``.
 
     Parameters
@@ -192,6 +201,8 @@ def run_sweep(sweep: Sweep, root: str | os.PathLike | None = None, engine: str =
         The Ray cluster (``"auto"``, ``"HOST:6379"``, ``"ray://HOST:10001"``); None or ``"local"`` starts a local
         Ray instance for the sweep. Only with ``engine="ray"``.
     log : callable, default=print
+    take_over : bool, default=False
+        Take over stale locks (of the root and of the entries' run directories) left by a process that is gone.
 
     Returns
     -------
@@ -199,6 +210,12 @@ def run_sweep(sweep: Sweep, root: str | os.PathLike | None = None, engine: str =
         The content of ``sweep.json``: ``status`` (``"complete"``, ``"failed"`` if an entry failed, or
         ``"interrupted"``), ``counts`` and ``entries`` (one record per entry, in file order; a skipped entry's
         ``run_finished`` is when its run completed).
+
+    Raises
+    ------
+    ua_helpers.rundir.RunDirError
+        Another sweep is running into the same root (one sweep per root at a time: the root is claimed as a run
+        directory is, see :func:`ua_helpers.rundir.claim`).
     """
     if engine not in ENGINES:
         raise SweepError(f"engine must be one of {', '.join(ENGINES)}; got {engine!r}")
@@ -209,6 +226,18 @@ def run_sweep(sweep: Sweep, root: str | os.PathLike | None = None, engine: str =
         raise SweepError("no root for the run directories: give --root or set 'root:' in the sweep file")
     root_path = Path(root if root is not None else sweep.root).expanduser().resolve()
     root_path.mkdir(parents=True, exist_ok=True)
+    try:  # one sweep per root at a time
+        held = rundir.claim(root_path, root_path, take_over=take_over, log=log)
+    except OSError as exc:
+        raise rundir.RunDirError(f"cannot write beside the sweep root {root_path}: {exc.strerror or exc}") from None
+    try:
+        return _run_claimed(sweep, root_path, engine, ray, address, log, take_over)
+    finally:
+        held.release()
+
+
+def _run_claimed(sweep: Sweep, root_path: Path, engine: str, ray, address: str | None,
+                 log: Callable[[str], None], take_over: bool) -> dict[str, Any]:
     state: dict[str, Any] = {
         "status": "running",
         "sweep_file": str(Path(sweep.source).resolve()) if sweep.source and Path(sweep.source).is_file()
@@ -243,10 +272,10 @@ def run_sweep(sweep: Sweep, root: str | os.PathLike | None = None, engine: str =
             for entry in to_run:
                 records[entry.name]["status"] = "running"
                 write()
-                records[entry.name].update(run_entry(entry, root_path / entry.name, log=log))
+                records[entry.name].update(run_entry(entry, root_path / entry.name, log=log, take_over=take_over))
                 write()
         elif to_run:
-            _run_on_ray(ray, to_run, root_path, address, records, write, log)
+            _run_on_ray(ray, to_run, root_path, address, records, write, log, take_over)
     finally:
         interrupted = any(r["status"] in ("pending", "running") for r in state["entries"])
         failed = any(r["status"] == "failed" for r in state["entries"])
@@ -257,7 +286,8 @@ def run_sweep(sweep: Sweep, root: str | os.PathLike | None = None, engine: str =
 
 
 def _run_on_ray(ray, entries: Sequence[SweepEntry], root: Path, address: str | None,
-                records: dict[str, dict[str, Any]], write: Callable[[], None], log: Callable[[str], None]) -> None:
+                records: dict[str, dict[str, Any]], write: Callable[[], None], log: Callable[[str], None],
+                take_over: bool = False) -> None:
     """Submit each entry as a Ray task and record results as they arrive."""
     from ray.exceptions import RayError
 
@@ -277,7 +307,8 @@ def _run_on_ray(ray, entries: Sequence[SweepEntry], root: Path, address: str | N
             # An entry without GPUs sees none (rather than sharing those Ray gave to other tasks).
             env = {**base_env, **({"CUDA_VISIBLE_DEVICES": ""} if not entry.gpus else {})}
             ref = task.options(num_cpus=entry.cpus, num_gpus=entry.gpus, max_retries=0,
-                               name=f"ua-sweep:{entry.name}").remote(entry, str(root / entry.name), env)
+                               name=f"ua-sweep:{entry.name}").remote(entry, str(root / entry.name), env,
+                                                                     take_over)
             pending[ref] = entry
             records[entry.name]["status"] = "running"
             log(f"[sweep] {entry.name}: submitted (num_gpus={entry.gpus}, num_cpus={entry.cpus})")
@@ -310,19 +341,22 @@ def format_summary(state: Mapping[str, Any]) -> str:
 
 
 def sweep_command(sweep_file: str | os.PathLike, engine: str = "local", address: str | None = None,
-                  root: str | os.PathLike | None = None) -> int:
+                  root: str | os.PathLike | None = None, take_over: bool = False) -> int:
     """``ua-book sweep``: run a sweep file; return the exit code (0 all done, 1 an entry failed, 2 bad input)."""
     try:
         sweep = load_sweep(sweep_file)
         if root is None and sweep.root is None:
             root = default_root(sweep_file)
-        state = run_sweep(sweep, root=root, engine=engine, address=address)
+        state = run_sweep(sweep, root=root, engine=engine, address=address, take_over=take_over)
     except (SweepError, EngineError) as exc:
         print(f"ua-book: error: {exc}", file=sys.stderr)
         return 2
     except rundir.RunInterrupted as exc:
         print(f"ua-book: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except rundir.RunDirError as exc:
+        print(f"ua-book: error: {exc}", file=sys.stderr)
+        return 1
     print(format_summary(state))
     print(f"[ua-book] sweep {state['status']}: {Path(state['root']) / SWEEP_FILE}")
     return 0 if state["status"] == "complete" else 1

@@ -138,6 +138,21 @@ def test_invalid_file_exits_2_before_running_anything(tmp_path, capsys):
     assert not (tmp_path / "root").exists()
 
 
+def test_a_second_sweep_into_a_busy_root_fails_naming_the_holder(tmp_path, capsys):
+    path = tmp_path / "ok.yaml"
+    path.write_text(yaml.safe_dump({"entries": [GOOD]}))
+    root = tmp_path / "root"
+    root.mkdir()
+    held = rundir.claim(root, root)
+    try:
+        assert cli.main(["sweep", str(path), "--root", str(root)]) == 1
+    finally:
+        held.release()
+    err = capsys.readouterr().err
+    assert f"being written by another run: pid {os.getpid()}" in err and err.count("\n") == 1
+    assert not (root / sweep.SWEEP_FILE).exists()
+
+
 def test_missing_ray_says_how_to_install(tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError
     path = tmp_path / "s.yaml"
