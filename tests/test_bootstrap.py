@@ -169,3 +169,13 @@ def test_percentile_interval_matches_numpy():
     assert_allclose(hi, np.nanpercentile(boot, 95, axis=1), rtol=0, atol=tol)
 
 
+
+
+def test_resamples_must_match_the_data():
+    x, y = np.arange(5.0), np.arange(5.0) ** 2
+    with pytest.raises(ValueError, match="resamples are of 10 items; expected 5"):
+        bootstrap.bootstrap_pearson(x, y, bootstrap.Resamples(10, 50))
+    with pytest.raises(ValueError, match="n_bootstrap must be a positive integer"):
+        bootstrap.Resamples(5, 0)
+    with pytest.raises(ValueError, match="chunk_size must be a positive integer"):
+        bootstrap.bootstrap_pearson(x, y, bootstrap.Resamples(5, 50), chunk_size=0)

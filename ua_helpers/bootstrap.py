@@ -156,7 +156,7 @@ def bootstrap_pearson(x, y, indices, *, chunk_size: int | None = None) -> np.nda
     x = as_tests(x)
     n = x.shape[1]
     y = as_vector(y, n, "y")
-    n_boot, chunks = index_chunks(indices, n, chunk_size or chunk_rows(n))
+    n_boot, chunks = index_chunks(indices, n, chunk_rows(n) if chunk_size is None else chunk_size)
     xz, yz = zscore_rows(x), zscore_rows(y[None])[0]
     out = np.empty((x.shape[0], n_boot))
     start = 0
@@ -230,7 +230,9 @@ def bootstrap_spearman(x, y, indices, *, chunk_size: int | None = None) -> np.nd
     y = as_vector(y, n, "y")
     if not np.all(np.isfinite(x)):
         raise ValueError("x has non-finite values")
-    n_boot, chunks = index_chunks(indices, n, chunk_size or min(50, chunk_rows(n, 3 * x.shape[0])))
+    if chunk_size is None:
+        chunk_size = min(50, chunk_rows(n, 3 * x.shape[0]))
+    n_boot, chunks = index_chunks(indices, n, chunk_size)
     # Counts, cumulative counts and doubled centred ranks are <= n, their products <= n^2: int32 holds them
     # (and moves half the memory of int64) while n^2 fits; sums are accumulated in int64.
     itype = np.int32 if n * n < np.iinfo(np.int32).max else np.int64

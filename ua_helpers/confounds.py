@@ -130,7 +130,9 @@ def bootstrap_partial(x, y, covariates, indices, *, chunk_size: int | None = Non
     z = _design(covariates, n)  # [n, q]
     q = z.shape[1]
     n_tests = x.shape[0]
-    n_boot, chunks = index_chunks(indices, n, chunk_size or min(2000, chunk_rows(n + 2 * q * n_tests)))
+    if chunk_size is None:
+        chunk_size = min(2000, chunk_rows(n + 2 * q * n_tests))
+    n_boot, chunks = index_chunks(indices, n, chunk_size)
     xz, yz = zscore_rows(x), zscore_rows(y[None])[0]
     zz = (z[:, :, None] * z[:, None, :]).reshape(n, q * q)  # [n, q*q]
     zx = (z[:, :, None] * xz.T[:, None, :]).reshape(n, q * n_tests)  # [n, q*T]

@@ -126,7 +126,7 @@ def permutation_chunks(n: int, n_permutations: int = 10000, seed: int = 42,
     """
     n = check_positive_int("n", n)
     n_permutations = check_positive_int("n_permutations", n_permutations)
-    chunk_size = check_positive_int("chunk_size", chunk_size or chunk_rows(n))
+    chunk_size = check_positive_int("chunk_size", chunk_rows(n) if chunk_size is None else chunk_size)
     rng = np.random.default_rng(np.random.SeedSequence(check_seed(seed), spawn_key=(_PERMUTATION_STREAM,)))
     arange = np.arange(n, dtype=np.int64)
     for start in range(0, n_permutations, chunk_size):
@@ -226,7 +226,7 @@ def max_stat_permutation(metric_values, preference, n_permutations: int = 10000,
         raise ValueError(f"alpha must be in (0, 1); got {alpha}")
     n_permutations = check_positive_int("n_permutations", n_permutations)
     seed = check_seed(seed)
-    chunk_size = check_positive_int("chunk_size", chunk_size or min(1000, chunk_rows(n)))
+    chunk_size = check_positive_int("chunk_size", min(1000, chunk_rows(n)) if chunk_size is None else chunk_size)
     ok = np.array([note == "" for note in row_notes(x)])
     r = np.full(x.shape[0], np.nan)
     p_perm = np.full(x.shape[0], np.nan)
