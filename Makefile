@@ -14,8 +14,12 @@ REFERENCE ?= $(or $(UA_REFERENCE_RESULTS),published)
 PARAMS    ?=
 # A sweep folder (ua-book sweep) for the cross-run chapter; the chapter says how to make one where there is none.
 SWEEP_ROOT ?=
+# book-full's sweep: the embedded model across pooling, dtype, orientation and dataset (offline, CPU).
+FULL_SWEEP ?= examples/sweep-embedded.yaml
+FULL_SWEEP_ROOT ?= runs/$(basename $(notdir $(FULL_SWEEP)))
+BOOK_OUTPUT ?= _build/html
 
-.PHONY: setup test test-fast run book book-only run-ua230 refresh-notebooks publish benchmark clean
+.PHONY: setup test test-fast run book book-only book-full sweep run-ua230 refresh-notebooks publish benchmark clean
 
 setup: $(BIN)/.installed
 
@@ -44,15 +48,28 @@ run: setup
 run-ua230: setup
 	-$(BIN)/ua-book run --run-dir $(UA230_RUN_DIR) -p dataset ua-230 $(PARAMS)
 
+# The book from RUN_DIR, with the ua-230 run where it is complete; $(1): a sweep root for the cross-run chapter.
+build_book = $(BIN)/ua-book build --run-dir $(RUN_DIR) --reference $(REFERENCE) --output $(BOOK_OUTPUT) \
+	  $(if $(shell $(BIN)/ua-book is-complete $(UA230_RUN_DIR) 2>/dev/null && echo y),--replication-run-dir $(UA230_RUN_DIR)) \
+	  $(if $(1),--sweep-root $(1))
+
 # The main job: the default run, then the HTML book in _build/html.
 book: run run-ua230
-	$(BIN)/ua-book build --run-dir $(RUN_DIR) --reference $(REFERENCE) \
-	  $(if $(shell $(BIN)/ua-book is-complete $(UA230_RUN_DIR) 2>/dev/null && echo y),--replication-run-dir $(UA230_RUN_DIR)) \
-	  $(if $(SWEEP_ROOT),--sweep-root $(SWEEP_ROOT))
+	$(call build_book,$(SWEEP_ROOT))
+
+# The sweep FULL_SWEEP into FULL_SWEEP_ROOT (complete entries are skipped; ua-230's entry only where it can be had).
+sweep: setup
+	$(BIN)/ua-book sweep $(FULL_SWEEP) --root $(FULL_SWEEP_ROOT)
+
+# Everything: the default run, the ua-230 run where available, the sweep, then the book with its cross-run chapter
+# built from the sweep's runs. A fresh cache: UA_CACHE_DIR=$$(mktemp -d) make book-full
+book-full: run run-ua230 sweep
+	$(call build_book,$(FULL_SWEEP_ROOT))
 
 # Build the book from an existing run directory, e.g. make book-only RUN_DIR=runs/pythia-6.9b
 book-only: setup
-	$(BIN)/ua-book build --run-dir $(RUN_DIR) --reference $(REFERENCE) $(if $(SWEEP_ROOT),--sweep-root $(SWEEP_ROOT))
+	$(BIN)/ua-book build --run-dir $(RUN_DIR) --reference $(REFERENCE) --output $(BOOK_OUTPUT) \
+	  $(if $(SWEEP_ROOT),--sweep-root $(SWEEP_ROOT))
 
 # Re-execute the notebooks in notebooks/ in place, so that their stored outputs (what nbval compares) are current.
 # A relative UA_CACHE_DIR is taken from here, not from notebooks/ where the kernels run.

@@ -52,13 +52,15 @@ def sweep_run_dirs(root: str | os.PathLike) -> list[Path]:
     """The run directories of a sweep root, in the sweep file's order.
 
     Reads ``<root>/sweep.json`` (written by ``ua-book sweep``) where present; otherwise every sub-directory that
-    holds a ``manifest.json``, by name. Incomplete runs are included here and left out by the functions below.
+    holds a ``manifest.json``, by name. Incomplete runs are included here and left out by the functions below;
+    entries the sweep recorded as ``unavailable`` (a requirement unmet, never run) are not listed.
     """
     root = Path(root).expanduser()
     index = root / "sweep.json"
     if index.is_file():
         state = json.loads(index.read_text(encoding="utf-8"))
-        return [root / entry.get("run_dir", entry["name"]) for entry in state.get("entries", [])]
+        return [root / entry.get("run_dir", entry["name"]) for entry in state.get("entries", [])
+                if entry.get("status") != "unavailable"]
     if not root.is_dir():
         raise CrossRunError(f"{root} is not a directory")
     return sorted(p for p in root.iterdir() if (p / "manifest.json").is_file())

@@ -7,11 +7,12 @@ A sweep file (YAML) lists the runs::
     entries:
       - {name: tiny-a, model: /path/to/tiny-a}
       - {name: pythia-70m-step1000, model: EleutherAI/pythia-70m, revision: step1000, gpus: 1}
+      - {name: paper-data, dataset: ua-230, requires: [ua-230]}   # run only where ua-230 can be had
 
 ``ua-book sweep SWEEP.yaml [--engine local|ray] [--address ADDR] [--root DIR]`` then
 
 1. **validates the whole file** before anything runs: the top-level keys (``root``, ``defaults``,
-   ``entries``), each entry's keys (``name``, ``gpus``, ``cpus`` and the run parameters of
+   ``entries``), each entry's keys (``name``, ``gpus``, ``cpus``, ``requires`` and the run parameters of
    :class:`ua_helpers.config.RunConfig` except ``run_dir``), unique names that are safe directory names, and each
    entry's parameters (``defaults`` overlaid with the entry) through :meth:`RunConfig.from_mapping`. Every problem
    is reported at once, each naming its entry (:class:`SweepError`, exit code 2).
@@ -20,11 +21,17 @@ A sweep file (YAML) lists the runs::
    extraction. An entry whose run directory already holds a complete run (:func:`ua_helpers.rundir.is_complete`)
    of the same parameters and the same model weights is
    **skipped**: re-running a sweep repeats no work, and adding an entry to a finished sweep runs only that entry.
-   A failed entry is recorded and the others go on.
+   A failed entry is recorded and the others go on. An entry with ``requires: [NAME, ...]`` (names from
+   :data:`ua_helpers.sweepfile.REQUIREMENTS`; today ``ua-230``, the paper's third-party dataset, available where
+   ``$UA_230_PATH`` names a copy, a copy is cached, or the pinned download works) runs only where every named
+   requirement is met; otherwise it is recorded as **unavailable** with the reason and not run. Each requirement
+   is checked once per sweep, by the process running ``ua-book sweep`` (also for ``--engine ray``). Unavailable
+   is not failed: a sweep whose other entries complete is complete (exit 0), and a later sweep where the
+   requirement is met runs the entry. An entry without ``requires`` whose dataset cannot be had fails as usual.
 3. **writes** ``<root>/sweep.json`` (atomically, after every entry): the sweep's ``status`` (``"running"``, then
-   ``"complete"`` or ``"failed"``) and, per entry, ``status`` (``complete`` / ``skipped`` / ``failed``, with
-   ``error``), ``run_dir`` (relative to the root), model, revision and time. The command exits 1 if any entry
-   failed, else 0.
+   ``"complete"`` or ``"failed"``) and, per entry, ``status`` (``complete`` / ``skipped`` / ``unavailable``,
+   with ``reason``, / ``failed``, with ``error``), ``run_dir`` (relative to the root), model, revision and time.
+   The command exits 1 if any entry failed, else 0.
 
 One sweep runs into a root at a time: the root is claimed as a run directory is (``.ROOT.lock`` beside it, see
 :mod:`ua_helpers.rundir`), and each entry's run directory is claimed by its run. A second sweep into the same
@@ -77,8 +84,8 @@ from typing import Any, Callable, Mapping, Sequence
 
 from . import rundir
 from ._io import atomic_write_json, to_jsonable
-from .sweepfile import (ENTRY_KEYS, PARAMETER_KEYS, PATH_PARAMETERS, SWEEP_KEYS, Sweep,  # noqa: F401 (API)
-                        SweepEntry, SweepError, default_root, load_sweep, parse_sweep)
+from .sweepfile import (ENTRY_KEYS, PARAMETER_KEYS, PATH_PARAMETERS, REQUIREMENTS, SWEEP_KEYS,  # noqa: F401
+                        Sweep, SweepEntry, SweepError, default_root, load_sweep, parse_sweep, unmet_requirement)
 
 SWEEP_FILE = "sweep.json"
 ENGINES = ("local", "ray")
@@ -251,11 +258,12 @@ def _run_claimed(sweep: Sweep, root_path: Path, engine: str, ray, address: str |
 
     def write() -> None:
         state["counts"] = {s: sum(r["status"] == s for r in state["entries"])
-                           for s in ("complete", "skipped", "failed", "pending", "running") if
+                           for s in ("complete", "skipped", "unavailable", "failed", "pending", "running") if
                            any(r["status"] == s for r in state["entries"])}
         atomic_write_json(root_path / SWEEP_FILE, state)
 
     to_run = []
+    unmet: dict[str, str | None] = {}  # each requirement checked once per sweep
     for entry in sweep.entries:
         reason = rerun_reason(entry, root_path / entry.name)
         if reason is None:
@@ -263,6 +271,15 @@ def _run_claimed(sweep: Sweep, root_path: Path, engine: str, ray, address: str |
             records[entry.name].update(status="skipped", reason="complete run with the same parameters",
                                        run_finished=finished)
             log(f"[sweep] {entry.name}: skipped (complete run with the same parameters)")
+            continue
+        for name in entry.requires:
+            if name not in unmet:
+                unmet[name] = unmet_requirement(name)
+        missing = [name for name in entry.requires if unmet[name] is not None]
+        if missing:
+            note = "; ".join(f"requires {name}: {unmet[name]}" for name in missing)
+            records[entry.name].update(status="unavailable", reason=note)
+            log(f"[sweep] {entry.name}: unavailable here, not run ({note.splitlines()[0]})")
         else:
             to_run.append(entry)
             log(f"[sweep] {entry.name}: to run ({reason})")
@@ -330,13 +347,13 @@ def _run_on_ray(ray, entries: Sequence[SweepEntry], root: Path, address: str | N
 
 
 def format_summary(state: Mapping[str, Any]) -> str:
-    """One line per entry: name, status, time, and the first line of its error."""
+    """One line per entry: name, status, time, and the first line of its error (or why it is unavailable)."""
     width = max([len(r["name"]) for r in state["entries"]] + [4])
-    lines = [f"{'name':<{width}}  {'status':<8}  {'time':>8}  error"]
+    lines = [f"{'name':<{width}}  {'status':<11}  {'time':>8}  note"]
     for r in state["entries"]:
         elapsed = f"{r['elapsed_s']:.1f} s" if r.get("elapsed_s") is not None else ""
-        error = (r.get("error") or "").splitlines()[0] if r.get("error") else ""
-        lines.append(f"{r['name']:<{width}}  {r['status']:<8}  {elapsed:>8}  {error}")
+        note = r.get("error") or (r.get("reason") if r["status"] == "unavailable" else None) or ""
+        lines.append(f"{r['name']:<{width}}  {r['status']:<11}  {elapsed:>8}  {note.splitlines()[0] if note else ''}")
     return "\n".join(lines)
 
 

@@ -1,4 +1,11 @@
-"""Sweep files: read and validate the YAML that lists a sweep's runs (see :mod:`ua_helpers.sweep` for the format)."""
+"""Sweep files: read and validate the YAML that lists a sweep's runs (see :mod:`ua_helpers.sweep` for the format).
+
+An entry may declare what it needs beyond the package itself with ``requires``: a list of names from
+:data:`REQUIREMENTS` (today ``ua-230``, the paper's third-party dataset). The sweep checks each named requirement
+once, where the sweep command runs, and records an entry whose requirement is unmet as ``unavailable`` with the
+reason, instead of running it; everything else about the entry (its parameters, its name) is validated as usual,
+and an entry without ``requires`` that cannot get its dataset still fails.
+"""
 from __future__ import annotations
 
 import math
@@ -6,7 +13,7 @@ import os
 import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from .config import ParameterError, RunConfig
 from .rundir import PATH_PARAMETERS
@@ -14,7 +21,7 @@ from .rundir import PATH_PARAMETERS
 #: Top-level keys of a sweep file.
 SWEEP_KEYS = ("root", "defaults", "entries")
 #: Keys of an entry besides the run parameters (``gpus`` and ``cpus`` are also allowed in ``defaults``).
-ENTRY_KEYS = ("name", "gpus", "cpus")
+ENTRY_KEYS = ("name", "gpus", "cpus", "requires")
 #: Run parameters an entry may set: every RunConfig field but ``run_dir``, which the sweep sets to root/name.
 PARAMETER_KEYS = tuple(f.name for f in fields(RunConfig) if f.name != "run_dir")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
@@ -22,6 +29,41 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 
 class SweepError(ParameterError):
     """A sweep file that cannot be run: the message lists every problem, each naming its entry."""
+
+
+def _ua230_unavailable() -> str | None:
+    """Why ua-230 cannot be read here (``$UA_230_PATH``, the cache, then the pinned download), or None."""
+    from . import data
+
+    try:
+        data.load_pairs("ua-230")
+    except data.DatasetError as exc:
+        return str(exc)
+    return None
+
+
+#: What an entry may list under ``requires``: name -> (what it means, a check returning why it is unmet or None).
+REQUIREMENTS: dict[str, tuple[str, Callable[[], str | None]]] = {
+    "ua-230": ("the paper's dataset: $UA_230_PATH, a cached copy, or the pinned download", _ua230_unavailable),
+}
+
+
+def unmet_requirement(name: str) -> str | None:
+    """Check one requirement of :data:`REQUIREMENTS` here and now.
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`REQUIREMENTS`.
+
+    Returns
+    -------
+    str or None
+        Why the requirement is unmet (the check's message), or None when it is met.
+    """
+    if name not in REQUIREMENTS:
+        raise ValueError(f"unknown requirement {name!r}; known: {', '.join(REQUIREMENTS)}")
+    return REQUIREMENTS[name][1]()
 
 
 @dataclass(frozen=True)
@@ -38,12 +80,15 @@ class SweepEntry:
         GPUs the entry's Ray task reserves (0: it runs on CPU). Ignored by the local engine.
     cpus : float, default=1
         CPUs the entry's Ray task reserves. Ignored by the local engine.
+    requires : tuple of str, default=()
+        Names from :data:`REQUIREMENTS`; where one is unmet the sweep records the entry as ``unavailable``.
     """
 
     name: str
     params: dict[str, Any] = field(default_factory=dict)
     gpus: float = 0
     cpus: float = 1
+    requires: tuple[str, ...] = ()
 
     @property
     def model(self) -> str:
@@ -91,6 +136,21 @@ def _check_resources(where: str, mapping: Mapping[str, Any], errors: list[str]) 
     return out
 
 
+def _check_requires(where: str, mapping: Mapping[str, Any], errors: list[str]) -> tuple[str, ...]:
+    if "requires" not in mapping:
+        return ()
+    value = mapping["requires"]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        errors.append(f"{where}: requires must be a list of names ({', '.join(REQUIREMENTS)}); got {value!r}")
+        return ()
+    unknown = [v for v in value if v not in REQUIREMENTS]
+    if unknown:
+        errors.append(f"{where}: unknown requirement(s) {', '.join(unknown)}; known: "
+                      + "; ".join(f"{k} ({text})" for k, (text, _) in REQUIREMENTS.items()))
+        return ()
+    return tuple(dict.fromkeys(value))
+
+
 def parse_sweep(obj: Any, source: str = "<sweep>") -> Sweep:
     """Validate a parsed sweep file and return its entries.
 
@@ -98,7 +158,8 @@ def parse_sweep(obj: Any, source: str = "<sweep>") -> Sweep:
     ----------
     obj : mapping
         The file's content: ``entries`` (required, a non-empty list of mappings), ``defaults`` and ``root``
-        (optional).
+        (optional). An entry holds ``name``, run parameters, ``gpus`` / ``cpus`` and optionally ``requires``
+        (a list of :data:`REQUIREMENTS` names; only in entries, not in ``defaults``).
     source : str, default="<sweep>"
         Named in error messages.
 
@@ -159,6 +220,7 @@ def parse_sweep(obj: Any, source: str = "<sweep>") -> Sweep:
         if bad:
             errors.append(_unknown_message(where, bad, sorted(set(PARAMETER_KEYS) | set(ENTRY_KEYS))))
         resources = {**default_resources, **_check_resources(where, raw, errors)}
+        requires = _check_requires(where, raw, errors)
         merged = {**default_params, **{k: v for k, v in raw.items() if k in PARAMETER_KEYS}}
         merged = {k: (_absolute_if_local(v) if k in PATH_PARAMETERS else v) for k, v in merged.items()}
         try:
@@ -169,7 +231,7 @@ def parse_sweep(obj: Any, source: str = "<sweep>") -> Sweep:
         if name is not None and not bad:
             params = cfg.to_parameters()
             params.pop("run_dir")
-            entries.append(SweepEntry(name=name, params=params, **resources))
+            entries.append(SweepEntry(name=name, params=params, requires=requires, **resources))
     if errors:
         raise SweepError(f"{source}: invalid sweep file:\n  - " + "\n  - ".join(errors))
     return Sweep(entries=tuple(entries), root=root, source=source)

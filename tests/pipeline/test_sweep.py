@@ -162,6 +162,90 @@ def test_missing_ray_says_how_to_install(tmp_path, monkeypatch, capsys):
     assert "needs Ray" in err and 'pip install "ua-helpers[sweep]"' in err
 
 
+# --------------------------------------------------------------------------- requires: entries that may be unavailable
+NEEDS_UA230 = {"name": "paper-data", "model": "m", "dataset": "ua-230", "requires": ["ua-230"]}
+
+
+@pytest.mark.parametrize("doc, expected", [
+    ({"entries": [{**NEEDS_UA230, "requires": "ua-230"}]}, "entry #1 ('paper-data'): requires must be a list"),
+    ({"entries": [{**NEEDS_UA230, "requires": ["ua-230", "gpu"]}]},
+     "entry #1 ('paper-data'): unknown requirement(s) gpu; known: ua-230"),
+    ({"defaults": {"requires": ["ua-230"]}, "entries": [GOOD]}, "defaults: unknown key(s) requires"),
+])
+def test_invalid_requires_names_the_entry(doc, expected):
+    with pytest.raises(sweep.SweepError) as info:
+        sweep.parse_sweep(doc)
+    assert expected in str(info.value)
+
+
+def test_requires_is_parsed_per_entry():
+    parsed = sweep.parse_sweep({"entries": [GOOD, {**NEEDS_UA230, "requires": ["ua-230", "ua-230"]}]})
+    assert [e.requires for e in parsed.entries] == [(), ("ua-230",)]
+
+
+@pytest.fixture
+def fake_runs(monkeypatch):
+    """Replace the run of an entry by a record of the call: these tests are about which entries run."""
+    calls: list[str] = []
+
+    def fake_run_entry(entry, run_dir, log=print, take_over=False):
+        calls.append(entry.name)
+        return {"status": "complete", "error": None, "elapsed_s": 0.0}
+
+    monkeypatch.setattr(sweep, "run_entry", fake_run_entry)
+    return calls
+
+
+def _write_sweep(tmp_path, entries) -> Path:
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump({"entries": entries}))
+    return path
+
+
+def test_unmet_requirement_is_unavailable_not_failed(tmp_path, monkeypatch, fake_runs, capsys):
+    # ua-230 cannot be had: $UA_230_PATH names a missing file (which wins over the cache and the download).
+    monkeypatch.setenv("UA_230_PATH", str(tmp_path / "no-ua-230.json"))
+    root = tmp_path / "root"
+    path = _write_sweep(tmp_path, [GOOD, NEEDS_UA230])
+    assert cli.main(["sweep", str(path), "--root", str(root)]) == 0
+    assert fake_runs == ["a"]
+    state = _state(root)
+    assert state["status"] == "complete" and state["counts"] == {"complete": 1, "unavailable": 1}
+    record = next(e for e in state["entries"] if e["name"] == "paper-data")
+    assert record["status"] == "unavailable" and record["error"] is None
+    assert record["reason"].startswith("requires ua-230: $UA_230_PATH points at ") and "no-ua-230.json" in \
+        record["reason"]
+    assert not (root / "paper-data").exists()
+    out = capsys.readouterr().out
+    assert "paper-data  unavailable" in out and "requires ua-230: $UA_230_PATH points at" in out
+    assert crossrun.sweep_run_dirs(root) == [root / "a"]  # the cross-run chapter does not look for it
+
+
+def test_each_requirement_is_checked_once_and_a_met_one_runs(tmp_path, monkeypatch, fake_runs):
+    checks: list[str] = []
+
+    def available():
+        checks.append("ua-230")
+        return None
+
+    monkeypatch.setitem(sweep.REQUIREMENTS, "ua-230", ("test", available))
+    path = _write_sweep(tmp_path, [NEEDS_UA230, {**NEEDS_UA230, "name": "paper-data-last", "pooling": "last"}])
+    assert cli.main(["sweep", str(path), "--root", str(tmp_path / "root")]) == 0
+    assert fake_runs == ["paper-data", "paper-data-last"] and checks == ["ua-230"]
+    assert _state(tmp_path / "root")["counts"] == {"complete": 2}
+
+
+def test_a_complete_run_is_skipped_before_its_requirement_is_checked(tmp_path, monkeypatch, fake_runs):
+    def unreachable():
+        raise AssertionError("the requirement of a complete entry was checked")
+
+    monkeypatch.setitem(sweep.REQUIREMENTS, "ua-230", ("test", unreachable))
+    monkeypatch.setattr(sweep, "rerun_reason", lambda entry, run_dir: None)  # as if complete with these parameters
+    path = _write_sweep(tmp_path, [NEEDS_UA230])
+    assert cli.main(["sweep", str(path), "--root", str(tmp_path / "root")]) == 0
+    assert fake_runs == [] and _statuses(tmp_path / "root") == {"paper-data": "skipped"}
+
+
 # --------------------------------------------------------------------------- the local sweep
 @pytest.fixture(scope="module")
 def local_sweep(sweep_inputs, tmp_path_factory):
