@@ -416,11 +416,12 @@ from ua_helpers import seedcheck  # noqa: E402
 
 def test_seed_tolerances_follow_precision_and_depth():
     e32, p32 = seedcheck.seed_tolerances("float32", 30, [2.0, 20.0])
-    assert e32 == pytest.approx(seedcheck.EMB_FACTOR * 31 * 2.0**-23)
-    np.testing.assert_allclose(p32, seedcheck.PREF_FACTOR * 31 * 2.0**-23 * np.array([2.0, 20.0]), rtol=1e-12)
+    assert e32 == pytest.approx(seedcheck.EMB_FACTOR * np.sqrt(31) * 2.0**-23, rel=1e-12)
+    np.testing.assert_allclose(p32, seedcheck.PREF_FACTOR * np.sqrt(31) * 2.0**-23 * np.array([2.0, 20.0]),
+                               rtol=1e-12)
     e16, _ = seedcheck.seed_tolerances("float16", 30)
     ebf, _ = seedcheck.seed_tolerances("bfloat16", 30)
-    assert e16 / e32 == 2.0**13 and ebf / e16 == 2.0**3
+    assert e16 / e32 == pytest.approx(2.0**13, rel=1e-12) and ebf / e16 == pytest.approx(2.0**3, rel=1e-12)
     assert seedcheck.seed_tolerances("float32", 4)[0] < e32
     assert seedcheck.seed_tolerances("float32", 30, 0.1)[1] == seedcheck.seed_tolerances("float32", 30, 1.0)[1]
     with pytest.raises(ValueError, match="dtype must be one of"):
