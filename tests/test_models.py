@@ -468,3 +468,19 @@ def test_relative_cache_dir_is_made_absolute_once(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path / "work" / "notebooks")  # where notebook kernels run
     assert _io.cache_dir("models") == first
     assert not (tmp_path / "work" / "notebooks" / "rel-cache").exists()
+
+
+def test_a_dead_builds_temporary_is_cleaned_even_when_the_target_is_good(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    target, _ = _cache.materialize_dir(tmp_path / "m", _stub_build())
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True)
+    leftover = tmp_path / ".tmp-m-killed"
+    leftover.mkdir()
+    (leftover / ".owner.json").write_text(json.dumps({"host": __import__("socket").gethostname(),
+                                                      "pid": int(dead.stdout)}))
+    _cache.materialize_dir(target, _stub_build())
+    assert not leftover.exists()

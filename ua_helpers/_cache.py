@@ -223,13 +223,14 @@ def materialize_dir(target: str | os.PathLike, build: Callable[[Path], dict[str,
         The verified directory and its completion record (``record["files"]`` holds each file's SHA-256).
     """
     target = Path(target)
+    if target.parent.is_dir():
+        clean_stale(target.parent)  # also when the target is good: a killed build may have lost a race
     try:
         return target, verify_dir(target)
     except FileNotFoundError:
         pass
     except CacheMismatch as exc:
         warnings.warn(f"rebuilding the {what}: {exc}", stacklevel=2)
-    clean_stale(target.parent)
     tmp = _new_temporary(target)
     try:
         extra = build(tmp)
