@@ -10,6 +10,7 @@ import shlex
 from importlib import resources
 from typing import Callable
 
+from .. import crossrun
 from ..config import RunConfig
 from ._md import headline, md_code, md_table, md_text
 from .compare import comparison_page, replication_page
@@ -130,16 +131,17 @@ def data_card_page(ctx: BookContext) -> str:
 
 
 def crossrun_page(ctx: BookContext) -> str:
-    """Across models and checkpoints: from a sweep's run directories, or how to make one."""
+    """Across runs: which findings hold across models, checkpoints and design choices, from a sweep's runs."""
     if ctx.sweep_root is None:
+        commands = ("ua-book sweep examples/sweep-embedded.yaml --root runs/sweep-embedded\n"
+                    f"ua-book build --run-dir {shlex.quote(str(ctx.run.path))} --sweep-root runs/sweep-embedded")
         return ("# Across models and checkpoints\n\n"
                 ":::{admonition} No sweep was given to this build\n:class: note\n\n"
-                "This chapter compares runs of several models or training checkpoints (r against relative depth, "
-                "one line per run, and where the sign flips). Make a sweep and pass its folder:\n\n"
-                "```bash\nua-book sweep examples/sweep-pythia.yaml --root runs/sweep-pythia\n"
-                f"ua-book build --run-dir {ctx.run.path} --sweep-root runs/sweep-pythia\n```\n:::\n")
-    from .. import crossrun
-
+                "This chapter follows the findings across several runs: which keep their sign and evidence level "
+                "when the pooling, the dtype, the dataset or the orientation changes, and which depend on the "
+                "choice; and r against relative depth, one line per run. The embedded model's sweep runs offline "
+                "(`examples/sweep-pythia.yaml` is the same across Pythia sizes and checkpoints, on a GPU):\n\n"
+                + _code_block(commands) + ":::\n")
     page = crossrun.write_crossrun_page(crossrun.sweep_run_dirs(ctx.sweep_root), ctx.book_dir)
     return page.read_text(encoding="utf-8")
 
