@@ -176,7 +176,7 @@ def test_comparison_separates_model_from_dataset_with_a_ua230_run(tmp_path):
                                                  reference=book.load_reference("published")))
     model_only = results.compare_results(on_ua.results, ref)
     dataset_only = results.compare_results(main.results, on_ua.results)
-    assert f"| model only | {len(model_only)} | {int(model_only['same_sign'].sum())} of" in page
+    assert f"| model (with its dtype and weights), not dataset | {len(model_only)} | {int(model_only['same_sign'].sum())} of" in page
     assert f"| dataset only | {len(dataset_only)} | {int(dataset_only['same_sign'].sum())} of" in page
 
 

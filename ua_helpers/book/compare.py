@@ -134,14 +134,16 @@ def _separation_section(ctx: BookContext, ref: dict[str, Any]) -> list[str]:
     data_diff = results.compare_results(other.results, on_ua.results)
     rows = []
     for label, what, t in (
-            (f"{md_code(on_ua.model.get('name'))} on `ua-230` vs Pythia-6.9B on `ua-230`", "model only", model_diff),
+            (f"{md_code(on_ua.model.get('name'))} on `ua-230` vs Pythia-6.9B on `ua-230`",
+             "model (with its dtype and weights), not dataset", model_diff),
             (f"{md_code(other.model.get('name'))} on {md_code(other.dataset_name)} vs the same model on `ua-230`",
              "dataset only", data_diff)):
         both = int((t["same_sign"] & t["both_exclude_zero"]).sum())
         rows.append([label, what, len(t), f"{int(t['same_sign'].sum())} of {len(t)}", f"{both} of {len(t)}"])
     return ["## Model or dataset?\n",
             "This build has the same model on ua-230 as well, so the difference from the published numbers splits "
-            "in two: the same dataset with another model, and the same model with another dataset. Where signs "
+            "in two: the same dataset with another model (which also brings its own dtype and weights), and the "
+            "same model with another dataset. Where signs "
             "agree in the dataset row but not in the model row, the model is what changes the answer, and the "
             "other way round.\n",
             md_table(["comparison", "what differs", "matched tests", "same sign of r",
