@@ -84,6 +84,11 @@ class RunConfig:
                     "to run anyway; the run records that it was asked for")
 
     @classmethod
+    def parameter_names(cls) -> tuple[str, ...]:
+        """Return the parameter names, in field order (those of every notebook's ``parameters`` cell)."""
+        return tuple(f.name for f in fields(cls))
+
+    @classmethod
     def from_mapping(cls, params: Mapping[str, Any]) -> "RunConfig":
         """Validate parameters (unknown names, types, ranges) and return a RunConfig."""
         known = {f.name for f in fields(cls)}
@@ -188,9 +193,42 @@ _COERCE: dict[str, Callable[[str, Any], Any]] = {
     "n_binnings": lambda n, v: _as_int(n, v, 1), "allow_low_precision": _as_bool, "run_dir": _as_str,
     "reference_results": _as_opt_str, "repo_url": _as_opt_str,
 }
+#: The comment beside each parameter in the notebooks' ``parameters`` cell (see :func:`parameters_cell`).
+PARAMETER_HELP: dict[str, str] = {
+    "model": 'hub id, local directory, .gguf file, or the embedded "smollm2-135m"',
+    "revision": 'hub revision, e.g. Pythia\'s "step143000"',
+    "dtype": "auto: float16 on CUDA (as the paper), float32 on CPU",
+    "device": "auto, cpu, cuda, cuda:N or mps",
+    "dataset": '"replication-230" (bundled), "ua-230" (the paper\'s pairs), a path or a URL',
+    "layers": '"paper" (0, 4, 8, ... and the last block), "all", or a list such as [0, 8, 16]',
+    "pooling": '"mean" over tokens 1..T-1 (the seed), or "last"',
+    "batch_size": "statements per forward pass (at most; batches also respect a memory budget)",
+    "n_bootstrap": "bootstrap resamples (1,000 to 1,000,000)",
+    "n_permutations": "permutations of the preference (1,000 to 1,000,000)",
+    "ci_level": "confidence level of every interval",
+    "seed": "seeds every resample, permutation and random binning",
+    "knn_k": "kNN neighbours (the point itself included; at most n_pairs - 1)",
+    "orientation": '"as-given", or "by-role": side A holds the same framing within a category',
+    "n_bins": "random bins of the seeded binning (Option A)",
+    "n_binnings": "random binnings per bin count (Option A's distribution of r)",
+    "allow_low_precision": "accept fewer than 1,000 resamples or permutations",
+    "run_dir": "results, figures and executed notebooks go here",
+    "reference_results": "a results file in the seed's schema to compare with (path or URL)",
+    "repo_url": "git URL to install ua_helpers from where it is missing (Colab)",
+}
 _FIELDS = {f.name for f in fields(RunConfig)}
-if set(_COERCE) != _FIELDS:  # pragma: no cover - a developer error, caught at import
-    raise ImportError(f"config._COERCE and RunConfig disagree on {sorted(set(_COERCE) ^ _FIELDS)}")
+for _table in (_COERCE, PARAMETER_HELP):
+    if set(_table) != _FIELDS:  # pragma: no cover - a developer error, caught at import
+        raise ImportError(f"config tables and RunConfig disagree on {sorted(set(_table) ^ _FIELDS)}")
+
+
+def parameters_cell() -> str:
+    """Return the source of the ``parameters`` cell all six notebooks carry: every field, its default and help."""
+    lines = ["# Parameters (papermill / `ua-book run -p NAME VALUE` override these)"]
+    for name, default in RunConfig().to_parameters().items():
+        value = json.dumps(default) if isinstance(default, str) else repr(default)
+        lines.append(f"{f'{name} = {value}':<30}  # {PARAMETER_HELP[name]}")
+    return "\n".join(lines)
 
 
 def _coerce(name: str, value: Any) -> Any:
@@ -251,7 +289,7 @@ def preflight(cfg: RunConfig) -> dict[str, Any]:
     from . import data, extraction, models
 
     try:
-        pairs = data.load_pairs(cfg.dataset)
+        pairs = data.load_pairs(cfg.dataset, orientation=cfg.orientation)
     except data.DatasetError as exc:
         raise ParameterError(f"dataset: {exc}") from None
     if pairs.n_pairs < MIN_RUN_PAIRS:

@@ -127,3 +127,48 @@ def read_token_lengths(table) -> str:
     return (f"Side {side} statements are longer by {abs(overall):.2f} tokens on average "
             f"(A: {table.loc['all', 'tokens_a']:.2f}, B: {table.loc['all', 'tokens_b']:.2f}); the widest gap is in "
             f"{widest} ({cats.loc[widest, 'difference']:+.2f} tokens, B − A).")
+
+
+def read_centroids(per_layer) -> str:
+    """One sentence that reads a centroid-geometry table (``robustness.redundancy(...).per_layer``)."""
+    cos = per_layer["cos_centroids"].to_numpy(dtype=float)
+    ratio = per_layer["distance_ratio"].to_numpy(dtype=float)
+    text = (f"cos(μ_A, μ_B) lies between {np.nanmin(cos):.3f} and {np.nanmax(cos):.3f} across layers, and the "
+            f"centroids lie {np.nanmin(ratio):.2f}–{np.nanmax(ratio):.2f} statement spreads apart.")
+    if np.nanmin(cos) >= 0.99:
+        text += (" The two side centroids nearly coincide at every layer, so centroid_asymmetry and cross_centroid "
+                 "measure almost the same thing here and count as one finding.")
+    return text
+
+
+def massive_table(diagnostics, pairs: PairSet):
+    """The statements whose pooled norm exceeds the threshold at some layer, with their text.
+
+    Parameters
+    ----------
+    diagnostics : robustness.NormDiagnostics
+    pairs : PairSet
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per statement: pair, side, category, layers, max_ratio (norm / the layer's median), text.
+    """
+    table = diagnostics.statements()
+    return table.assign(
+        category=[pairs.category[int(p)] for p in table["pair"]],
+        text=[(pairs.stmt_a if s == "A" else pairs.stmt_b)[int(p)] for p, s in zip(table["pair"], table["side"])],
+    )[["pair", "side", "category", "layers", "max_ratio", "text"]].round({"max_ratio": 1})
+
+
+def read_norms(diagnostics) -> str:
+    """One sentence that reads :func:`massive_table`: how many statements, where, how extreme."""
+    table = diagnostics.statements()
+    if table.empty:
+        return (f"No statement's pooled norm exceeds {diagnostics.threshold:g}× its layer's median: no handful of "
+                "points can dominate the distances.")
+    layers = sorted({int(l) for ls in table["layers"] for l in ls})
+    return (f"{len(table)} statement(s) have pooled norms above {diagnostics.threshold:g}× their layer's median "
+            f"(up to {table['max_ratio'].max():.0f}×, at layers {', '.join(map(str, layers))}); correlations of "
+            "the distance-based metrics (margin, kNN density) at those layers can be driven by these few points, "
+            "which notebook 4 checks by leaving them out.")

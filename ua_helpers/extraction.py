@@ -148,6 +148,37 @@ def cache_key(fingerprint: str, dtype: str, dataset_sha256: str, layers, pooling
                         "dataset": dataset_sha256, "layers": spec, "pooling": pooling})[:32]
 
 
+def cache_key_for(model: str, pairs: PairSet, *, revision: str | None = None, dtype: str = "auto",
+                  device: str = "auto", layers="paper", pooling: str = "mean") -> str:
+    """Return the key :func:`extract` would use for these arguments, without loading the model.
+
+    The model part is :func:`~ua_helpers.models.model_fingerprint` (what ``load_model`` records as the
+    LoadedModel's fingerprint) and the dtype is resolved as ``load_model`` resolves it.
+    """
+    from .models import model_fingerprint, resolve_dtype
+
+    spec = layers if isinstance(layers, str) else sorted({int(x) for x in layers})
+    return cache_key(model_fingerprint(model, revision), resolve_dtype(dtype, device), pairs.identity, spec,
+                     pooling)
+
+
+def check_preference(ext: Extraction, pairs: PairSet) -> None:
+    """Raise ValueError unless the preference NLL(B) - NLL(A) is finite and varies across pairs.
+
+    A constant preference has no correlation with anything; it is only knowable after extraction, so the
+    extraction notebook checks it rather than letting the statistics fail later.
+    """
+    pref = np.asarray(ext.preference, dtype=np.float64)
+    bad = np.flatnonzero(~np.isfinite(pref))
+    if bad.size:
+        i = int(bad[0])
+        raise ValueError(f"the preference of {bad.size} pair(s) is not finite, e.g. pair {i} "
+                         f"(category {pairs.category[i]!r}): NLL(A) = {ext.nll_a[i]}, NLL(B) = {ext.nll_b[i]}")
+    if np.ptp(pref) == 0:
+        raise ValueError(f"the preference NLL(B) - NLL(A) is {pref[0]!r} for all {pref.size} pairs: a constant "
+                         "cannot be correlated with anything (are the A and B statements identical?)")
+
+
 def _cache_path(key: str, cache: bool | str | Path) -> Path | None:
     if cache is False or cache is None:
         return None

@@ -157,3 +157,62 @@ def published_scaling_table():
              "p_value": _num(e["p_value"])}
             for name, m in data["models"].items() for layer, e in m["layer_results"].items()]
     return pd.DataFrame(rows)
+
+
+def levels_text(results: Mapping[str, Any], decimals: int = 2) -> str:
+    """Return the category-level and random-bin r per layer as fixed-width text (what regression tests compare).
+
+    Parameters
+    ----------
+    results : mapping
+        A dict with ``category_level`` and ``option_a_bins`` blocks (``levels.analyse_levels``' output or a
+        results.json dict).
+    """
+    table = levels_table(results)
+    lines = [f"{'level':<9} {'layer':>5}  {'n':>3}  {'r':>6}  {'CI':<16} CI excludes 0"]
+    for row in table.itertuples():
+        ci = "undefined" if not np.isfinite(row.ci_lower) else \
+            f"[{row.ci_lower:+.{decimals}f}, {row.ci_upper:+.{decimals}f}]"
+        r = "   n/a" if not np.isfinite(row.r) else f"{row.r:+.{decimals}f}"
+        lines.append(f"{row.level:<9} {row.layer:>5}  {row.n!s:>3}  {r}  {ci:<16} "
+                     f"{'no' if row.includes_zero else 'yes'}")
+    return "\n".join(lines)
+
+
+def read_levels(results: Mapping[str, Any]) -> str:
+    """Return sentences reading the two group levels: where their CIs exclude 0, and how wide they are."""
+    table = levels_table(results)
+    parts = []
+    for level, label in (("category", "category level"), ("bins", "random-bin level (Option A)")):
+        rows = table[table["level"] == level]
+        if rows.empty:
+            continue
+        defined = rows[np.isfinite(rows["r"].to_numpy(dtype=float))]
+        if defined.empty:
+            parts.append(f"At the {label} r is undefined at every layer ({rows['note'].iloc[0]}).")
+            continue
+        n = defined["n"].iloc[0]
+        excl = defined[~defined["includes_zero"]]
+        width = float(np.nanmedian(defined["ci_upper"] - defined["ci_lower"]))
+        where = ("at no layer" if excl.empty else
+                 "at layer" + ("s " if len(excl) > 1 else " ") + ", ".join(str(int(v)) for v in excl["layer"]))
+        parts.append(f"At the {label} (n = {n}), r ranges from {defined['r'].min():+.2f} to "
+                     f"{defined['r'].max():+.2f} and its CI excludes 0 (uncorrected) {where}; the median CI is "
+                     f"{width:.2f} wide.")
+    if not parts:
+        return "This run has no group levels (category_level, option_a_bins): it predates them."
+    return " ".join(parts) + (" With so few groups, a CI that excludes 0 at one layer is weak evidence: the "
+                              "groups are few and the layers are not independent tests.")
+
+
+def strongest_pair_metric(results: Mapping[str, Any]) -> str:
+    """Return the pair-level metric with the largest |r| at any layer: the one a three-levels figure shows."""
+    best, best_r = None, -1.0
+    for tests in results["results"].values():
+        for metric, t in tests.items():
+            r = _num(t.get("r"))
+            if np.isfinite(r) and abs(r) > best_r:
+                best, best_r = metric, abs(r)
+    if best is None:
+        raise ValueError("no pair-level test has a defined r")
+    return best

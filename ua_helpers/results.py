@@ -330,3 +330,21 @@ def compare_results(ours: dict[str, Any], reference: dict[str, Any]):
     import pandas as pd
 
     return pd.DataFrame(rows)
+
+
+def read_comparison(comparison) -> str:
+    """One sentence that reads :func:`compare_results`: sign agreement and shared CI verdicts, by metric."""
+    if comparison is None or len(comparison) == 0:
+        return "No test of this run could be matched with the reference."
+    same = int(comparison["same_sign"].sum())
+    both = int(comparison["both_exclude_zero"].sum())
+    per_metric = comparison.groupby("metric", sort=False)["same_sign"].mean()
+    agree = [m for m, share in per_metric.items() if share == 1.0]
+    oppose = [m for m, share in per_metric.items() if share == 0.0]
+    text = (f"Matched by relative depth, {same} of {len(comparison)} tests have the same sign as the reference, "
+            f"and {both} have a CI that excludes 0 (uncorrected) in both.")
+    if agree:
+        text += f" The sign agrees at every matched layer for {', '.join(agree)}."
+    if oppose:
+        text += f" It is opposite at every matched layer for {', '.join(oppose)}."
+    return text
