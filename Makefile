@@ -19,7 +19,7 @@ FULL_SWEEP ?= examples/sweep-embedded.yaml
 FULL_SWEEP_ROOT ?= runs/$(basename $(notdir $(FULL_SWEEP)))
 BOOK_OUTPUT ?= _build/html
 
-.PHONY: setup test test-fast run book book-only book-full sweep run-ua230 refresh-notebooks publish benchmark clean
+.PHONY: sync-parameters setup test test-fast run book book-only book-full sweep run-ua230 refresh-notebooks publish benchmark clean
 
 setup: $(BIN)/.installed
 
@@ -73,6 +73,10 @@ book-only: setup
 
 # Re-execute the notebooks in notebooks/ in place, so that their stored outputs (what nbval compares) are current.
 # A relative UA_CACHE_DIR is taken from here, not from notebooks/ where the kernels run.
+# Rewrite every notebook's parameters cell from RunConfig (after adding or changing a parameter).
+sync-parameters: setup
+	$(BIN)/python -c "import glob; from ua_helpers import pipeline; print(pipeline.sync_parameters_cells(sorted(glob.glob('notebooks/0*.ipynb'))))"
+
 refresh-notebooks: setup
 	cd notebooks && $(if $(UA_CACHE_DIR),UA_CACHE_DIR=$(abspath $(UA_CACHE_DIR))) \
 	  sh -c 'for nb in 0*.ipynb; do ../$(BIN)/papermill --no-progress-bar "$$nb" "$$nb" || exit 1; done'

@@ -101,3 +101,23 @@ def save_figure(fig, cfg: RunConfig, name: str) -> Path:
     path = cfg.run_path / "figures" / f"{name}.png"
     atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=SAVED_DPI, bbox_inches="tight"))
     return path
+
+
+def sync_parameters_cells(paths) -> list[Path]:
+    """Rewrite each notebook's ``parameters`` cell as :func:`~ua_helpers.config.parameters_cell` (``make
+    sync-parameters``); return the notebooks that changed. Outputs and other cells are left as they are."""
+    import nbformat
+
+    from .config import parameters_cell
+
+    changed = []
+    for path in map(Path, paths):
+        nb = nbformat.read(path, as_version=4)
+        cells = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+        if len(cells) != 1:
+            raise ValueError(f"{path} has {len(cells)} cells tagged 'parameters'; expected one")
+        if cells[0].source != parameters_cell():
+            cells[0].source = parameters_cell()
+            atomic_write(path, lambda f: f.write(nbformat.writes(nb).encode("utf-8") + b"\n"))
+            changed.append(path)
+    return changed
