@@ -270,7 +270,7 @@ def _execute_claimed(cfg: RunConfig, effective: dict[str, Any], source: Path, he
     manifest: dict[str, Any] = {"status": "running", "parameters": cfg.to_parameters(), "effective": effective,
                                 "pid": held.holder["pid"], "host": held.holder["host"],
                                 "started": held.holder["started"], "staging": str(staging), "notebooks": [],
-                                "versions": _versions()}
+                                "versions": _versions(), "git_commit": git_commit(source)}
     write_manifest(staging, manifest)
     current = None
     with _signals_raise():
@@ -337,13 +337,23 @@ def _leave_failed(staging: Path, target: Path, manifest: dict[str, Any]) -> str:
 
 
 def _versions() -> dict[str, str]:
-    import platform
+    from .results import environment
 
-    import numpy
-    import torch
-    import transformers
+    return environment()
 
-    from . import __version__
 
-    return {"ua_helpers": __version__, "python": platform.python_version(), "torch": torch.__version__,
-            "transformers": transformers.__version__, "numpy": numpy.__version__}
+def git_commit(path: str | os.PathLike) -> str | None:
+    """Return the commit of the git checkout holding ``path`` (``+dirty`` with uncommitted changes), or None."""
+    import subprocess
+
+    def git(*args: str) -> str | None:
+        try:
+            out = subprocess.run(["git", "-C", str(path), *args], capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return out.stdout.strip() if out.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    if not commit:
+        return None
+    return commit + ("+dirty" if git("status", "--porcelain", "--untracked-files=no") else "")

@@ -16,6 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from .. import rundir
 from . import BookError
 from ._md import _sha_short
 from .context import BookContext, Reference, Run, load_reference, load_run, model_identity
@@ -25,8 +26,8 @@ from .pages import GENERATED_INCLUDES, GENERATED_PAGES
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 #: What of the book's source is staged: configuration, table of contents, prose pages and static files.
 BOOK_SOURCES = ("_config.yml", "_toc.yml", "book")
-#: The run's executed notebooks, in reading order (``RUN_DIR/notebooks/<name>.ipynb``).
-NOTEBOOKS = ("01_setup", "02_extraction", "03_metrics", "04_correlation", "05_visualization", "06_summary")
+#: The run's executed notebooks, in reading order (``RUN_DIR/notebooks/<name>.ipynb``): the run folder's list.
+NOTEBOOKS = rundir.NOTEBOOKS
 BUILD_LOG_TAIL = 60
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import models, published, results
+from .. import models, published, results, rundir
 from .._io import sha256_file
 from . import BookError
 from ._md import md_code, md_text
@@ -47,24 +47,19 @@ class Run:
 def load_run(run_dir: str | os.PathLike) -> Run:
     """Read a run directory made by ``ua-book run``; raise :class:`BookError` unless it is complete.
 
-    A run is complete when ``manifest.json`` says ``"status": "complete"`` and ``results.json`` has the seed's
-    schema.
+    Completeness is :func:`ua_helpers.rundir.completeness` (the one definition every command uses); the
+    results must also have the seed's schema.
     """
     path = Path(run_dir).expanduser()
-    manifest_path = path / "manifest.json"
-    if not manifest_path.is_file():
-        raise BookError(f"{path} is not a run directory (it has no manifest.json). "
+    if not rundir.is_run_dir(path):
+        raise BookError(f"{path} is not a run directory (it has no {rundir.MANIFEST}). "
                         f"Make one with: ua-book run --run-dir {path}")
+    reason = rundir.completeness(path)
+    if reason is not None:
+        raise BookError(f"the run in {path} is not complete: {reason}. Run it again: ua-book run --run-dir {path}")
+    manifest = rundir.read_manifest(path)
     try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise BookError(f"{manifest_path} is not valid JSON: {exc}") from None
-    status = manifest.get("status")
-    if status != "complete":
-        raise BookError(f"the run in {path} is not complete (manifest status {status!r}, not 'complete'). "
-                        f"Run it again: ua-book run --run-dir {path}")
-    try:
-        res = results.load_results(path / "results.json")
+        res = results.load_results(path / rundir.RESULTS)
     except (FileNotFoundError, ValueError) as exc:
         raise BookError(f"the run in {path} has no usable results.json: {exc}") from None
     return Run(path, manifest, res)
