@@ -3,20 +3,22 @@
 Does where a statement pair sits in a model's hidden-state geometry, layer by layer, predict which of the two
 statements the model prefers at its output? The modules follow the data flow:
 
-``data.load_pairs`` -> ``models.load_model`` -> ``extraction.extract`` -> ``metrics.compute_pair_metrics``
--> ``stats.correlation_table`` -> ``results.build_results`` / ``plots``.
+``data.load_pairs`` -> ``models.load_model`` -> ``extraction.extract`` -> ``metrics.compute_all_layers`` (pair
+level) and ``levels.analyse_levels`` (category level, random bins) -> ``stats.correlation_table`` and
+``inference.extended_analysis`` -> ``evidence.evidence_block`` -> ``results.build_run_results`` ->
+``findings`` (sentences) and ``plots``.
 """
-from . import data, extraction, inference, metrics, models, results, stats
+from . import data, evidence, extraction, findings, inference, levels, metrics, models, results, stats
 from .data import PairSet, load_pairs
 from .extraction import Extraction, extract, get_layer_embedding, get_output_preference
-from .metrics import METRIC_NAMES, compute_pair_metrics
+from .metrics import METRIC_NAMES, compute_all_layers, compute_pair_metrics
 from .models import LoadedModel, load_model
 from .stats import bootstrap_correlation, correlation_table
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 __all__ = [
-    "data", "models", "extraction", "metrics", "stats", "inference", "results",
+    "data", "models", "extraction", "metrics", "stats", "inference", "levels", "evidence", "findings", "results",
     "PairSet", "load_pairs", "LoadedModel", "load_model", "Extraction", "extract",
-    "get_layer_embedding", "get_output_preference", "METRIC_NAMES", "compute_pair_metrics",
+    "get_layer_embedding", "get_output_preference", "METRIC_NAMES", "compute_pair_metrics", "compute_all_layers",
     "bootstrap_correlation", "correlation_table",
 ]
