@@ -138,12 +138,26 @@ def test_tampered_cached_ua230_is_refused(tmp_path, monkeypatch):
         data.load_pairs("ua-230")
 
 
-def test_tampered_cached_published_results_are_refused(tmp_path, monkeypatch):
-    from ua_helpers import results
+def test_published_results_are_read_from_the_package_never_downloaded(monkeypatch):
+    import urllib.request
 
-    monkeypatch.setenv("UA_CACHE_DIR", str(tmp_path))
-    cached = tmp_path / "reference" / f"published-{results.PUBLISHED_SHA256[:12]}.json"
-    cached.parent.mkdir(parents=True)
-    cached.write_text('{"results": {}, "summary": {}}')
-    with pytest.raises(ValueError, match=rf"{cached.name} do not match their pinned sha256"):
+    from ua_helpers import _io, published, results
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("the published results were downloaded")
+
+    monkeypatch.setattr(urllib.request, "urlopen", no_network)
+    monkeypatch.setattr(_io, "download", no_network)
+    assert results.load_results("published") == published.load(published.PAIR_LEVEL)
+    assert results.load_results(results.PUBLISHED_URL)["n_pairs"] == 230
+
+
+def test_shipped_published_results_that_do_not_match_their_sha256_are_refused(monkeypatch):
+    import dataclasses
+
+    from ua_helpers import published, results
+
+    record = published.info(published.PAIR_LEVEL)
+    monkeypatch.setitem(published.FILES, published.PAIR_LEVEL, dataclasses.replace(record, sha256="0" * 64))
+    with pytest.raises(ValueError, match="installation is damaged"):
         results.load_results("published")

@@ -9,17 +9,15 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ._io import atomic_write_json, cache_dir, sha256_bytes
+from . import published
+from ._io import atomic_write_json
 
 METHOD = "Option B: Pair-Level Analysis (EXPERIMENTAL)"
 CAVEAT = "Pair-level metrics are NOT the same as category-level UA. Different interpretation required."
 SCHEMA_VERSION = 1
-#: The published Pythia-6.9B results of the seed notebook (third-party, MIT): pinned address and checksum.
-PUBLISHED_URL = (
-    "https://raw.githubusercontent.com/buk81/uniformity-asymmetry/660747c27b7a34a3c1dc45412397339bba3a8fdb/"
-    "Results/pythia/option_b_pair_level_20260102_142148.json"
-)
-PUBLISHED_SHA256 = "dcc543f4a71006c3b8fe8f78c64bfc32e5abcd4dd3dccc8917718ab941d8c0d6"
+#: The published Pythia-6.9B results of the seed notebook (third-party, MIT), shipped in the package.
+PUBLISHED_URL = published.FILES[published.PAIR_LEVEL].url
+PUBLISHED_SHA256 = published.FILES[published.PAIR_LEVEL].sha256
 SEED_KEYS = ("timestamp", "model", "method", "n_pairs", "n_bootstrap", "metrics_tested", "results",
              "best_per_layer", "summary", "caveat")
 TEST_KEYS = ("r", "ci_lower", "ci_upper", "p_value", "includes_zero")
@@ -244,39 +242,21 @@ def check_schema(results: dict[str, Any]) -> None:
 
 
 def load_results(source: str | os.PathLike) -> dict[str, Any]:
-    """Read a results file in the seed's schema from a path or URL.
+    """Read a results file in the seed's schema from a path, a URL, or ``"published"``.
 
-    The published Pythia-6.9B file (``"published"`` or its pinned URL) is downloaded once, SHA-256 checked and
-    cached. A missing file or an unreachable URL raises ``FileNotFoundError`` saying which.
+    ``"published"`` (or the published file's pinned URL) is the copy shipped in the package
+    (:mod:`ua_helpers.published`, checked against its SHA-256 when read): nothing is downloaded. Other URLs are
+    downloaded with a size cap and an overall deadline. A missing file or an unreachable URL raises
+    ``FileNotFoundError`` saying which; a file without the seed's keys raises ``ValueError``.
     """
     src = os.fspath(source)
     if src in ("published", PUBLISHED_URL):
-        cached = cache_dir("reference") / f"published-{PUBLISHED_SHA256[:12]}.json"
-        if cached.is_file():
-            raw = cached.read_bytes()
-            if sha256_bytes(raw) != PUBLISHED_SHA256:  # re-checked at every read, not only when downloaded
-                raise ValueError(f"the cached published results {cached} do not match their pinned sha256 "
-                                 f"{PUBLISHED_SHA256}; delete the file to download it again")
-        else:
-            import urllib.request
-
-            try:
-                with urllib.request.urlopen(PUBLISHED_URL, timeout=30) as resp:
-                    raw = resp.read()
-            except OSError as exc:
-                raise FileNotFoundError(f"the published results are not reachable ({exc}); "
-                                        "pass a local copy's path instead") from None
-            if sha256_bytes(raw) != PUBLISHED_SHA256:
-                raise ValueError(f"{PUBLISHED_URL} did not match its pinned sha256 {PUBLISHED_SHA256}")
-            from ._io import atomic_write_bytes
-
-            atomic_write_bytes(cached, raw)
+        raw = published.read_bytes(published.PAIR_LEVEL)
     elif src.startswith(("http://", "https://")):
-        import urllib.request
+        from ._io import download
 
         try:
-            with urllib.request.urlopen(src, timeout=30) as resp:
-                raw = resp.read()
+            raw = download(src)
         except OSError as exc:
             raise FileNotFoundError(f"results URL {src} is not reachable: {exc}") from None
     else:
@@ -284,7 +264,12 @@ def load_results(source: str | os.PathLike) -> dict[str, Any]:
         if not path.is_file():
             raise FileNotFoundError(f"results file {path} does not exist")
         raw = path.read_bytes()
-    results = json.loads(raw)
+    try:
+        results = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"results {src!r} are not valid JSON: {exc}") from None
+    if not isinstance(results, dict):
+        raise ValueError(f"results {src!r} must be a JSON object; got {type(results).__name__}")
     check_schema(results)
     return results
 
