@@ -126,7 +126,13 @@ WHY = """## Why the three answers can differ
 - **Side roles.** Category-level UA and the centroid metrics assume that each side holds one kind of statement
   within a category, as in ua-230. Where the sides alternate framings (replication-230 as given), the side
   centroids nearly coincide and these measures lose their meaning; the `orientation by-role` parameter
-  restores one framing per side.
+  restores one framing per side. Each design answers a different question. *As given*, which side is which
+  carries no framing, so the side-level measures (category UA, the centroid metrics) say little, but a
+  pair-level result cannot come from "side A is always the abstract one". *By role*, side A holds one framing
+  throughout a category, so the group levels measure something again, and the preference becomes "the model
+  prefers framing 0 over framing 1" — which is what ua-230's design measures, with its confound: a side effect
+  and a framing effect can no longer be told apart. `make book-full` runs replication-230 both ways and shows
+  them side by side in the [cross-run chapter](crossrun.md).
 
 None of the three is corrected for the number of layers tested.
 """
