@@ -71,12 +71,12 @@ book-only: setup
 	$(BIN)/ua-book build --run-dir $(RUN_DIR) --reference $(REFERENCE) --output $(BOOK_OUTPUT) \
 	  $(if $(SWEEP_ROOT),--sweep-root $(SWEEP_ROOT))
 
-# Re-execute the notebooks in notebooks/ in place, so that their stored outputs (what nbval compares) are current.
-# A relative UA_CACHE_DIR is taken from here, not from notebooks/ where the kernels run.
 # Rewrite every notebook's parameters cell from RunConfig (after adding or changing a parameter).
 sync-parameters: setup
 	$(BIN)/python -c "import glob; from ua_helpers import pipeline; print(pipeline.sync_parameters_cells(sorted(glob.glob('notebooks/0*.ipynb'))))"
 
+# Re-execute the notebooks in notebooks/ in place, so that their stored outputs (what nbval compares) are current.
+# A relative UA_CACHE_DIR is taken from here, not from notebooks/ where the kernels run.
 refresh-notebooks: setup
 	cd notebooks && $(if $(UA_CACHE_DIR),UA_CACHE_DIR=$(abspath $(UA_CACHE_DIR))) \
 	  sh -c 'for nb in 0*.ipynb; do ../$(BIN)/papermill --no-progress-bar "$$nb" "$$nb" || exit 1; done'
