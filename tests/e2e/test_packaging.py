@@ -19,7 +19,7 @@ import pytest
 
 from ua_helpers.rundir import NOTEBOOKS
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 #: What a build needs: the package, its metadata, the build hook and the notebooks it copies.
 BUILD_INPUTS = ("pyproject.toml", "README.md", "setup.py", "MANIFEST.in", "ua_helpers", "notebooks")
 

@@ -13,7 +13,7 @@ from ua_helpers import config, extraction, levels_tables, pipeline, results, run
 from ua_helpers._io import to_jsonable
 from ua_helpers.config import ParameterError, RunConfig
 
-NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 
 
 @pytest.fixture

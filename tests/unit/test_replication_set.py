@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 DATA_DIR = REPO / "ua_helpers" / "datasets"
 JSON_PATH = DATA_DIR / "replication-230.json"
 CARD_PATH = DATA_DIR / "replication-230.md"
@@ -60,7 +60,7 @@ def _ua230_path() -> Path:
     env = os.environ.get("UA_230_PATH")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parents[2] / "shared" / "data" / "ua-230" / "dataset.json"
+    return Path(__file__).resolve().parents[3] / "shared" / "data" / "ua-230" / "dataset.json"
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from ua_helpers._io import atomic_write_json
 from ua_helpers.config import (MAX_RESAMPLES, MIN_RESAMPLES, MIN_RUN_PAIRS, ParameterError, RunConfig,
                                effective_knn_k, preflight)
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 FIELDS = [f.name for f in fields(RunConfig)]
 #: Every field but run_dir, which `ua-book run` takes as --run-dir and a sweep sets to <root>/<name>.
 RUN_PARAMETERS = [name for name in FIELDS if name != "run_dir"]
