@@ -277,7 +277,8 @@ def bootstrap_spearman(x, y, indices, *, chunk_size: int | None = None) -> np.nd
 def jackknife_pearson(x, y) -> np.ndarray:
     """Compute the leave-one-out Pearson r of every row of ``x`` with ``y``.
 
-    Closed form from the sums of the z-scored data (no loop over the left-out item).
+    Closed form from the centered sums (O(n_tests * n), no loop over the left-out item): removing item i from
+    data centered on the full means changes the sums by ``S_xy - n/(n-1) dx_i dy_i`` and likewise for S_xx, S_yy.
 
     Parameters
     ----------
@@ -287,20 +288,25 @@ def jackknife_pearson(x, y) -> np.ndarray:
     Returns
     -------
     ndarray of shape (n_tests, n)
-        Entry ``[t, i]`` is the r of ``x[t]`` and ``y`` without item ``i``.
+        Entry ``[t, i]`` is the r of ``x[t]`` and ``y`` without item ``i``; NaN where no spread is left.
     """
     x = as_tests(x)
     n = x.shape[1]
     y = as_vector(y, n, "y")
-    xz, yz = zscore_rows(x), zscore_rows(y[None])[0]
-    m = n - 1
-    r = xz @ yz / n
-    # Sums over the n - 1 kept items: sum x = -x_i, sum x^2 = n - x_i^2, sum xy = n r - x_i y_i.
-    sxy = n * r[:, None] - xz * yz - xz * yz / m
-    sxx = n - xz**2 - xz**2 / m
-    syy = n - yz**2 - yz**2 / m
+    xc = x - x.mean(axis=1, keepdims=True)
+    yc = y - y.mean()
+    f = n / (n - 1)
+    sxy = (xc @ yc)[:, None] - f * xc * yc  # [tests, n]
+    sxx = (xc**2).sum(axis=1, keepdims=True) - f * xc**2
+    syy = (yc**2).sum() - f * yc**2
+    # A sum of squares below n * (64 eps * the largest deviation)^2 is rounding noise: no spread is left.
+    eps = 64 * np.finfo(np.float64).eps
+    bad = (sxx <= n * (eps * np.max(np.abs(xc), axis=1, keepdims=True)) ** 2) \
+        | (syy <= n * (eps * np.max(np.abs(yc))) ** 2)[None, :]
     with np.errstate(invalid="ignore", divide="ignore"):
-        return sxy / np.sqrt(sxx * syy)
+        r = sxy / np.sqrt(sxx * syy)
+    r[bad] = np.nan
+    return np.clip(r, -1.0, 1.0)
 
 
 def _quantile_rows(boot: np.ndarray, q) -> np.ndarray:

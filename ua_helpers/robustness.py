@@ -17,8 +17,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
-from scipy import stats as sps
 
+from ._checks import as_tests, as_vector
+from ._checks import t_pvalue as _t_pvalue
+from .bootstrap import jackknife_pearson
 from .redundancy import COINCIDE_CORR, Redundancy, check_emb, check_layers, redundancy  # noqa: F401 (re-exported)
 
 if TYPE_CHECKING:
@@ -125,22 +127,9 @@ def norm_diagnostics(emb_a, emb_b, layers: Sequence[int], threshold: float = MAS
 # 2. Leave-one-out influence
 # --------------------------------------------------------------------------------------------------------------
 
-def _rows(x, n: int | None = None, name: str = "x") -> np.ndarray:
-    x = np.asarray(x, dtype=np.float64)
-    if x.ndim == 0:
-        raise ValueError(f"{name} must have at least one axis")
-    x = x.reshape(-1, x.shape[-1])
-    if n is not None and x.shape[1] != n:
-        raise ValueError(f"{name} has {x.shape[1]} values per test; expected {n}")
-    return x
-
-
 def _vector(y, n: int, name: str) -> np.ndarray:
-    y = np.asarray(y, dtype=np.float64)
-    if y.shape != (n,):
-        raise ValueError(f"{name} must be 1-D of length {n}; got shape {y.shape}")
-    if not np.all(np.isfinite(y)):
-        raise ValueError(f"{name} has non-finite values")
+    """``_checks.as_vector``, refusing a constant vector too (nothing correlates with a constant)."""
+    y = as_vector(y, n, name)
     if np.ptp(y) == 0:
         raise ValueError(f"{name} is constant")
     return y
@@ -161,7 +150,7 @@ def pearson_rows(x, y, mask=None) -> np.ndarray:
     ndarray of shape (n_tests,)
         NaN where a row (or ``y`` on the kept items) has no spread, or fewer than 3 items are kept.
     """
-    x = _rows(x)
+    x = as_tests(x)
     n = x.shape[1]
     y = np.asarray(y, dtype=np.float64)
     if y.shape != (n,):
@@ -189,11 +178,7 @@ def pearson_rows(x, y, mask=None) -> np.ndarray:
 
 def t_pvalue(r, n) -> np.ndarray:
     """Return the two-sided t-test p-value of Pearson r with ``n`` items (``n - 2`` degrees of freedom)."""
-    r = np.asarray(r, dtype=np.float64)
-    df = np.asarray(n, dtype=np.float64) - 2
-    with np.errstate(divide="ignore", invalid="ignore"):
-        t = r * np.sqrt(df / np.maximum(1.0 - r**2, 0.0))
-    return 2 * sps.t.sf(np.abs(t), df)
+    return _t_pvalue(r, np.asarray(n, dtype=np.float64) - 2)
 
 
 def leave_one_out_r(x, y) -> np.ndarray:
@@ -212,24 +197,11 @@ def leave_one_out_r(x, y) -> np.ndarray:
     ndarray of shape (n_tests, n)
         Entry ``[t, i]`` is r of ``x[t]`` and ``y`` without item i; NaN where no spread is left.
     """
-    x = _rows(x)
+    x = as_tests(x)
     n = x.shape[1]
     if n < 4:
         raise ValueError(f"need at least 4 items for leave-one-out correlations; got {n}")
-    y = _vector(y, n, "y")
-    xc = x - x.mean(axis=1, keepdims=True)
-    yc = y - y.mean()
-    f = n / (n - 1)
-    sxy = (xc @ yc)[:, None] - f * xc * yc  # [tests, n]
-    sxx = (xc**2).sum(axis=1, keepdims=True) - f * xc**2
-    syy = (yc**2).sum() - f * yc**2
-    scale = np.max(np.abs(xc), axis=1, keepdims=True)
-    eps = 64 * np.finfo(np.float64).eps
-    bad = (sxx <= n * (eps * scale) ** 2) | (syy <= n * (eps * np.max(np.abs(yc))) ** 2)[None, :]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        r = sxy / np.sqrt(sxx * syy)
-    r[bad] = np.nan
-    return np.clip(r, -1.0, 1.0)
+    return jackknife_pearson(x, _vector(y, n, "y"))
 
 
 def leave_one_out(metric_values, preference, layers: Sequence[int], metric_names: Sequence[str], *,
