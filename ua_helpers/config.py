@@ -303,5 +303,10 @@ def preflight(cfg: RunConfig) -> dict[str, Any]:
                                            num_layers)
     except ValueError as exc:
         raise ParameterError(f"layers: {exc}") from None
+    try:  # statements of fewer than 2 tokens, or longer than the tokenizer's limit (the model's is checked in 02)
+        tokenizer = models.load_tokenizer(cfg.model, cfg.revision)
+        extraction.tokenize_statements(tokenizer, pairs, extraction.tokenizer_limit(tokenizer), cfg.model)
+    except ValueError as exc:
+        raise ParameterError(f"dataset: {exc}") from None
     return {"n_pairs": pairs.n_pairs, "num_layers": num_layers, "layers": [int(v) for v in layers],
             "knn_k": effective_knn_k(cfg.knn_k, pairs.n_pairs)}

@@ -277,11 +277,27 @@ def plan_batches(lengths, batch_size: int, max_batch_bytes: int, per_token: int,
 
 
 # --------------------------------------------------------------------------- batched extraction
-def _tokenize(lm: LoadedModel, pairs: PairSet) -> list[list[int]]:
-    """Tokenize every statement (A then B), refusing any shorter than 2 tokens or longer than the context."""
+def tokenize_statements(tokenizer, pairs: PairSet, context: int | None = None,
+                        model_name: str = "the model") -> list[list[int]]:
+    """Tokenize every statement (A then B), refusing any shorter than 2 tokens or longer than ``context``.
+
+    Parameters
+    ----------
+    tokenizer : a Hugging Face tokenizer
+    pairs : PairSet
+    context : int, optional
+        The longest input the model takes (:func:`context_length`); None: no limit is checked.
+    model_name : str
+        Named in the error.
+
+    Returns
+    -------
+    list of list of int
+        Token ids of the 2 * n_pairs statements, A statements first.
+    """
     texts = list(pairs.stmt_a) + list(pairs.stmt_b)
-    ids = [lm.tokenizer(t)["input_ids"] for t in texts]
-    n, limit = pairs.n_pairs, context_length(lm)
+    ids = [tokenizer(t)["input_ids"] for t in texts]
+    n = pairs.n_pairs
     for j, seq in enumerate(ids):
         i, side = j % n, "A" if j < n else "B"
         if len(seq) < 2:
@@ -289,13 +305,23 @@ def _tokenize(lm: LoadedModel, pairs: PairSet) -> list[list[int]]:
                 f"statement {side} of pair {i} (category {pairs.category[i]!r}) has {len(seq)} token(s): "
                 f"{texts[j]!r}; pooling over tokens 1..T-1 and scoring the next token need at least 2"
             )
-        if limit is not None and len(seq) > limit:
+        if context is not None and len(seq) > context:
             raise ValueError(
                 f"statement {side} of pair {i} (category {pairs.category[i]!r}) has {len(seq)} tokens, more "
-                f"than the {limit} of {lm.name}'s context: {texts[j][:60]!r}...; shorten it (statements are "
+                f"than the {context} of {model_name}'s context: {texts[j][:60]!r}...; shorten it (statements are "
                 "refused rather than truncated, so that no score silently covers only part of a statement)"
             )
     return ids
+
+
+def tokenizer_limit(tokenizer) -> int | None:
+    """Return the tokenizer's ``model_max_length`` where it is really set (None for its "unset" sentinel)."""
+    limit = getattr(tokenizer, "model_max_length", None)
+    return int(limit) if isinstance(limit, (int, np.integer)) and 0 < limit < _UNSET_LENGTH else None
+
+
+def _tokenize(lm: LoadedModel, pairs: PairSet) -> list[list[int]]:
+    return tokenize_statements(lm.tokenizer, pairs, context_length(lm), lm.name)
 
 
 def _forward_batch(lm: LoadedModel, batch: list[list[int]], layers: list[int], pooling: str):

@@ -110,6 +110,23 @@ def test_preflight_refuses_too_few_pairs(tiny_model_dir, tmp_path):
         preflight(cfg)
 
 
+def test_preflight_refuses_one_token_statements_and_a_dataset_without_roles_for_by_role(tiny_model_dir, tmp_path):
+    from ua_helpers.models import load_tokenizer
+
+    tokenizer = load_tokenizer(str(tiny_model_dir))
+    short = next(w for w in ("a", "A", ".", "x") if len(tokenizer(w)["input_ids"]) == 1)
+    pairs = [["One statement here", "Another one here"], ["A third one", "A fourth one"],
+             ["A fifth one", "A sixth one"], ["A seventh one", short]]
+    path = tmp_path / "short.json"
+    path.write_text(json.dumps({"c": {"pairs": pairs}}))
+    cfg = RunConfig.from_mapping({"model": str(tiny_model_dir), "dataset": str(path)})
+    with pytest.raises(ParameterError, match=r"dataset: statement B of pair 3 .* has 1 token"):
+        preflight(cfg)
+    by_role = RunConfig.from_mapping({"model": str(tiny_model_dir), "dataset": str(path), "orientation": "by-role"})
+    with pytest.raises(ParameterError, match="dataset: .*'roles'"):
+        preflight(by_role)
+
+
 def test_written_files_get_the_umask_permissions(tmp_path):
     import os
 
