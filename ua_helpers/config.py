@@ -286,7 +286,7 @@ def preflight(cfg: RunConfig) -> dict[str, Any]:
     ParameterError
         Naming the parameter (``dataset: ...``, ``model: ...``, ``layers: ...``).
     """
-    from . import data, extraction, models
+    from . import batching, data, extraction, models
 
     try:
         pairs = data.load_pairs(cfg.dataset, orientation=cfg.orientation)
@@ -305,7 +305,7 @@ def preflight(cfg: RunConfig) -> dict[str, Any]:
         raise ParameterError(f"layers: {exc}") from None
     try:  # statements of fewer than 2 tokens, or longer than the tokenizer's limit (the model's is checked in 02)
         tokenizer = models.load_tokenizer(cfg.model, cfg.revision)
-        extraction.tokenize_statements(tokenizer, pairs, extraction.tokenizer_limit(tokenizer), cfg.model)
+        batching.tokenize_statements(tokenizer, pairs, batching.tokenizer_limit(tokenizer), cfg.model)
     except ValueError as exc:
         raise ParameterError(f"dataset: {exc}") from None
     return {"n_pairs": pairs.n_pairs, "num_layers": num_layers, "layers": [int(v) for v in layers],

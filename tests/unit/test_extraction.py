@@ -9,7 +9,7 @@ from numpy.testing import assert_allclose
 
 import seed_reference as seed
 from tiny_models import TINY
-from ua_helpers import _io, extraction
+from ua_helpers import _io, batching, extraction
 from ua_helpers.data import PairSet
 from ua_helpers.extraction import cache_key, extract, resolve_layers
 
@@ -338,7 +338,7 @@ def test_save_arrays_roundtrip_is_atomic(tmp_path, monkeypatch):
 def test_context_length_is_the_models_position_limit(tiny_lm):
     assert tiny_lm.model.config.max_position_embeddings == 512
     assert tiny_lm.tokenizer.model_max_length > 10**9  # transformers' "not set"
-    assert extraction.context_length(tiny_lm) == 512
+    assert batching.context_length(tiny_lm) == 512
 
 
 def test_statement_longer_than_the_context_is_refused_naming_the_pair(tiny_lm, small_pairs):
@@ -356,7 +356,7 @@ def test_statement_longer_than_the_context_is_refused_naming_the_pair(tiny_lm, s
 def test_batches_are_todays_slices_where_the_budget_does_not_bind(batch_size):
     lengths = np.random.default_rng(0).integers(2, 60, size=50)
     order = np.argsort(lengths, kind="stable")
-    planned = extraction.plan_batches(lengths, batch_size, 10**18, per_token=1000, per_pair=16)
+    planned = batching.plan_batches(lengths, batch_size, 10**18, per_token=1000, per_pair=16)
     expected = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
     assert [list(b) for b in planned] == [list(b) for b in expected]
 
@@ -365,7 +365,7 @@ def test_batches_respect_the_memory_budget_whatever_batch_size_says():
     rng = np.random.default_rng(1)
     lengths = np.concatenate([rng.integers(2, 30, size=200), [400, 450, 2000]])
     per_token, per_pair, budget = 600_000, 36, 200 * 2**20
-    planned = extraction.plan_batches(lengths, 100_000, budget, per_token, per_pair)
+    planned = batching.plan_batches(lengths, 100_000, budget, per_token, per_pair)
     assert sorted(np.concatenate(planned).tolist()) == list(range(len(lengths)))  # each statement once
     for batch in planned:
         t = lengths[batch].max()
@@ -388,7 +388,7 @@ def test_budget_changes_batches_not_results(tiny_lm, small_pairs, tiny_seed, cou
     for name, value in default.arrays().items():
         np.testing.assert_array_equal(sliced.arrays()[name], value, err_msg=name)
     assert default.meta["n_batches"] == len(n_default) == 3
-    per_token, per_pair = extraction.bytes_per_token(tiny_lm)
+    per_token, per_pair = batching.bytes_per_token(tiny_lm)
     budget = 20 * per_token + 400 * per_pair  # room for one statement of 20 tokens
     count_forward.clear()
     tight = extract(tiny_lm, small_pairs, layers="all", batch_size=8, cache=False, progress=False,
@@ -404,7 +404,7 @@ def test_bad_max_batch_bytes(tiny_lm, small_pairs, value):
 
 
 def test_bytes_per_token_counts_logits_and_hidden_states(tiny_lm):
-    per_token, per_pair = extraction.bytes_per_token(tiny_lm)
+    per_token, per_pair = batching.bytes_per_token(tiny_lm)
     vocab = tiny_lm.model.config.vocab_size
     assert per_token == 12 * vocab + (tiny_lm.num_layers + 1) * tiny_lm.d_model * 4
     assert per_pair == 4 * tiny_lm.model.config.num_attention_heads
