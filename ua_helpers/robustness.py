@@ -182,20 +182,10 @@ def t_pvalue(r, n) -> np.ndarray:
 
 
 def leave_one_out_r(x, y) -> np.ndarray:
-    """Compute the Pearson r of every row of ``x`` with ``y`` leaving out each item in turn.
+    """Compute the Pearson r of every row of ``x`` (n_tests, n) with ``y`` (n,) leaving out each item in turn.
 
-    Closed form from the centered sums (O(n_tests * n), no loop over the left-out item): removing item i from
-    data centered on the full means changes the sums by ``S_xy - n/(n-1) dx_i dy_i`` and likewise for S_xx, S_yy.
-
-    Parameters
-    ----------
-    x : ndarray of shape (n_tests, n) or (n,)
-    y : ndarray of shape (n,)
-
-    Returns
-    -------
-    ndarray of shape (n_tests, n)
-        Entry ``[t, i]`` is r of ``x[t]`` and ``y`` without item i; NaN where no spread is left.
+    :func:`ua_helpers.bootstrap.jackknife_pearson` (the closed form BCa also uses), for at least 4 items and a
+    non-constant ``y``. Returns an ndarray of shape (n_tests, n); NaN where no spread is left.
     """
     x = as_tests(x)
     n = x.shape[1]
