@@ -109,8 +109,8 @@ def test_too_few_pairs_fail_before_any_notebook(tmp_path, tiny_model_dir):
     assert not run_dir.exists()
 
 
-def test_a_failing_notebook_stops_the_run_and_leaves_it_marked_failed(tmp_path, tiny_model_dir):
-    # "!" is one token for the tiny tokenizer: extraction (notebook 02) refuses to pool it.
+def test_a_one_token_statement_fails_before_any_notebook(tmp_path, tiny_model_dir):
+    # "!" is one token for the tiny tokenizer: nothing can be pooled over tokens 1..T-1 of it.
     pairs = tmp_path / "short.json"
     pairs.write_text(json.dumps({"c": {"pairs": [["A long enough statement", "!"], ["Another one here", "And B"],
                                                  ["A third statement", "Its partner"],
@@ -118,8 +118,29 @@ def test_a_failing_notebook_stops_the_run_and_leaves_it_marked_failed(tmp_path, 
     run_dir = tmp_path / "run"
     proc = ua_book("run", "--run-dir", str(run_dir), "-p", "model", str(tiny_model_dir), "-p", "dataset",
                    str(pairs), check=False)
+    assert proc.returncode == 2 and "dataset: statement B of pair 0" in proc.stderr
+    assert not run_dir.exists()
+
+
+def test_a_failing_notebook_stops_the_run_and_leaves_it_marked_failed(tmp_path, tiny_model_dir, small_pairs_path):
+    # Weights that give NaN logits pass every check made before the notebooks (shape, tokenizer, layers) and
+    # fail in notebook 02, whose preference check refuses a non-finite NLL.
+    import shutil
+
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    bad = tmp_path / "nan-model"
+    shutil.copytree(tiny_model_dir, bad)
+    model = AutoModelForCausalLM.from_pretrained(bad)
+    with torch.no_grad():
+        model.get_output_embeddings().weight.fill_(float("nan"))
+    model.save_pretrained(bad)
+    run_dir = tmp_path / "run"
+    proc = ua_book("run", "--run-dir", str(run_dir), "-p", "model", str(bad), "-p", "dataset",
+                   str(small_pairs_path), check=False)
     assert proc.returncode == 1
-    assert "02_extraction: cell" in proc.stderr and "statement B of pair 0" in proc.stderr
+    assert "02_extraction: cell" in proc.stderr and "not finite" in proc.stderr
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["status"] == "failed" and "02_extraction" in manifest["error"]
     assert not (run_dir / "results.json").exists()
