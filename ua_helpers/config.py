@@ -28,7 +28,7 @@ class RunConfig:
     dtype, device : str
         ``"auto"``: float16 on CUDA, float32 on CPU.
     dataset : str
-        ``"replication-230"``, ``"ua-230"``, a path or a URL.
+        ``"replication-230"``, ``"neutral-60"`` (the bundled control set), ``"ua-230"``, a path or a URL.
     layers : "paper", "all" or tuple of int
     pooling : {"mean", "last"}
     batch_size, n_bootstrap, n_permutations, seed, knn_k : int

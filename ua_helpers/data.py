@@ -22,8 +22,9 @@ UA230_URL = (
 UA230_SHA256 = "44f82b8a949c15300cf50b4548c3695803bc83311005979226c1b3d3944e49c5"
 #: Environment variable naming a local copy of ua-230, for offline use.
 UA230_ENV = "UA_230_PATH"
-#: Datasets shipped inside the package.
-BUNDLED = ("replication-230",)
+#: Datasets shipped inside the package: the replication set and the neutral control set (two wordings, one
+#: meaning, no framing difference between the sides; see their data cards in ``ua_helpers/datasets``).
+BUNDLED = ("replication-230", "neutral-60")
 MIN_PAIRS = 3
 #: How the two sides of each pair are oriented: as in the file, or side A always holding a category's roles[0].
 ORIENTATIONS = ("as-given", "by-role")
@@ -231,7 +232,8 @@ def load_pairs(source: str | os.PathLike = "replication-230", orientation: str =
     Parameters
     ----------
     source : str or path-like, default="replication-230"
-        ``"replication-230"`` (bundled with the package), ``"ua-230"`` (the paper's 230 pairs: read from
+        ``"replication-230"`` or ``"neutral-60"`` (bundled with the package; ``neutral-60`` is the control set
+        whose sides differ only in wording), ``"ua-230"`` (the paper's 230 pairs: read from
         ``$UA_230_PATH`` if set, else downloaded once from the pinned address into the cache; the SHA-256 is
         verified either way), a path to a JSON file of the same shape, or an ``http(s)://`` URL.
     orientation : {"as-given", "by-role"}, default="as-given"
