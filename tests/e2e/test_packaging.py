@@ -60,6 +60,7 @@ def test_wheel_contains_the_dataset_the_notebooks_and_the_script(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     assert "ua_helpers/datasets/replication-230.json" in names
     assert "ua_helpers/datasets/replication-230.md" in names
+    assert {"ua_helpers/datasets/neutral-60.json", "ua_helpers/datasets/neutral-60.md"} <= names
     assert {f"ua_helpers/notebooks/{nb}.ipynb" for nb in NOTEBOOKS} <= names
     with zipfile.ZipFile(wheel) as z:  # the copies are the notebooks people edit, byte for byte
         assert z.read("ua_helpers/notebooks/01_setup.ipynb") == (REPO / "notebooks" / "01_setup.ipynb").read_bytes()
