@@ -33,6 +33,8 @@ BINS_METHOD = "Option A: Random Bins (same metric)"
 CATEGORY_CAVEAT = ("n = number of categories (6 for ua-230): the bootstrap resamples categories, so the CI is "
                    "wide and r of a single layer is fragile.")
 DISTRIBUTION_CI = "fisher_z"  # the cheap interval behind share_ci_excludes_zero
+#: How the one seeded binning is drawn (recorded in ``option_a_bins``): the study's own call.
+SEEDED_BINNING = "np.random.seed(seed); np.random.randint(0, k_bins, n_pairs)"
 
 
 def uniformity(emb) -> float:
@@ -279,6 +281,22 @@ def random_binnings(n_pairs: int, k: int, n_binnings: int, seed: int) -> np.ndar
     return np.random.default_rng([check_seed(seed), k]).integers(0, k, size=(n_binnings, n_pairs))
 
 
+def study_binning(n_pairs: int, k: int, seed: int = 42) -> np.ndarray:
+    """Draw the study's own seeded binning: ``np.random.seed(seed)`` then ``np.random.randint(0, k, n_pairs)``.
+
+    The study's Option A drew its one binning with NumPy's legacy global generator; a ``RandomState(seed)``
+    yields the same stream without touching the global state, so with the study's seed (42) and k (20) this is
+    the binning behind its published ``bootstrap_results``.
+
+    Returns
+    -------
+    ndarray of int, shape (n_pairs,)
+        The bin of each pair, in ``0 .. k - 1``.
+    """
+    return np.random.RandomState(check_seed(seed)).randint(0, check_positive_int("k", k), check_positive_int(
+        "n_pairs", n_pairs))
+
+
 def _bin_correlations(ua: np.ndarray, pref: np.ndarray, valid: np.ndarray):
     """Pearson r, its p-value and bin count per (layer, binning) over the valid bins; NaN where undefined."""
     w = valid.astype(float)  # [binning, bin]
@@ -310,7 +328,8 @@ def option_a_bins(emb_a, emb_b, preference, layers: Sequence[int], *, n_bins: in
     preference : array-like of shape (n_pairs,)
     layers : sequence of int, length n_layers
     n_bins : int, default=20
-        Bins of the one seeded binning (``numpy.random.default_rng(seed)``) that gets a bootstrap CI over bins.
+        Bins of the one seeded binning that gets a bootstrap CI over bins: the study's own draw,
+        :func:`study_binning` (``np.random.seed(seed)``, ``np.random.randint(0, n_bins, n_pairs)``).
     n_binnings : int, default=200
         Random binnings per k for the distribution of r.
     k_values : sequence of int, default=(10, 15, 20, 25, 30)
@@ -319,6 +338,7 @@ def option_a_bins(emb_a, emb_b, preference, layers: Sequence[int], *, n_bins: in
     Returns
     -------
     dict
+        ``seeded_binning``: how the one binning was drawn (:data:`SEEDED_BINNING`);
         ``bootstrap_results[layer]``: the seeded binning's r, ci_lower, ci_upper, p_value, includes_zero, n_bins,
         note; ``results_by_k[k][layer]``: r_mean, r_std (population sd, as the study), p_mean, n_valid (binnings
         with at least 3 bins and a defined r) and share_ci_excludes_zero, where each binning's interval is the
@@ -339,7 +359,7 @@ def option_a_bins(emb_a, emb_b, preference, layers: Sequence[int], *, n_bins: in
         pref, _ = _group_preference(p, labels, k)
         return u_a - u_b, pref, counts >= MIN_GROUP_PAIRS  # [layer, binning, bin], [binning, bin] x2
 
-    stable = np.random.default_rng(seed).integers(0, n_bins, size=(1, len(p)))
+    stable = study_binning(len(p), n_bins, seed)[None]  # [1 binning, pair]: the study's draw
     ua, pref, valid = bin_ua(stable, n_bins)
     keep = valid[0]
     r, lo, hi, pv, notes = _correlate(ua[:, 0, keep], pref[0, keep], n_bootstrap, ci_level, seed, "bins")
@@ -363,7 +383,8 @@ def option_a_bins(emb_a, emb_b, preference, layers: Sequence[int], *, n_bins: in
                 "share_ci_excludes_zero": float(excludes[i, ok].mean()) if ok.any() else np.nan,
             }
     return to_jsonable({"method": BINS_METHOD, "k_bins": n_bins, "n_bootstrap": n_bootstrap, "ci_level": ci_level,
-                        "seed": seed, "n_binnings": n_binnings, "k_values": ks, "distribution_ci": DISTRIBUTION_CI,
+                        "seed": seed, "seeded_binning": SEEDED_BINNING, "n_binnings": n_binnings, "k_values": ks,
+                        "distribution_ci": DISTRIBUTION_CI,
                         "bootstrap_results": seeded, "results_by_k": by_k})
 
 

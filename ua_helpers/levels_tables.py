@@ -183,7 +183,17 @@ def read_levels(results: Mapping[str, Any]) -> str:
     """Return sentences reading the two group levels: where their CIs exclude 0, and how wide they are."""
     table = levels_table(results)
     parts = []
-    for level, label in (("category", "category level"), ("bins", "random-bin level (Option A)")):
+    bins = results.get("option_a_bins") or {}
+    spread = (bins.get("results_by_k") or {}).get(str(bins.get("k_bins")))
+    means = np.array([_num(e.get("r_mean")) for e in (spread or {}).values()])
+    if np.isfinite(means).any():
+        sds = np.array([_num(e.get("r_std")) for e in spread.values()])
+        shares = np.array([_num(e.get("share_ci_excludes_zero")) for e in spread.values()])
+        parts.append(f"Over {bins.get('n_binnings')} random binnings into {bins.get('k_bins')} bins (an answer that "
+                     f"does not depend on one draw), the mean r per layer ranges from {np.nanmin(means):+.2f} to "
+                     f"{np.nanmax(means):+.2f} (sd over binnings {np.nanmin(sds):.2f} to {np.nanmax(sds):.2f}), and "
+                     f"at most {np.nanmax(shares):.0%} of binnings have an interval that excludes 0 at any layer.")
+    for level, label in (("category", "category level"), ("bins", "study's one seeded binning (Option A)")):
         rows = table[table["level"] == level]
         if rows.empty:
             continue

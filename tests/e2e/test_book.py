@@ -345,6 +345,11 @@ def test_three_levels_chapter(tmp_path):
         bins = block["option_a_bins"]["bootstrap_results"][layer]
         assert f"{cat['r']:+.3f} [{cat['ci_lower']:+.3f}, {cat['ci_upper']:+.3f}]" in page
         assert f"{bins['r']:+.3f} [{bins['ci_lower']:+.3f}, {bins['ci_upper']:+.3f}]" in page
+        # the spread over binnings at the seeded binning's k leads the random-bin columns, before the one draw
+        spread = block["option_a_bins"]["results_by_k"]["8"][layer]
+        row = next(line for line in page.splitlines() if line.startswith(f"| {layer} |"))
+        assert row.index(f"{spread['r_mean']:+.3f} ± {spread['r_std']:.3f}") < row.index(f"{bins['r']:+.3f} [")
+    assert "`np.random.seed(42)`, then `np.random.randint(0, 8, 40)`" in page
     assert "Category level across Pythia sizes" in page and "| Pythia-410M |" in page
 
 

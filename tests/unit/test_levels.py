@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 import pytest
-from numpy.testing import assert_allclose
+from numpy.testing import assert_allclose, assert_array_equal
 from scipy import stats as sps
 
 from ua_helpers import levels, levels_tables, published
@@ -136,7 +136,7 @@ def test_option_a_seeded_binning_equals_the_loop():
     emb_a, emb_b, pref, _ = _data(seed=1)
     block = levels.option_a_bins(emb_a, emb_b, pref, LAYERS, n_bins=8, n_binnings=3, k_values=(5,),
                                  n_bootstrap=300, seed=11)
-    bins = np.random.default_rng(11).integers(0, 8, size=50)  # the documented seeded binning
+    bins = levels.study_binning(50, 8, 11)  # the documented seeded binning
     kept = [g for g in range(8) if (bins == g).sum() >= 2]
     groups = [int(g) for g in bins]
     names, _, ua, mean_pref, _ = loop_groups(emb_a, emb_b, pref, groups)
@@ -148,6 +148,20 @@ def test_option_a_seeded_binning_equals_the_loop():
         assert entry["n_bins"] == len(kept)
         assert entry["r"] == pytest.approx(r, abs=dr)
         assert entry["p_value"] == pytest.approx(p, abs=p_tol(r, len(kept), dr))
+
+
+def test_the_seeded_binning_is_the_studys_legacy_numpy_draw():
+    """np.random.seed(42); np.random.randint(0, k, n): the study's call, on the global generator (state restored)."""
+    saved = np.random.get_state()
+    try:
+        for n, k, seed in ((230, 20, 42), (50, 8, 11), (7, 3, 0)):
+            np.random.seed(seed)
+            legacy = np.random.randint(0, k, n)
+            np.random.seed(seed + 1)  # the package's draw must not read (or depend on) the global state
+            assert_array_equal(levels.study_binning(n, k, seed), legacy)
+    finally:
+        np.random.set_state(saved)
+    # option_a_bins uses this draw: test_option_a_seeded_binning_equals_the_loop checks its r bin by bin
 
 
 def test_option_a_distribution_equals_the_loop():

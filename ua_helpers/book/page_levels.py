@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import published
+from .. import levels, published
 from ._md import _excludes_zero, _fmt_ci, _fmt_r, _is_missing, md_table, md_text
 from .context import BookContext, run_banner
 
@@ -30,16 +30,32 @@ def _best_pair_level(tests: dict[str, Any]) -> str:
     return f"{_test(defined[metric])} ({md_text(metric)})"
 
 
+def _spread(entry: dict[str, Any] | None) -> str:
+    """``r mean ± sd (share of binnings whose interval excludes 0)`` over random binnings, or a dash."""
+    if not entry or _is_missing(entry.get("r_mean")) or _is_missing(entry.get("r_std")):
+        return "–"
+    share = entry.get("share_ci_excludes_zero")
+    return (f"{_fmt_r(entry['r_mean'])} ± {float(entry['r_std']):.3f}"
+            + ("" if _is_missing(share) else f" ({float(share):.0%} excl. 0)"))
+
+
 def levels_table(pair: dict[str, Any], category: dict[str, Any] | None, bins: dict[str, Any] | None,
-                 num_layers: int) -> str:
-    """One row per layer: relative depth, then the three levels' r and CI (Markdown)."""
+                 num_layers: int, spread: dict[str, Any] | None = None, *,
+                 spread_missing: str = "not in this run") -> str:
+    """One row per layer: relative depth, then the three levels' r and CI (Markdown).
+
+    ``spread`` (``option_a_bins.results_by_k[k]`` at the seeded binning's k) comes first among the random-bin
+    columns: r over many binnings does not depend on one draw; ``spread_missing`` fills that column without it.
+    """
     rows = []
     for layer in sorted(pair, key=int):
         rows.append([layer, f"{int(layer) / num_layers:.2f}",
                      _test((category or {}).get(layer)) if category is not None else "not in this run",
+                     _spread(spread.get(layer)) if spread is not None else spread_missing,
                      _test((bins or {}).get(layer)) if bins is not None else "not in this run",
                      _best_pair_level(pair[layer])])
-    return md_table(["layer", "depth", "category level (n = categories)", "random bins (Option A)",
+    return md_table(["layer", "depth", "category level (n = categories)",
+                     "random bins over many binnings: r mean ± sd", "random bins: the study's one draw",
                      "pair level: strongest metric"], rows)
 
 
@@ -63,13 +79,25 @@ def this_run_section(ctx: BookContext) -> list[str]:
                      f"Its `results.json` lacks {' and '.join(f'`{k}`' for k in missing)}: it was made before the "
                      "category level and the random bins were computed. The pair level is shown alone; run it "
                      "again with this version to fill the other columns.\n:::\n")
-    else:
-        parts.append(f"Category level over {_n_of(cat_layers, 'n_categories')} categories; random bins: one seeded "
-                     f"binning into {_n_of(bin_layers, 'n_bins')} bins; pair level over {res.get('n_pairs')} pairs. "
+    by_k = (bins or {}).get("results_by_k") if isinstance(bins, dict) else None
+    k_bins = str((bins or {}).get("k_bins")) if isinstance(bins, dict) else None
+    spread = (by_k or {}).get(k_bins)
+    if not missing:
+        lead = (f"Random bins, first over {bins.get('n_binnings')} random binnings into {k_bins} bins: the mean and "
+                "sd of r, and the share of binnings whose interval excludes zero. This answer does not depend on "
+                "one draw, so it is the one to read. " if spread else "")
+        seed = bins.get("seed")
+        draw = (f"the study's own draw (`np.random.seed({int(seed)})`, then `np.random.randint(0, {int(k_bins)}, "
+                f"{int(res['n_pairs'])})`)" if bins.get("seeded_binning") == levels.SEEDED_BINNING
+                and isinstance(seed, int) else "a seeded draw of its own (this run predates drawing the study's binning)")
+        parts.append(f"Category level over {_n_of(cat_layers, 'n_categories')} categories. {lead}Then the one "
+                     f"seeded binning, as the study reported it: {draw}, with {_n_of(bin_layers, 'n_bins')} bins of "
+                     "at least 2 pairs and a bootstrap CI over bins; it is one draw among many, so read it against "
+                     f"the spread to its left. Pair level over {res.get('n_pairs')} pairs. "
                      "◆: the CI excludes zero (uncorrected).\n")
     parts.append(levels_table(res["results"], cat_layers, bin_layers, int(res.get("num_layers")
-                                                                          or max(int(k) for k in res["results"]))))
-    by_k = (bins or {}).get("results_by_k") if isinstance(bins, dict) else None
+                                                                          or max(int(k) for k in res["results"])),
+                              spread))
     if by_k:
         rows = [[k, layer, f"{_fmt_r(e.get('r_mean'))} ± {float(e['r_std']):.3f}" if not _is_missing(e.get("r_std"))
                  else "–", "–" if _is_missing(e.get("share_ci_excludes_zero"))
@@ -91,7 +119,10 @@ def pythia_section() -> list[str]:
              f"The same three levels from the original study's published files (EleutherAI/pythia-6.9b, float16, "
              f"ua-230; 6 categories, 20 bins, 230 pairs; shipped with the package, see "
              f"`ua_helpers/published/PROVENANCE.md`). ◆: the CI excludes zero (uncorrected).\n",
-             levels_table(pair["results"], cat["layer_results"], bins["bootstrap_results"], 32)]
+             "The study published its one seeded binning; the spread over many binnings was not published "
+             "for Pythia.\n",
+             levels_table(pair["results"], cat["layer_results"], bins["bootstrap_results"], 32, None,
+                          spread_missing="not published")]
     scaling = published.load("pythia_scaling_category_level_layers")
     models = scaling["models"]
     depths = sorted({round(int(l) / m["n_layers"], 2) for m in models.values() for l in m["layer_results"]})
@@ -114,7 +145,7 @@ WHY = """## Why the three answers can differ
 - **n.** The category level correlates 6 numbers (one per category), the random bins about 20, the pair level
   230. With 6 points a bootstrap resample often holds only 2 to 4 distinct categories, so its r sits near ±1 and
   the interval spans most of [−1, 1]: a large r at one layer is fragile, and a CI that excludes zero is rare.
-  With 230 pairs an |r| of about 0.13 already excludes zero.
+  With {n_pairs} pairs a small |r| already excludes zero: {smallest}.
 - **What is measured.** Category-level UA and the bins' UA are *group geometry*: how uniform the A statements of
   a group are, against how uniform its B statements are, compared with the group's mean preference. The pair
   metrics are *individual position*: where one statement sits relative to the side centroids or its
@@ -138,13 +169,21 @@ None of the three is corrected for the number of layers tested.
 """
 
 
+def _why(ctx: BookContext) -> str:
+    """:data:`WHY` with this run's number of pairs and smallest |r| whose CI excludes zero."""
+    from .page_intro import smallest_phrase
+
+    return WHY.replace("{n_pairs}", str(ctx.run.results["n_pairs"])).replace("{smallest}",
+                                                                             smallest_phrase(ctx.run.results))
+
+
 def levels_page(ctx: BookContext) -> str:
     """The "Three levels of one question" chapter."""
     return "\n".join(["# Three levels of one question\n", run_banner(ctx.run),
                       "The original study asked its question at three levels: across the 6 **categories** "
                       "(its main metric, category-level Uniformity Asymmetry), across about 20 **random bins** of "
-                      "pairs (\"Option A\"), and across the 230 **pairs** themselves (\"Option B\", the seed "
+                      "pairs (\"Option A\"), and across the 230 **pairs** themselves (\"Option B\", the original "
                       "notebook and the rest of this book). All three come from one extraction. This chapter "
                       "puts them side by side per layer, for this run and for the published Pythia-6.9B "
                       "results.\n",
-                      *this_run_section(ctx), *pythia_section(), WHY])
+                      *this_run_section(ctx), *pythia_section(), _why(ctx)])
