@@ -21,6 +21,7 @@ refused. :func:`completeness` / :func:`is_complete` is the one definition of a c
 from __future__ import annotations
 
 import contextlib
+import errno
 import importlib.resources
 import json
 import os
@@ -29,9 +30,9 @@ import signal
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
-from ._io import atomic_write_json
+from ._io import atomic_write_json, sha256_file
 from ._runlock import Claim, RunDirError, _now, _stamp, claim, lock_path, replace_run  # noqa: F401 (re-exported)
 from .config import ParameterError, RunConfig, preflight
 
@@ -45,6 +46,12 @@ STATUSES = ("running", "complete", "failed", "interrupted")
 PATH_PARAMETERS = ("model", "dataset", "reference_results")
 #: Environment variables holding paths, made absolute once before the kernels start.
 PATH_ENV = ("UA_CACHE_DIR", "UA_230_PATH")
+#: Set for the kernels while a run executes: the staging folder that :func:`ua_helpers.pipeline.configure` writes
+#: into. The injected ``run_dir`` parameter stays the folder the user named, so the stored notebooks show it.
+STAGING_ENV = "UA_RUN_STAGING"
+#: The kernels talk to papermill over Unix sockets where there are some (not TCP, which ipykernel warns is
+#: unencrypted): a local, private channel, and a quiet console.
+KERNEL_TRANSPORT = "ipc" if os.name == "posix" else "tcp"
 
 
 class RunError(RuntimeError):
@@ -84,12 +91,68 @@ def is_run_dir(run_dir: str | os.PathLike) -> bool:
     return bool(manifest) and manifest.get("status") in STATUSES and isinstance(manifest.get("parameters"), dict)
 
 
-def completeness(run_dir: str | os.PathLike) -> str | None:
-    """Say why ``run_dir`` is not a complete run, or return None when it is.
+def file_checksums(run_dir: str | os.PathLike, files: Iterable[str]) -> dict[str, str]:
+    """SHA-256 of each of ``files`` (paths relative to ``run_dir``): what the manifest records of a finished run."""
+    return {f: sha256_file(Path(run_dir) / f) for f in files}
 
-    Complete means: ``manifest.json`` says ``"status": "complete"``, ``results.json`` is a JSON object, and
-    every notebook and figure the manifest lists exists.
+
+def sealed_files(manifest: Mapping[str, Any]) -> list[str]:
+    """The files whose SHA-256 a complete run's manifest must record: results, executed notebooks, figures."""
+    return [RESULTS, *manifest.get("notebooks", []), *manifest.get("figures", [])]
+
+
+def seal(run_dir: str | os.PathLike) -> Path:
+    """Record in ``run_dir``'s manifest the SHA-256 of its results, notebooks and figures (as a run does last)."""
+    manifest = read_manifest(run_dir) or {}
+    manifest["checksums"] = file_checksums(run_dir, sealed_files(manifest))
+    return write_manifest(run_dir, manifest)
+
+
+def _checksum_problem(path: Path, manifest: Mapping[str, Any]) -> str | None:
+    """Say which file does not match the SHA-256 the manifest records (or that it records none)."""
+    recorded = manifest.get("checksums")
+    if not isinstance(recorded, dict):
+        return (f"{path / MANIFEST} records no SHA-256 of the run's files (made before they were recorded, or "
+                "edited): run it again, or build with --unverified")
+    for name in sealed_files(manifest):
+        if name not in recorded:
+            return f"{path / MANIFEST} records no SHA-256 of {name}: the run's files cannot be verified"
+        if sha256_file(path / name) != recorded[name]:
+            return (f"{path / name} does not match the SHA-256 that {MANIFEST} records: it was edited or "
+                    "replaced after the run")
+    return None
+
+
+#: Manifest parameters that results.json does not repeat (where a run was written says nothing about it).
+_UNREPEATED = ("run_dir", "repo_url")
+
+
+def _cross_check(path: Path, manifest: Mapping[str, Any], res: Mapping[str, Any]) -> str | None:
+    """Say where ``results.json`` disagrees with the manifest on the dataset, its hash, n_pairs or parameters."""
+    where = path / RESULTS
+    ds_m, ds_r = manifest.get("dataset") or {}, res.get("dataset") or {}
+    for key in ("name", "sha256", "n_pairs"):
+        if key in ds_m and key in ds_r and ds_m[key] != ds_r[key]:
+            return f"{where} is not this run's: its dataset {key} differs from {MANIFEST}'s"
+    if "n_pairs" in ds_m and res.get("n_pairs") != ds_m["n_pairs"]:
+        return f"{where} is not this run's: its n_pairs differs from the dataset's in {MANIFEST}"
+    p_m, p_r = manifest.get("parameters") or {}, res.get("parameters") or {}
+    differ = sorted(k for k in set(p_m) & set(p_r) if k not in _UNREPEATED and p_m[k] != p_r[k])
+    if differ:
+        return f"{where} is not this run's: its parameters {', '.join(differ)} differ from {MANIFEST}'s"
+    return None
+
+
+def completeness(run_dir: str | os.PathLike, *, verify: bool = True) -> str | None:
+    """Say in one line why ``run_dir`` is not a complete, intact run, or return None when it is.
+
+    Complete means: ``manifest.json`` says ``"status": "complete"``, ``results.json`` is valid against the
+    results schema (:func:`ua_helpers.results.validate`), and every notebook and figure the manifest lists
+    exists. Intact (``verify=True``) adds: each of those files has the SHA-256 the manifest records, and
+    ``results.json`` agrees with the manifest on the dataset (name, SHA-256, n_pairs) and the parameters.
     """
+    from . import results as _results
+
     path = Path(run_dir)
     if not path.is_dir():
         return f"{path} is not a directory"
@@ -99,20 +162,25 @@ def completeness(run_dir: str | os.PathLike) -> str | None:
     if manifest.get("status") != "complete":
         return f"the run in {path} is not complete (status {manifest.get('status')!r})"
     try:
-        results = json.loads((path / RESULTS).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        return f"the run in {path} has no readable {RESULTS} ({type(exc).__name__})"
-    if not isinstance(results, dict):
-        return f"{path / RESULTS} is not a JSON object"
+        res = _results.load_results(path / RESULTS)
+    except FileNotFoundError:
+        return f"the run in {path} has no readable {RESULTS} (FileNotFoundError)"
+    except ValueError as exc:
+        message = str(exc)
+        if "not valid JSON" in message or "must be a JSON object" in message:
+            return f"the run in {path} has no readable {RESULTS} ({message})"
+        return message
     missing = [f for f in [*manifest.get("notebooks", []), *manifest.get("figures", [])] if not (path / f).is_file()]
     if missing:
         return f"the run in {path} lacks {', '.join(missing)}"
+    if verify:
+        return _checksum_problem(path, manifest) or _cross_check(path, manifest, res)
     return None
 
 
-def is_complete(run_dir: str | os.PathLike) -> bool:
-    """Tell whether ``run_dir`` holds a complete run (see :func:`completeness`)."""
-    return completeness(run_dir) is None
+def is_complete(run_dir: str | os.PathLike, *, verify: bool = True) -> bool:
+    """Tell whether ``run_dir`` holds a complete, intact run (see :func:`completeness`)."""
+    return completeness(run_dir, verify=verify) is None
 
 
 # --------------------------------------------------------------------------- the notebooks
@@ -132,13 +200,39 @@ def notebooks_source() -> Path:
 
 
 # --------------------------------------------------------------------------- execution
+def run_files(run_dir: str | os.PathLike) -> list[str]:
+    """Every file under ``run_dir`` but its manifest, as sorted relative paths: what a run wrote there."""
+    root = Path(run_dir)
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*")
+                  if not p.is_dir() and p != root / MANIFEST)
+
+
+def foreign_files(run_dir: str | os.PathLike) -> list[str]:
+    """Files under a run directory that its manifest does not list (a user's notes, a sweep, another tool's).
+
+    A run records every file it wrote (``manifest["files"]``); a run made before that list existed is taken to
+    have written ``results.json`` and what lies under ``notebooks/`` and ``figures/``.
+    """
+    manifest = read_manifest(run_dir) or {}
+    listed = manifest.get("files")
+    if isinstance(listed, list):
+        return [f for f in run_files(run_dir) if f not in set(listed)]
+    return [f for f in run_files(run_dir) if f != RESULTS and not f.startswith(("notebooks/", "figures/"))]
+
+
 def check_target(run_dir: Path) -> None:
-    """Raise :class:`RunDirError` unless ``run_dir`` can receive a run (absent, empty, or a run directory)."""
+    """Raise :class:`RunDirError` unless ``run_dir`` can receive a run: absent, empty, or a run directory holding
+    nothing but what its run wrote (a run replaces the whole folder, so anything else would be lost)."""
     if run_dir.exists() and not run_dir.is_dir():
         raise RunDirError(f"run directory {run_dir} is a file, not a directory")
     if run_dir.is_dir() and any(run_dir.iterdir()) and not is_run_dir(run_dir):
         raise RunDirError(f"{run_dir} is not empty and holds no run ({MANIFEST} of a ua-book run); refusing to "
                           "replace it: choose another --run-dir")
+    foreign = foreign_files(run_dir) if run_dir.is_dir() and is_run_dir(run_dir) else []
+    if foreign:
+        more = f" and {len(foreign) - 3} more" if len(foreign) > 3 else ""
+        raise RunDirError(f"{run_dir} holds files its run did not write ({', '.join(foreign[:3])}{more}); refusing "
+                          "to replace it: move them elsewhere or choose another --run-dir")
     parent = next((p for p in run_dir.parents if p.exists()), None)
     if parent is None or not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK) or (
             run_dir.is_dir() and not os.access(run_dir, os.W_OK | os.X_OK)):
@@ -174,6 +268,20 @@ def absolute_environment() -> Iterator[dict[str, str]]:
         for k, v in saved.items():
             if v is not None:
                 os.environ[k] = v
+
+
+@contextlib.contextmanager
+def _staging_environment(staging: Path) -> Iterator[None]:
+    """Set :data:`STAGING_ENV` to ``staging`` while inside (the kernels inherit it), then restore it."""
+    saved = os.environ.get(STAGING_ENV)
+    os.environ[STAGING_ENV] = str(staging)
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop(STAGING_ENV, None)
+        else:
+            os.environ[STAGING_ENV] = saved
 
 
 class _Signalled(BaseException):
@@ -238,6 +346,7 @@ def execute(params: Mapping[str, Any], run_dir: str | os.PathLike | None = None,
         A notebook failed, the kernel died, or (:class:`RunInterrupted`) a signal stopped the run; the message
         says where the failed run was left.
     """
+    given = str(run_dir if run_dir is not None else params.get("run_dir") or RunConfig().run_dir)
     with absolute_environment():
         cfg = RunConfig.from_mapping(prepare_parameters(params, run_dir))
         target = Path(cfg.run_dir)
@@ -255,32 +364,34 @@ def execute(params: Mapping[str, Any], run_dir: str | os.PathLike | None = None,
             raise RunDirError(f"cannot write the run directory {target}: {exc.strerror or exc}") from None
         try:
             check_target(target)  # again: it may have changed while another run held it
-            return _execute_claimed(cfg, effective, source, held, staging, log)
+            return _execute_claimed(cfg, effective, source, held, staging, log, given)
         finally:
             held.release()
 
 
 def _execute_claimed(cfg: RunConfig, effective: dict[str, Any], source: Path, held: Claim, staging: Path,
-                     log: Callable[[str], None]) -> Path:
+                     log: Callable[[str], None], given_run_dir: str) -> Path:
     import papermill as pm
+    from traitlets.config import Config
 
     target = held.run_dir
     (staging / "notebooks").mkdir(parents=True)
-    parameters = {**cfg.to_parameters(), "run_dir": str(staging)}  # the notebooks write into the staging dir
+    # The notebooks show the run folder as given and write into the staging folder (STAGING_ENV).
+    parameters = {**cfg.to_parameters(), "run_dir": given_run_dir}
+    kernel_config = Config({"KernelManager": {"transport": KERNEL_TRANSPORT}})
     manifest: dict[str, Any] = {"status": "running", "parameters": cfg.to_parameters(), "effective": effective,
                                 "pid": held.holder["pid"], "host": held.holder["host"],
                                 "started": held.holder["started"], "staging": str(staging), "notebooks": [],
                                 "versions": _versions(), "git_commit": git_commit(source)}
     write_manifest(staging, manifest)
     current = None
-    with _signals_raise():
+    with _signals_raise(), _staging_environment(staging):
         try:
             for nb in NOTEBOOKS:
                 current, t0 = nb, time.perf_counter()
-                log(f"[ua-book] {nb} ...")
                 pm.execute_notebook(str(source / f"{nb}.ipynb"), str(staging / "notebooks" / f"{nb}.ipynb"),
                                     parameters=parameters, kernel_name="python3", progress_bar=False,
-                                    cwd=str(staging))
+                                    cwd=str(staging), config=kernel_config)
                 manifest["notebooks"].append(f"notebooks/{nb}.ipynb")
                 log(f"[ua-book] {nb} done in {time.perf_counter() - t0:.1f} s")
             current = None
@@ -303,8 +414,11 @@ def _execute_claimed(cfg: RunConfig, effective: dict[str, Any], source: Path, he
         _ignore_signals()  # the notebooks are done: finish putting the run in place
         manifest.update(status="complete", finished=_now(), model=results.get("model_info", {}),
                         dataset=results.get("dataset", {}),
-                        figures=sorted(f"figures/{p.name}" for p in (staging / "figures").glob("*.png")))
+                        figures=sorted(f"figures/{p.name}" for p in (staging / "figures").glob("*.png")),
+                        tables=sorted(p.name for p in staging.glob("*.csv")))
         manifest.pop("staging")
+        manifest["checksums"] = file_checksums(staging, sealed_files(manifest))
+        manifest["files"] = run_files(staging)
         write_manifest(staging, manifest)
         replace_run(staging, target)
         for old in target.parent.glob(f".{target.name}.failed-*"):
@@ -317,18 +431,46 @@ def _describe(exc: Exception, notebook: str | None) -> str:
     where = notebook or "after the notebooks"
     if type(exc).__name__ == "PapermillExecutionError":
         return f"{where}: cell {exc.exec_count} raised {exc.ename}: {exc.evalue}"
+    if isinstance(exc, OSError):
+        return f"{where}: {_os_error(exc, exc.filename)}"
     if type(exc).__name__ == "DeadKernelError":
         return f"{where}: the kernel died (out of memory, or killed): {exc}".rstrip(": ")
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     return f"{where}: {type(exc).__name__}: {first}".rstrip(": ")
 
 
+def _os_error(exc: OSError, path: str | os.PathLike | None) -> str:
+    """An OSError in a few words: what failed, on which path, and for a full disk the space that is left."""
+    where = f" writing {path}" if path else ""
+    text = f"{exc.strerror or exc}{where}"
+    if exc.errno == errno.ENOSPC and path:
+        anchor = next((p for p in (Path(path), *Path(path).parents) if p.exists()), None)
+        if anchor is not None:
+            free = shutil.disk_usage(anchor).free / 2**20
+            text += f" ({free:.0f} MiB free there; a run needs room for its notebooks, figures and results)"
+    return text
+
+
+def _clear_leftovers(target: Path, staging: Path, log: Callable[[str], None]) -> None:
+    """Remove staging folders of earlier runs into ``target`` that stopped without cleaning up (the claim on
+    ``target`` is held, so none of them belongs to a live run)."""
+    for old in target.parent.glob(f".{target.name}.staging-*"):
+        if old != staging and old.is_dir():
+            shutil.rmtree(old, ignore_errors=True)
+            log(f"[ua-book] removed {old}, the staging folder of an earlier run into {target} that stopped")
+
+
 def _leave_failed(staging: Path, target: Path, manifest: dict[str, Any]) -> str:
     """Mark ``staging`` failed or interrupted; move it to ``target`` unless that holds a complete run."""
     manifest = {**manifest, "finished": _now()}
     manifest.pop("staging", None)
-    write_manifest(staging, manifest)
-    if is_complete(target):
+    try:
+        manifest["files"] = run_files(staging)
+        write_manifest(staging, manifest)
+    except OSError as exc:  # a full disk, a vanished folder: leave no staging folder that says "running"
+        shutil.rmtree(staging, ignore_errors=True)
+        return f"the unfinished run could not be kept ({_os_error(exc, staging)}); its staging folder was removed"
+    if (read_manifest(target) or {}).get("status") == "complete":
         kept = target.parent / f".{target.name}.failed-{_stamp()}-{os.getpid()}"
         os.rename(staging, kept)
         return f"the unfinished run is in {kept}; the previous complete run in {target} is untouched"

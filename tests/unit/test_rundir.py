@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -18,13 +19,13 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from ua_helpers import cli, rundir
+from ua_helpers import cli, published, rundir
 from ua_helpers.config import RunConfig
 
 #: The parameters cell: every RunConfig field (papermill warns about parameters a notebook does not declare).
 PARAMS_CELL = "\n".join(f"{k} = {v!r}" for k, v in RunConfig().to_parameters().items())
 BODY = """import json, os, pathlib, time
-run = pathlib.Path(run_dir)
+run = pathlib.Path(os.environ.get("UA_RUN_STAGING") or run_dir)  # where ua-book run stages (pipeline.configure)
 (run / "figures").mkdir(exist_ok=True)
 mode = os.environ.get("UA_TEST_NOTEBOOK_MODE", "")
 if NAME == "03_metrics" and mode == "raise":
@@ -36,8 +37,10 @@ if NAME == "03_metrics" and mode == "sleep":
     time.sleep(120)
 (run / (NAME + ".done")).write_text(os.environ.get("UA_TEST_NOTEBOOK_TAG", ""))
 if NAME == "06_summary":
-    (run / "results.json").write_text(json.dumps({"model_info": {"name": model}, "dataset": {"path": dataset},
-                                                  "cache": os.environ.get("UA_CACHE_DIR")}))
+    from ua_helpers import published
+    res = json.loads(published.read_bytes(published.PAIR_LEVEL))  # a results file valid against the schema
+    res.update(model_info={"name": model}, dataset_path=dataset, cache=os.environ.get("UA_CACHE_DIR"))
+    (run / "results.json").write_text(json.dumps(res))
 """
 
 
@@ -59,13 +62,23 @@ def params(tiny_model_dir, small_pairs_path) -> dict:
     return {"model": str(tiny_model_dir), "dataset": str(small_pairs_path)}
 
 
+def _results(tag: str) -> dict:
+    """A results file valid against the schema (the published one), tagged to tell runs apart."""
+    return {**json.loads(published.read_bytes(published.PAIR_LEVEL)), "tag": tag}
+
+
+def _tag(run: Path) -> str:
+    return json.loads((run / "results.json").read_text())["tag"]
+
+
 def _complete_run(path: Path, tag: str = "old") -> Path:
     (path / "notebooks").mkdir(parents=True)
     for nb in rundir.NOTEBOOKS:
         (path / "notebooks" / f"{nb}.ipynb").write_text("{}")
-    (path / "results.json").write_text(json.dumps({"tag": tag}))
+    (path / "results.json").write_text(json.dumps(_results(tag)))
     rundir.write_manifest(path, {"status": "complete", "parameters": {},
                                  "notebooks": [f"notebooks/{nb}.ipynb" for nb in rundir.NOTEBOOKS]})
+    rundir.seal(path)
     return path
 
 
@@ -91,6 +104,55 @@ def test_completeness_names_what_is_missing(tmp_path):
     assert "not a directory" in rundir.completeness(tmp_path / "absent")
     with pytest.raises(ValueError, match="status must be one of"):
         rundir.write_manifest(run, {"status": "done"})
+
+
+def _edit(path: Path, edit) -> None:
+    res = json.loads(path.read_text())
+    edit(res)
+    path.write_text(json.dumps(res))
+
+
+@pytest.mark.parametrize("tamper, match", [
+    (lambda run: _edit(run / "results.json", lambda r: r["results"]["8"]["within_pair_sim"].update(r=-0.31)),
+     r"results\.json does not match the SHA-256 that manifest\.json records"),
+    (lambda run: _edit(run / "results.json", lambda r: r["summary"].update(significant_tests=42)),
+     r"summary\.significant_tests = 42 but the results hold 33"),
+    (lambda run: (run / "notebooks" / "04_correlation.ipynb").write_text('{"cells": []}'),
+     r"notebooks/04_correlation\.ipynb does not match the SHA-256"),
+    (lambda run: _edit(run / "manifest.json", lambda m: m.pop("checksums")), "records no SHA-256"),
+    (lambda run: _edit(run / "results.json", lambda r: r.update(n_pairs="<img src=x onerror=alert(1)>")),
+     r"results\.json: n_pairs = .* expected integer"),
+])
+def test_an_edited_run_is_refused_in_one_line(tmp_path, capsys, tamper, match):
+    """Editing any number of results.json, a notebook, or the manifest's checksums makes ``is-complete`` refuse
+    with one line naming the file."""
+    run = _complete_run(tmp_path / "run")
+    tamper(run)
+    assert re.search(match, rundir.completeness(run))
+    assert cli.main(["is-complete", str(run)]) == 1
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and re.search(match, err)
+
+
+def test_another_runs_results_are_refused_even_resealed(tmp_path):
+    """Another run's results.json swapped in is refused by its SHA-256; sealed again, by the cross-check of the
+    dataset and parameters the manifest records."""
+    run, other = _complete_run(tmp_path / "run", tag="mine"), _complete_run(tmp_path / "other", tag="theirs")
+    for path, name, n in ((run, "ua-230", 230), (other, "replication-230", 230)):
+        _edit(path / "results.json", lambda r: r.update(dataset={"name": name, "sha256": "a" * 64, "n_pairs": n},
+                                                        parameters={"seed": 42 if path == run else 7}))
+        _edit(path / "manifest.json", lambda m: m.update(dataset={"name": name, "sha256": "a" * 64, "n_pairs": n},
+                                                         parameters={"seed": 42 if path == run else 7}))
+        rundir.seal(path)
+    assert rundir.is_complete(run) and rundir.is_complete(other)
+    (run / "results.json").write_bytes((other / "results.json").read_bytes())
+    assert "results.json does not match the SHA-256" in rundir.completeness(run)
+    rundir.seal(run)  # a forger who also rewrites the checksums
+    assert "its dataset name differs from manifest.json's" in rundir.completeness(run)
+    _edit(run / "manifest.json", lambda m: m.update(dataset={"name": "replication-230", "sha256": "a" * 64,
+                                                               "n_pairs": 230}))
+    assert "its parameters seed differ from manifest.json's" in rundir.completeness(run)
+    assert rundir.completeness(run, verify=False) is None  # the override: schema only
 
 
 def test_is_complete_command_exits_zero_only_for_a_complete_run(tmp_path, capsys):
@@ -178,7 +240,7 @@ def test_replace_run_swaps_the_directories(tmp_path):
     old = _complete_run(tmp_path / "run", tag="old")
     new = _complete_run(tmp_path / ".run.staging-x", tag="new")
     rundir.replace_run(new, old)
-    assert json.loads((old / "results.json").read_text()) == {"tag": "new"}
+    assert _tag(old) == "new"
     assert not new.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["run"]
 
 
@@ -194,6 +256,12 @@ def test_a_run_stages_then_replaces_the_previous_run(tmp_path, params, tiny_note
     assert out == target.resolve() and rundir.is_complete(out)
     assert not (out / "figures" / "from-the-old-run.png").exists()  # nothing of the old run is mixed in
     assert all((out / f"{nb}.done").is_file() for nb in rundir.NOTEBOOKS)
+    for nb in rundir.NOTEBOOKS:  # the stored notebooks show the run folder as given, not the staging folder
+        injected = next(c for c in nbformat.read(out / "notebooks" / f"{nb}.ipynb", as_version=4).cells
+                        if "injected-parameters" in c.metadata.get("tags", []))
+        assert "run_dir = 'run'\n" in injected.source or 'run_dir = "run"\n' in injected.source, injected.source
+        assert "staging" not in injected.source
+    assert rundir.STAGING_ENV not in os.environ
     manifest = rundir.read_manifest(out)
     assert manifest["kind"] == rundir.KIND and manifest["parameters"]["run_dir"] == str(out)
     assert manifest["parameters"]["knn_k"] == 50 and manifest["effective"]["knn_k"] == 11  # 12 pairs
@@ -239,7 +307,7 @@ def test_a_failed_first_run_is_left_in_the_run_dir_marked_failed(tmp_path, param
 
 SCRIPT = """import sys
 from pathlib import Path
-from ua_helpers import cli, rundir
+from ua_helpers import cli, published, rundir
 from ua_helpers.config import RunConfig
 rundir.notebooks_source = lambda: Path(sys.argv[1])
 sys.exit(cli.main(sys.argv[2:]))
@@ -279,7 +347,7 @@ def test_a_signal_ends_the_run_interrupted_with_one_line(tmp_path, params, tiny_
     assert err.strip().splitlines()[-1].startswith(f"ua-book: error: interrupted by {signal.Signals(signum).name} "
                                                    "during 03_metrics")
     assert "ua_helpers/" not in err and "_Signalled" not in err
-    assert rundir.is_complete(target) and json.loads((target / "results.json").read_text()) == {"tag": "old"}
+    assert rundir.is_complete(target) and _tag(target) == "old"
     (kept,) = tmp_path.glob(".run.failed-*")
     assert rundir.read_manifest(kept)["status"] == "interrupted"
     assert not rundir.lock_path(target).exists()
