@@ -44,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
                          help="results to compare with: 'published', a path or a URL")
     p_build.add_argument("--sweep-root", default=None, help="a ua-book sweep folder, for the cross-run chapter")
     p_build.add_argument("--output", default="_build/html")
+    p_build.add_argument("--unverified", action="store_true",
+                         help="build even where the run's files do not match the SHA-256 its manifest records "
+                              "(every page's banner then says UNVERIFIED)")
     p_sweep = sub.add_parser("sweep", help="one run per entry of a sweep file (models, checkpoints), local or on Ray")
     p_sweep.add_argument("sweep_file", metavar="SWEEP.yaml", help="the sweep file (see ua_helpers.sweep)")
     p_sweep.add_argument("--engine", choices=("local", "ray"), default="local",
@@ -87,6 +90,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (rundir.RunDirError, FileNotFoundError, ValueError) as exc:
         print(f"ua-book: error: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:  # a full disk, a read-only or vanished folder: one line naming the path
+        print(f"ua-book: error: {exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""),
+              file=sys.stderr)
+        return 1
     return 0
 
 
@@ -95,9 +102,13 @@ def _build(args: argparse.Namespace) -> int:
 
     try:
         html = build_book(args.run_dir, output_dir=args.output, replication_run_dir=args.replication_run_dir,
-                          reference=args.reference, sweep_root=args.sweep_root)
+                          reference=args.reference, sweep_root=args.sweep_root, verify=not args.unverified)
     except BookError as exc:
         print(f"ua-book: error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"ua-book: error: {exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""),
+              file=sys.stderr)
         return 1
     print(f"[ua-book] book built: {html}")
     return 0

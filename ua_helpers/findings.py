@@ -15,14 +15,31 @@ The ladder and the block they read are built by :func:`ua_helpers.evidence.evide
 """
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
+
+from ._markdown import Markup, md_text
 
 from .evidence import evidence_block, level_names, require_evidence  # noqa: F401  (evidence_block re-exported)
 
 _ADJUST = {"holm": "Holm", "bh": "Benjamini-Hochberg"}
 _TEXT_CHARS = 60
+
+
+def _markup(func):
+    """Mark what ``func`` returns (a sentence or a list of them) as :class:`~ua_helpers._markdown.Markup`.
+
+    Every sentence here is Markdown that is safe to display: text from a dataset, a model or a results file
+    (statement texts, names) is escaped where it enters (:func:`~ua_helpers._markdown.md_text`); the rest is
+    generated and holds no markup. Metric names are checked by the results schema.
+    """
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        out = func(*args, **kwargs)
+        return [Markup(s) for s in out] if isinstance(out, list) else Markup(out)
+    return wrapper
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -127,6 +144,7 @@ def _verdict(t, ev) -> str:
             f"({partial})")
 
 
+@_markup
 def describe_test(t: dict[str, Any], ev: dict[str, Any], results: dict[str, Any], others=()) -> str:
     """Return one sentence for one entry of ``results["evidence"]["tests"]``: numbers, level and its meaning."""
     name = t["metric"]
@@ -145,6 +163,7 @@ def describe_test(t: dict[str, Any], ev: dict[str, Any], results: dict[str, Any]
 # Sentences for tables and figures
 # --------------------------------------------------------------------------------------------------------------
 
+@_markup
 def read_ladder(results: dict[str, Any]) -> str:
     """Return the ladder's counts as one sentence (tests, and distinct findings where metrics coincide)."""
     ev = require_evidence(results)
@@ -166,6 +185,7 @@ def read_ladder(results: dict[str, Any]) -> str:
             f"below it, so the counts can only shrink.")
 
 
+@_markup
 def read_correlation_table(table_or_results, ci_level: float = 0.95) -> str:
     """Return a sentence reading the per-test correlation table (a DataFrame or a results dict)."""
     import pandas as pd
@@ -202,6 +222,7 @@ def read_correlation_table(table_or_results, ci_level: float = 0.95) -> str:
     return text
 
 
+@_markup
 def read_figure_layers(results: dict[str, Any]) -> str:
     """Return a sentence reading the per-layer figure: where each metric's CI excludes 0, and its sign."""
     ev = require_evidence(results)
@@ -224,6 +245,7 @@ def read_figure_layers(results: dict[str, Any]) -> str:
             + read_disagreements(results))
 
 
+@_markup
 def read_disagreements(results: dict[str, Any]) -> str:
     """Return a sentence on the tests where Pearson r and Spearman rho disagree in sign or verdict."""
     ev = require_evidence(results)
@@ -245,6 +267,7 @@ def read_disagreements(results: dict[str, Any]) -> str:
             + ". A result that the rank correlation does not confirm is not counted as robust.")
 
 
+@_markup
 def read_massive(results: dict[str, Any]) -> str:
     """Return a sentence naming the massive-activation statements and the tests they drive."""
     ev = require_evidence(results)
@@ -256,7 +279,8 @@ def read_massive(results: dict[str, Any]) -> str:
     names = []
     for s in st:
         text = s.get("text")
-        quote = "" if text is None else (f' "{text[:_TEXT_CHARS]}' + ("..." if len(text) > _TEXT_CHARS else "") + '"')
+        quote = "" if text is None else (f' "{md_text(text[:_TEXT_CHARS])}' + ("..." if len(text) > _TEXT_CHARS else "")
+                                         + '"')
         names.append(f"pair {s['pair']} {s['side']}{quote} ({_layers(s['layers'])}, up to {s['max_ratio']:.0f}x)")
     text = (f"{_n(len(st), 'statement')} have pooled hidden-state norms above {ma['threshold']:g}x their layer's "
             f"median (massive activations): " + "; ".join(names) + ".")
@@ -270,6 +294,7 @@ def read_massive(results: dict[str, Any]) -> str:
     return text
 
 
+@_markup
 def read_single_pairs(results: dict[str, Any]) -> str:
     """Return a sentence on the tests whose CI excludes 0 but whose sign or verdict one pair can change."""
     ev = require_evidence(results)
@@ -281,6 +306,7 @@ def read_single_pairs(results: dict[str, Any]) -> str:
                         f"-> {_r(t['r'] + t['loo_delta_r'])})" for t in hit) + ".")
 
 
+@_markup
 def read_confounds(results: dict[str, Any]) -> str:
     """Return a sentence on which family-wise results survive control for length and category."""
     ev = require_evidence(results)
@@ -299,6 +325,7 @@ def read_confounds(results: dict[str, Any]) -> str:
     return text + "."
 
 
+@_markup
 def read_redundancy(results: dict[str, Any]) -> str:
     """Return a sentence on coinciding metrics and how close the A and B centroids lie."""
     ev = require_evidence(results)
@@ -322,14 +349,16 @@ def read_redundancy(results: dict[str, Any]) -> str:
             "once.")
 
 
+@_markup
 def read_scope(results: dict[str, Any]) -> str:
     """Return what this run cannot say: one model, one dataset, a correlation."""
     info = results.get("model_info") or {}
     ds = results.get("dataset") or {}
     dtype = info.get("dtype") or (results.get("parameters") or {}).get("dtype", "unknown dtype")
     device = info.get("device")
-    return (f"This run is one model ({results['model']}, {dtype}" + (f" on {device}" if device else "")
-            + f") on one dataset ({ds.get('name', 'unnamed')}, n_pairs = {results['n_pairs']}). Its r is a "
+    return (f"This run is one model ({md_text(results['model'])}, {md_text(dtype)}"
+            + (f" on {md_text(device)}" if device else "")
+            + f") on one dataset ({md_text(ds.get('name', 'unnamed'))}, n_pairs = {results['n_pairs']}). Its r is a "
             "correlation across statement pairs between hidden-state geometry and the output preference "
             "NLL(B) - NLL(A): it is not a causal effect, and it does not say whether other models, sizes, "
             "training stages or datasets behave alike.")
@@ -339,6 +368,7 @@ def read_scope(results: dict[str, Any]) -> str:
 # The findings
 # --------------------------------------------------------------------------------------------------------------
 
+@_markup
 def strongest(results: dict[str, Any], n: int = 3) -> list[str]:
     """Return one sentence per strongest finding: highest level first, then largest |r| (coinciding merged)."""
     ev = require_evidence(results)
@@ -373,6 +403,7 @@ def _caveats(results) -> list[str]:
     return out
 
 
+@_markup
 def summarize(results: dict[str, Any], n_strongest: int = 3) -> list[str]:
     """Return the run's findings as sentences: what was found, what does not hold up, what the run cannot say.
 
@@ -390,6 +421,7 @@ def summarize(results: dict[str, Any], n_strongest: int = 3) -> list[str]:
     return _found(results, n_strongest) + _caveats(results) + [read_scope(results)]
 
 
+@_markup
 def markdown(results: dict[str, Any], n_strongest: int = 3, heading_level: int = 3) -> str:
     """Return the findings as Markdown: three headed sections of bullet points."""
     h = "#" * heading_level

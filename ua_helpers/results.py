@@ -1,7 +1,9 @@
 """The results file: a superset of the seed's JSON schema, plus readers for published results."""
 from __future__ import annotations
 
+import functools
 import json
+import math
 import os
 from datetime import datetime
 from pathlib import Path
@@ -14,7 +16,13 @@ from ._io import atomic_write_json
 
 METHOD = "Option B: Pair-Level Analysis (EXPERIMENTAL)"
 CAVEAT = "Pair-level metrics are NOT the same as category-level UA. Different interpretation required."
-SCHEMA_VERSION = 1
+#: Version of a run's results.json (see ``results.schema.json``): 1 = every block optional; 2 = dataset,
+#: parameters, model_info, extended, evidence, category_level and option_a_bins always written; 3 = 2 + controls.
+SCHEMA_VERSION = 2
+#: Results assembled by :func:`build_results` alone (the seed's keys and optional blocks, as in tests).
+PARTIAL_SCHEMA_VERSION = 1
+#: The version from which a block is always written (an older run lacks it; a newer one never does).
+BLOCK_SINCE = {"extended": 2, "evidence": 2, "category_level": 2, "option_a_bins": 2, "controls": 3}
 #: The published Pythia-6.9B results of the seed notebook (third-party, MIT), shipped in the package.
 PUBLISHED_URL = published.FILES[published.PAIR_LEVEL].url
 PUBLISHED_SHA256 = published.FILES[published.PAIR_LEVEL].sha256
@@ -59,7 +67,8 @@ def summarize(table, mid_layers: Sequence[int], late_layers: Sequence[int]) -> d
 
 
 def build_results(table, *, model: str, n_pairs: int, n_bootstrap: int, num_layers: int,
-                  extra: dict[str, Any] | None = None, timestamp: str | None = None) -> dict[str, Any]:
+                  extra: dict[str, Any] | None = None, timestamp: str | None = None,
+                  schema_version: int = PARTIAL_SCHEMA_VERSION) -> dict[str, Any]:
     """Assemble the results dict: every key of the seed's file, then this project's additions.
 
     Parameters
@@ -70,6 +79,8 @@ def build_results(table, *, model: str, n_pairs: int, n_bootstrap: int, num_laye
     n_pairs, n_bootstrap, num_layers : int
     extra : dict, optional
         Added under their own keys (dataset, parameters, versions, ...); they may not replace a seed key.
+    schema_version : int, default=PARTIAL_SCHEMA_VERSION
+        What the file promises to hold (``results.schema.json``); a run's results say :data:`SCHEMA_VERSION`.
     """
     layers = sorted(int(l) for l in table["layer"].unique())
     metrics = list(dict.fromkeys(table["metric"]))
@@ -92,7 +103,7 @@ def build_results(table, *, model: str, n_pairs: int, n_bootstrap: int, num_laye
         "best_per_layer": best_per_layer(table),
         "summary": summarize(table, mid, late),
         "caveat": CAVEAT,
-        "schema_version": SCHEMA_VERSION,
+        "schema_version": int(schema_version),
         "layers": layers,
         "num_layers": int(num_layers),
         "mid_layers": mid,
@@ -107,6 +118,7 @@ def build_results(table, *, model: str, n_pairs: int, n_bootstrap: int, num_laye
 
 def build_run_results(table, *, pairs, ext, parameters: dict[str, Any], extended=None,
                       levels: dict[str, Any] | None = None, evidence: dict[str, Any] | None = None,
+                      sign_agreement_null: dict[str, Any] | None = None,
                       timestamp: str | None = None) -> dict[str, Any]:
     """Assemble a run's results: the seed's schema (:func:`build_results`), then the run's identity and analyses.
 
@@ -125,6 +137,8 @@ def build_run_results(table, *, pairs, ext, parameters: dict[str, Any], extended
         From :func:`ua_helpers.levels.analyse_levels`: its ``category_level`` and ``option_a_bins`` keys.
     evidence : dict, optional
         From :func:`ua_helpers.findings.evidence_block`; stored under ``"evidence"``.
+    sign_agreement_null : dict, optional
+        From :func:`ua_helpers.agreement.sign_agreement_null`; stored under ``"comparison"``.
     """
     model_meta = ext.meta.get("model", {})
     params = {k: v for k, v in parameters.items() if k not in ("run_dir", "repo_url")}
@@ -148,10 +162,14 @@ def build_run_results(table, *, pairs, ext, parameters: dict[str, Any], extended
         extra.update({k: levels[k] for k in ("category_level", "option_a_bins")})
     if evidence is not None:
         extra["evidence"] = evidence
+    if sign_agreement_null is not None:
+        extra["comparison"] = {"sign_agreement_null": sign_agreement_null}
+    # A run always writes its blocks (version 2); with controls it promises them too (version 3).
+    version = 3 if "controls" in extra else SCHEMA_VERSION
     return build_results(table, model=str(params.get("model", model_meta.get("name"))), n_pairs=pairs.n_pairs,
                          n_bootstrap=int(params.get("n_bootstrap", 0)),
                          num_layers=int(model_meta.get("num_layers", max(ext.layers))), extra=extra,
-                         timestamp=timestamp)
+                         timestamp=timestamp, schema_version=version)
 
 
 def extended_table(results: dict[str, Any]):
@@ -222,23 +240,155 @@ def seed_summary_text(results: dict[str, Any]) -> str:
 
 
 def write_results(path: str | os.PathLike, results: dict[str, Any]) -> Path:
-    """Write the results as strict JSON (NaN as null), atomically."""
+    """Validate the results against the shipped schema (:func:`check_schema`), then write them as strict JSON
+    (NaN as null), atomically."""
+    from ._io import to_jsonable
+
+    check_schema(to_jsonable(results), source=os.fspath(path))
     return atomic_write_json(path, results)
 
 
-def check_schema(results: dict[str, Any]) -> None:
-    """Raise ValueError unless ``results`` has the seed's schema (keys, per-test fields, summary fields)."""
-    missing = [k for k in SEED_KEYS if k not in results]
-    if missing:
-        raise ValueError(f"results lack the seed's keys {missing}")
-    for layer, tests in results["results"].items():
-        for metric, test in tests.items():
-            absent = [k for k in TEST_KEYS if k not in test]
-            if absent:
-                raise ValueError(f"results[{layer!r}][{metric!r}] lacks {absent}")
-    for k in ("total_tests", "significant_tests", "mid_layer_significant", "late_layer_significant"):
-        if k not in results["summary"]:
-            raise ValueError(f"summary lacks {k!r}")
+#: The JSON Schema of results.json, shipped in the package (``ua_helpers/results.schema.json``).
+SCHEMA_FILE = Path(__file__).with_name("results.schema.json")
+#: Deepest nesting accepted in a results file (the deepest block written here is 6 levels deep).
+MAX_DEPTH = 32
+#: Longest value quoted in a validation error (hostile files can hold anything).
+_QUOTE_CHARS = 60
+
+
+@functools.lru_cache(maxsize=1)
+def _validator():
+    import jsonschema
+
+    schema = json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
+    cls = jsonschema.validators.validator_for(schema)
+    cls.check_schema(schema)
+    return cls(schema)
+
+
+def _field(path: Sequence[Any]) -> str:
+    """A field's location as ``summary.significant_tests`` or ``results['8'].r``."""
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if str(part).isidentifier() else f"[{part!r}]")
+    return out.lstrip(".") or "(the top level)"
+
+
+def _quote(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= _QUOTE_CHARS else text[:_QUOTE_CHARS - 1] + "…"
+
+
+def _walk_numbers(obj: Any, source: str) -> None:
+    """Refuse nesting deeper than :data:`MAX_DEPTH` and non-finite numbers (NaN must be written as null)."""
+    stack: list[tuple[Any, tuple, int]] = [(obj, (), 0)]
+    while stack:
+        node, path, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise ValueError(f"{source}: {_field(path)} is nested deeper than {MAX_DEPTH} levels")
+        if isinstance(node, dict):
+            stack += [(v, (*path, k), depth + 1) for k, v in node.items()]
+        elif isinstance(node, list):
+            stack += [(v, (*path, i), depth + 1) for i, v in enumerate(node)]
+        elif isinstance(node, float) and not math.isfinite(node):
+            raise ValueError(f"{source}: {_field(path)} is {node!r}; numbers must be finite (null for missing)")
+
+
+def _bounds_in_order(obj: Any, source: str, path: tuple = ()) -> None:
+    """Every ``X_lower``/``X_upper`` pair of one object (CIs of every block) has lower <= upper."""
+    if isinstance(obj, dict):
+        for key, lo in obj.items():
+            if isinstance(key, str) and key.endswith("_lower"):
+                hi = obj.get(key[:-len("_lower")] + "_upper")
+                if isinstance(lo, (int, float)) and isinstance(hi, (int, float)) and lo > hi:
+                    raise ValueError(f"{source}: {_field((*path, key))} = {lo!r} exceeds its upper bound {hi!r}")
+        for key, value in obj.items():
+            _bounds_in_order(value, source, (*path, key))
+    elif isinstance(obj, list):
+        for i, value in enumerate(obj):
+            _bounds_in_order(value, source, (*path, i))
+
+
+def _seed_consistent(results: dict[str, Any], source: str) -> None:
+    """The seed's summary counts what its tests say, and each test's ``includes_zero`` what its CI says."""
+    tests = [(layer, metric, t) for layer, ts in results["results"].items() for metric, t in ts.items()]
+    for layer, metric, t in tests:
+        lo, hi = t["ci_lower"], t["ci_upper"]
+        if lo is not None and hi is not None and t["includes_zero"] != bool(lo <= 0 <= hi):
+            raise ValueError(f"{source}: {_field(('results', layer, metric, 'includes_zero'))} = "
+                             f"{t['includes_zero']} contradicts its CI [{lo}, {hi}]")
+    s = results["summary"]
+    counted = {"total_tests": len(tests), "significant_tests": sum(not t["includes_zero"] for _, _, t in tests)}
+    for key, count in counted.items():
+        if s[key] != count:
+            raise ValueError(f"{source}: summary.{key} = {s[key]} but the results hold {count}")
+    for key in ("mid_layer_significant", "late_layer_significant"):
+        if s[key] > s["significant_tests"]:
+            raise ValueError(f"{source}: summary.{key} = {s[key]} exceeds summary.significant_tests")
+
+
+def check_schema(results: Any, source: str = "results") -> None:
+    """Raise ValueError naming ``source`` and the field unless ``results`` is valid against the shipped schema.
+
+    The schema (:data:`SCHEMA_FILE`) types every seed key and this project's blocks, with ranges (correlations
+    and CI bounds in [-1, 1], p-values in [0, 1], counts non-negative integers); here are added what JSON
+    Schema cannot say: numbers are finite, nesting is at most :data:`MAX_DEPTH` deep, every lower bound is at
+    most its upper bound, and the seed's summary counts its own tests. A block that a file's
+    ``schema_version`` always writes but that is missing was removed; a block missing from an older version
+    was never written (see :func:`require_block`).
+    """
+    import jsonschema
+
+    if not isinstance(results, dict):
+        raise ValueError(f"{source}: results must be a JSON object; got {type(results).__name__}")
+    _walk_numbers(results, source)
+    errors = list(_validator().iter_errors(results))
+    if errors:
+        error = jsonschema.exceptions.best_match(errors)
+        where = _field(error.absolute_path)
+        if error.validator == "required":
+            missing = [k for k in error.validator_value if k not in error.instance]
+            version = results.get("schema_version")
+            why = (f" (results of schema version {version} always hold it: it was removed)"
+                   if error.absolute_path == type(error.absolute_path)() and version else "")
+            raise ValueError(f"{source}: {where} lacks the required key{'s' if len(missing) > 1 else ''} "
+                             f"{', '.join(repr(k) for k in missing)}{why}")
+        raise ValueError(f"{source}: {where} = {_quote(error.instance)} is invalid: "
+                         f"{_schema_reason(error)}")
+    _bounds_in_order(results, source)
+    _seed_consistent(results, source)
+
+
+def _schema_reason(error) -> str:
+    """A short reason for a schema error (without repeating the offending value)."""
+    v, expected = error.validator, error.validator_value
+    if v == "type":
+        return f"expected {' or '.join(expected) if isinstance(expected, list) else expected}"
+    if v in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+        word = {"minimum": "at least", "maximum": "at most", "exclusiveMinimum": "above",
+                "exclusiveMaximum": "below"}[v]
+        return f"must be {word} {expected}"
+    if v == "pattern":
+        return f"must match {expected}"
+    if v == "enum":
+        return f"must be one of {expected}"
+    return error.message if len(error.message) <= 200 else error.message[:199] + "…"
+
+
+def require_block(results: dict[str, Any], name: str) -> dict[str, Any]:
+    """Return ``results[name]``, or raise ValueError saying the run predates the block.
+
+    A valid file (:func:`check_schema`) whose ``schema_version`` always writes ``name`` has it; one without it
+    was made before the block existed, and the message says so.
+    """
+    if name in results:
+        return results[name]
+    version = results.get("schema_version")
+    if isinstance(version, int) and version >= BLOCK_SINCE.get(name, 10**9):
+        raise ValueError(f"these results (schema version {version}) lack the {name!r} block that their version "
+                         "always holds: it was removed")
+    raise ValueError(f"these results (schema version {version or 'of the seed'}) were made before the {name!r} "
+                     "block existed; run the analysis again with this version to get it")
 
 
 def load_results(source: str | os.PathLike) -> dict[str, Any]:
@@ -247,7 +397,8 @@ def load_results(source: str | os.PathLike) -> dict[str, Any]:
     ``"published"`` (or the published file's pinned URL) is the copy shipped in the package
     (:mod:`ua_helpers.published`, checked against its SHA-256 when read): nothing is downloaded. Other URLs are
     downloaded with a size cap and an overall deadline. A missing file or an unreachable URL raises
-    ``FileNotFoundError`` saying which; a file without the seed's keys raises ``ValueError``.
+    ``FileNotFoundError`` saying which; a file that is not valid against the schema (:func:`check_schema`)
+    raises ``ValueError`` naming it and the field.
     """
     src = os.fspath(source)
     if src in ("published", PUBLISHED_URL):
@@ -268,9 +419,11 @@ def load_results(source: str | os.PathLike) -> dict[str, Any]:
         results = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValueError(f"results {src!r} are not valid JSON: {exc}") from None
+    except RecursionError:
+        raise ValueError(f"results {src!r} are nested deeper than {MAX_DEPTH} levels") from None
     if not isinstance(results, dict):
         raise ValueError(f"results {src!r} must be a JSON object; got {type(results).__name__}")
-    check_schema(results)
+    check_schema(results, source=src)
     return results
 
 

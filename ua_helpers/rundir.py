@@ -97,8 +97,9 @@ def file_checksums(run_dir: str | os.PathLike, files: Iterable[str]) -> dict[str
 
 
 def sealed_files(manifest: Mapping[str, Any]) -> list[str]:
-    """The files whose SHA-256 a complete run's manifest must record: results, executed notebooks, figures."""
-    return [RESULTS, *manifest.get("notebooks", []), *manifest.get("figures", [])]
+    """The files whose SHA-256 a complete run's manifest must record: results, executed notebooks, figures and
+    tables."""
+    return [RESULTS, *manifest.get("notebooks", []), *manifest.get("figures", []), *manifest.get("tables", [])]
 
 
 def seal(run_dir: str | os.PathLike) -> Path:
@@ -217,7 +218,8 @@ def foreign_files(run_dir: str | os.PathLike) -> list[str]:
     listed = manifest.get("files")
     if isinstance(listed, list):
         return [f for f in run_files(run_dir) if f not in set(listed)]
-    return [f for f in run_files(run_dir) if f != RESULTS and not f.startswith(("notebooks/", "figures/"))]
+    return [f for f in run_files(run_dir) if f not in (RESULTS, *manifest.get("tables", []))
+            and not f.startswith(("notebooks/", "figures/"))]
 
 
 def check_target(run_dir: Path) -> None:

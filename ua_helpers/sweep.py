@@ -232,6 +232,9 @@ def run_sweep(sweep: Sweep, root: str | os.PathLike | None = None, engine: str =
     if root is None and sweep.root is None:
         raise SweepError("no root for the run directories: give --root or set 'root:' in the sweep file")
     root_path = Path(root if root is not None else sweep.root).expanduser().resolve()
+    if rundir.read_manifest(root_path) is not None:  # a run would later replace the folder and the sweep in it
+        raise rundir.RunDirError(f"the sweep root {root_path} holds a run ({rundir.MANIFEST}); a sweep needs a "
+                                 "folder of its own: choose another root")
     root_path.mkdir(parents=True, exist_ok=True)
     try:  # one sweep per root at a time
         held = rundir.claim(root_path, root_path, take_over=take_over, log=log)

@@ -19,7 +19,7 @@ import nbformat
 import numpy as np
 import pytest
 
-from ua_helpers import book, data, metrics, published, results, stats
+from ua_helpers import book, data, metrics, published, results, rundir, stats
 from ua_helpers.book import compare
 from ua_helpers.config import RunConfig
 from ua_helpers.book._md import md_text
@@ -89,6 +89,7 @@ def make_run(path: Path, *, dataset: str = "replication-230", seed: int = 0, n_p
                 "dataset": ds, "versions": {"ua_helpers": "test"}, "started": "2025-01-01T00:00:00",
                 "finished": "2025-01-01T00:00:01", "notebooks": [f"notebooks/{n}.ipynb" for n in book.NOTEBOOKS]}
     (path / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    rundir.seal(path)  # the SHA-256 of its files, as a run records them last
     return path
 
 
@@ -223,6 +224,7 @@ def test_run_page_says_how_to_reproduce_the_run(tmp_path):
     manifest["versions"] = {"ua_helpers": "0.1.0", "numpy": "2.0.0", "torch": "2.4.0"}
     manifest["git_commit"] = "0123456789abcdef"
     (path / "manifest.json").write_text(json.dumps(manifest))
+    _edit_results(path, lambda res: res["parameters"].update(n_bootstrap=2000))  # results say what the manifest says
     run = book.load_run(path)
     page = book.run_page(book.BookContext(run, tmp_path / "pages"))
     command = book.pages.run_command(run)
@@ -232,8 +234,10 @@ def test_run_page_says_how_to_reproduce_the_run(tmp_path):
     # The command's parameters, read back by the CLI's own validation, are the run's parameters.
     repeated = RunConfig.from_mapping({**given, "run_dir": argv[argv.index("--run-dir") + 1]}).to_parameters()
     for name, value in manifest["parameters"].items():
-        if name in repeated and name != "repo_url":
+        if name in repeated and name not in ("repo_url", "run_dir"):
             assert repeated[name] == value, name
+    # The run folder is one a reader can type in a clone: never this machine's absolute path.
+    assert repeated["run_dir"] == "runs/run" and str(tmp_path) not in page
     assert "model" not in given and given["n_bootstrap"] == "2000"  # defaults are left out
     assert "commit `0123456789abcdef`" in page and "numpy `2.0.0`" in page
     assert "not recorded by this run: scipy, scikit-learn, pandas, transformers, matplotlib" in page
@@ -244,6 +248,7 @@ def _edit_results(path: Path, edit) -> Path:
     res = json.loads((path / "results.json").read_text())
     edit(res)
     (path / "results.json").write_text(json.dumps(res))
+    rundir.seal(path)
     return path
 
 
@@ -258,8 +263,9 @@ def test_findings_follow_the_numbers(tmp_path):
     after_run = book.load_run(_edit_results(path, strengthen))
     after = book.findings_page(book.BookContext(after_run, tmp_path / "p2"))
     assert "+0.988" not in before and "+0.988" in after and "[+0.950, +0.990]" in after
-    summary = book.GENERATED_INCLUDES["findings-summary"](book.BookContext(after_run, tmp_path / "p3"))
-    assert summary.startswith("## What this run found")
+    abstract = book.GENERATED_INCLUDES["abstract"](book.BookContext(after_run, tmp_path / "p3"))
+    assert abstract.startswith("## Abstract") and "r = +0.99" in abstract  # the strongest result, in words
+    assert "[findings](findings.md)" in abstract and "What this run found" not in abstract  # said once, linked
 
 
 def add_evidence(path: Path, seed: int = 0) -> Path:
@@ -281,7 +287,9 @@ def add_evidence(path: Path, seed: int = 0) -> Path:
     res["results"] = {str(l): {row.metric: {"r": row.r, "ci_lower": row.ci_lower, "ci_upper": row.ci_upper,
                                             "p_value": row.p_value, "includes_zero": not row.excludes_zero}
                                for row in ext.tests[ext.tests["layer"] == l].itertuples()} for l in layers}
+    res["summary"] = results.summarize(results.results_table(res), res["mid_layers"], res["late_layers"])
     (path / "results.json").write_text(json.dumps(res))
+    rundir.seal(path)
     return path
 
 
@@ -300,12 +308,13 @@ def test_findings_page_states_the_generated_findings(tmp_path):
     assert "No generated findings" not in page
     assert "<b>" not in MarkdownIt("commonmark", {"html": True}).enable("table").render(page)
     first = findings.strongest(run.results, 1)[0]
-    assert md_text(first) in page
+    assert first in page
     lead = max((t for t in run.results["evidence"]["tests"] if t["level"] >= 1),
                key=lambda t: (t["level"], abs(t["r"])))
     assert f"r = {lead['r']:+.2f}" in page
-    summary = book.GENERATED_INCLUDES["findings-summary"](ctx)
-    assert f"- {md_text(findings.summarize(run.results)[0])}" in summary
+    abstract = book.GENERATED_INCLUDES["abstract"](ctx)
+    assert md_text(findings.summarize(run.results)[0]) not in abstract  # the findings list is on one page only
+    assert (tmp_path / "pages" / "files" / "key-figure.png").stat().st_size > 0
 
     def move(res):
         for t in res["evidence"]["tests"]:
@@ -371,6 +380,7 @@ def test_crossrun_chapter_says_what_depends_on_a_choice(tmp_path):
         manifest = json.loads((path / "manifest.json").read_text())
         manifest["parameters"]["pooling"] = json.loads((path / "results.json").read_text())["parameters"]["pooling"]
         (path / "manifest.json").write_text(json.dumps(manifest))
+        rundir.seal(path)
     page = crossrun.write_crossrun_page([mean, last], tmp_path / "book").read_text()
     n = len(metrics.METRIC_NAMES) * 3
     assert f"**pooling** (last / mean; 1 pair of runs differing in it alone): {n - 1} of {n} matched tests keep " \
@@ -550,7 +560,7 @@ def test_publish_pushes_the_book_to_gh_pages(built_book, tmp_path, monkeypatch):
 
 
 #: Pages a reader must be able to read on a phone as on a desktop: the findings and the comparison.
-READER_PAGES = {"book/intro.html": "What this run found", "book/findings.html": "What this run cannot say",
+READER_PAGES = {"book/intro.html": "Abstract", "book/findings.html": "What this run cannot say",
                 "book/comparison.html": "Sign agreement"}
 
 
@@ -577,6 +587,55 @@ def test_findings_and_comparison_read_on_desktop_and_phone(built_book, chromium,
             if problems:
                 failures[page] = problems
     assert not failures, json.dumps(failures, indent=2)
+
+
+@pytest.mark.slow
+def test_no_page_is_cut_off_on_a_phone(built_book, chromium):
+    """At 420 px every page fits: the page never scrolls sideways, and no visible element reaches past the right
+    edge unless it sits in a container that scrolls by itself (a wide table or code block)."""
+    failures = {}
+    with browser.BookServer(built_book) as server:
+        for page in book_pages(built_book):
+            report = browser.check_page(server, page, chromium=chromium, window=browser.NARROW_WINDOW)
+            if report.error or report.overflows:
+                failures[page] = {"error": report.error, "scroll_width": report.scroll_width,
+                                  "viewport_width": report.viewport_width, "wide": report.wide_elements}
+    assert not failures, json.dumps(failures, indent=2)
+
+
+@pytest.mark.slow
+def test_landing_page_opens_with_the_abstract_and_the_key_figure(built_book, chromium):
+    """At 1280 px the abstract starts on the first screen and the key figure ends within the first two."""
+    shot = SCREENSHOTS / "widths" / "intro-first-screen-1280.png"
+    with browser.BookServer(built_book) as server:
+        report = browser.check_page(server, "book/intro.html", chromium=chromium, window=browser.SCREEN_WINDOW,
+                                    screenshot=shot)
+    assert report.abstract is not None and report.key_figure is not None, report
+    screen = int(browser.SCREEN_WINDOW.split(",")[1])  # a 1280 x 800 screen
+    assert report.abstract["top"] < screen, report.abstract
+    assert report.key_figure["bottom"] <= 2 * screen, report.key_figure
+    assert not report.broken_images and shot.is_file()
+
+
+@pytest.mark.slow
+def test_no_page_points_outside_the_book_or_at_the_build_machine(built_book, default_run):
+    """Every relative link and image stays inside the built book; no page names a path of the build machine."""
+    import re
+
+    root = built_book.resolve()
+    escapes, absolute = {}, {}
+    for page in sorted(built_book.rglob("*.html")):
+        text = page.read_text(encoding="utf-8")
+        for target in re.findall(r'(?:href|src)="([^"#?]+)', text):
+            if re.match(r"^[a-z][a-z0-9+.-]*:", target) and not target.startswith("file:"):
+                continue  # http(s), mailto, data: addresses are not paths
+            resolved = (page.parent / target).resolve()
+            if target.startswith(("file:", "/")) or root not in (resolved, *resolved.parents):
+                escapes.setdefault(str(page.relative_to(root)), []).append(target)
+        if page.parent.name == "book" and str(default_run.resolve()) in text:  # the notebooks show what was given
+            absolute[str(page.relative_to(root))] = str(default_run.resolve())
+    assert not escapes, escapes
+    assert not absolute, absolute
 
 
 @pytest.mark.slow

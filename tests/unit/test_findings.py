@@ -314,3 +314,29 @@ def test_tables_from_results(built):
     table = evidence.evidence_table(res)
     assert len(table) == len(LAYERS) * len(NAMES) and "passes" not in table.columns
     assert table["r"].tolist() == pytest.approx([t["r"] for t in res["evidence"]["tests"]])
+
+
+HOSTILE_STATEMENTS = ["<script>alert(1)</script>", "<img src=x onerror=alert(2)>", "```{raw} html\n<b>x</b>\n```",
+                      "[x](javascript:alert(3)) *em* $x$ {ref}`y`"]
+
+
+@pytest.mark.parametrize("text", HOSTILE_STATEMENTS)
+def test_sentences_are_markdown_with_dataset_text_escaped(built, text):
+    """Every sentence is Markup: a statement text (or a model or dataset name) holding HTML, a fence, a link or
+    math renders as text wherever the sentence is displayed as Markdown (the notebooks, the book)."""
+    from markdown_it import MarkdownIt
+
+    from ua_helpers._markdown import Markup
+
+    res = copy.deepcopy(built["results"])
+    res["evidence"]["massive_activations"]["statements"][0]["text"] = text
+    res["model"] = text
+    res.setdefault("dataset", {})["name"] = text
+    md = MarkdownIt("commonmark", {"html": True})  # raw HTML on: the worst case
+    for sentence in [findings.markdown(res), findings.read_massive(res), findings.read_scope(res),
+                     *findings.summarize(res)]:
+        assert isinstance(sentence, Markup)
+        rendered = md.render(sentence)
+        assert "<script" not in rendered and "<img" not in rendered and "<b>" not in rendered
+        assert 'href="javascript' not in rendered and "<em>" not in rendered and "<pre" not in rendered
+    assert "&lt;" in md.render(findings.read_massive(res)) or "`" in text

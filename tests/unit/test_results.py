@@ -182,16 +182,111 @@ def test_load_results_missing_file(tmp_path):
 
 
 @pytest.mark.parametrize("damage, match", [
-    (lambda d: d.pop("summary"), r"seed's keys \['summary'\]"),
-    (lambda d: d.pop("best_per_layer"), "best_per_layer"),
-    (lambda d: d["results"]["8"]["within_pair_sim"].pop("ci_lower"), r"results\['8'\]\['within_pair_sim'\] lacks"),
-    (lambda d: d["summary"].pop("late_layer_significant"), "late_layer_significant"),
+    (lambda d: d.pop("summary"), r"results: \(the top level\) lacks the required key 'summary'"),
+    (lambda d: d.pop("best_per_layer"), "'best_per_layer'"),
+    (lambda d: d["results"]["8"]["within_pair_sim"].pop("ci_lower"),
+     r"results\['8'\]\.within_pair_sim lacks the required key 'ci_lower'"),
+    (lambda d: d["summary"].pop("late_layer_significant"), "summary lacks the required key 'late_layer_significant'"),
 ])
 def test_check_schema_rejects_missing_keys(reference, damage, match):
     broken = json.loads(json.dumps(reference))
     damage(broken)
     with pytest.raises(ValueError, match=match):
         res.check_schema(broken)
+
+
+HOSTILE_TAG = "<img src=x onerror=alert(1)>"
+
+
+@pytest.mark.parametrize("damage, match", [
+    (lambda d: d["summary"].update(significant_tests=HOSTILE_TAG), r"summary\.significant_tests = .* expected integer"),
+    (lambda d: d["summary"].update(significant_tests=42), r"summary\.significant_tests = 42 but the results hold 33"),
+    (lambda d: d["summary"].update(total_tests=-1), r"summary\.total_tests = -1 is invalid: must be at least 0"),
+    (lambda d: d.update(n_pairs=2.5), r"n_pairs = 2\.5 is invalid: expected integer"),
+    (lambda d: d["results"]["8"]["within_pair_sim"].update(r=1e308), r"within_pair_sim\.r = 1e\+308 .*at most 1"),
+    (lambda d: d["results"]["8"]["within_pair_sim"].update(r="abc"), r"within_pair_sim\.r = 'abc' .*expected number"),
+    (lambda d: d["results"]["8"]["within_pair_sim"].update(r=float("nan")), r"within_pair_sim\.r is nan.*finite"),
+    (lambda d: d["results"]["8"]["within_pair_sim"].update(ci_upper=float("inf")), r"ci_upper is inf"),
+    (lambda d: d["results"]["8"]["within_pair_sim"].update(p_value=1.5), r"p_value = 1\.5 .*at most 1"),
+    (lambda d: d["results"]["8"]["within_pair_sim"].update(ci_lower=-0.1, ci_upper=-0.2),
+     r"within_pair_sim\.ci_lower = -0\.1 exceeds its upper bound -0\.2"),
+    (lambda d: d["results"]["8"]["within_pair_sim"].update(includes_zero=True), "contradicts its CI"),
+    (lambda d: d["results"].update({"8<b>": d["results"]["8"]}), r"results.*must match"),
+    (lambda d: d["metrics_tested"].append(HOSTILE_TAG), r"metrics_tested\[5\] = .* must match"),
+    (lambda d: d["best_per_layer"][0].update(best_metric=HOSTILE_TAG), r"best_per_layer\[0\]\.best_metric"),
+])
+def test_check_schema_validates_numbers_and_names(reference, damage, match):
+    """A string, an out-of-range or a non-finite number in a numeric field, or markup where a name belongs, is
+    refused with the file and the field named."""
+    broken = json.loads(json.dumps(reference))
+    damage(broken)
+    with pytest.raises(ValueError, match=match):
+        res.check_schema(broken, source="ref.json")
+    with pytest.raises(ValueError, match="^ref.json: "):
+        res.check_schema(broken, source="ref.json")
+
+
+def test_load_results_names_the_file_for_bad_and_deep_files(reference, tmp_path):
+    broken = json.loads(json.dumps(reference))
+    broken["summary"]["significant_tests"] = "abc"
+    path = tmp_path / "ref.json"
+    path.write_text(json.dumps(broken))
+    with pytest.raises(ValueError, match=r"ref\.json: summary\.significant_tests = 'abc'"):
+        res.load_results(path)
+    path.write_text('{"a": ' * 100_000 + "1" + "}" * 100_000)  # beyond Python's recursion limit
+    with pytest.raises(ValueError, match="nested deeper"):
+        res.load_results(path)
+    deep = json.loads(json.dumps(reference))
+    deep["extra"] = json.loads("[" * 40 + "]" * 40)
+    path.write_text(json.dumps(deep))
+    with pytest.raises(ValueError, match=r"ref\.json: extra(\[0\])+ is nested deeper than 32"):
+        res.load_results(path)
+
+
+def test_a_removed_block_is_told_apart_from_an_older_run(random_table):
+    """A run of schema version 2 always holds ``evidence``: without it the read fails naming it. A version-1 run
+    without it was made before the block, and :func:`require_block` says so."""
+    full = _build(random_table, extra={"dataset": {"name": "d", "sha256": "0" * 64, "n_pairs": 40},
+                                       "parameters": {}, "model_info": {}, "extended": {"summary": {}, "tests": []},
+                                       "evidence": {"levels": [], "tests": [], "massive_activations": {}},
+                                       "category_level": {}, "option_a_bins": {}})
+    full["schema_version"] = res.SCHEMA_VERSION
+    res.check_schema(full)
+    removed = {k: v for k, v in full.items() if k != "evidence"}
+    with pytest.raises(ValueError, match=r"lacks the required key 'evidence' \(results of schema version 2 always "
+                                         r"hold it: it was removed\)"):
+        res.check_schema(removed)
+    older = {**removed, "schema_version": 1}
+    res.check_schema(older)
+    with pytest.raises(ValueError, match="made before the 'evidence' block existed"):
+        res.require_block(older, "evidence")
+    with pytest.raises(ValueError, match="made before the 'controls' block"):
+        res.require_block(full, "controls")
+    with pytest.raises(ValueError, match="'controls'.*removed"):
+        res.check_schema({**full, "schema_version": 3})
+    controls = {"schema_version": 1, "representation": "hidden-states", "prefix": "none",
+                "random_tokens": {"seeds": [0, 1], "tests": [{"layer": 0, "metric": "a", "r_mean": 0.1,
+                                                              "r_min": 0.0, "r_max": 0.2, "r": [0.1, 0.1]}]}}
+    res.check_schema({**full, "schema_version": 3, "controls": controls})
+    controls["random_tokens"]["tests"][0]["r_max"] = 3.0
+    with pytest.raises(ValueError, match=r"controls\.random_tokens\.tests\[0\]\.r_max = 3\.0"):
+        res.check_schema({**full, "schema_version": 3, "controls": controls})
+
+
+def test_write_results_validates_before_writing(random_table, tmp_path):
+    out = _build(random_table)
+    out["summary"]["significant_tests"] = -3
+    with pytest.raises(ValueError, match="significant_tests"):
+        res.write_results(tmp_path / "results.json", out)
+    assert not (tmp_path / "results.json").exists()
+
+
+def test_the_schema_file_ships_with_the_package():
+    import importlib.resources
+
+    shipped = importlib.resources.files("ua_helpers") / "results.schema.json"
+    schema = json.loads(shipped.read_text(encoding="utf-8"))
+    assert set(res.SEED_KEYS) <= set(schema["required"])
 
 
 # --------------------------------------------------------------------------- layers by depth

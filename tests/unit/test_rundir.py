@@ -354,3 +354,62 @@ def test_a_signal_ends_the_run_interrupted_with_one_line(tmp_path, params, tiny_
     time.sleep(1)
     with pytest.raises(ProcessLookupError):  # the kernel was shut down, not orphaned
         os.kill(kernel_pid, 0)
+
+
+# --------------------------------------------------------------------------- what a run may replace
+def test_a_run_refuses_a_folder_holding_files_its_run_did_not_write(tmp_path):
+    run = _complete_run(tmp_path / "run")
+    rundir.check_target(run)  # only what the run wrote: it may be replaced
+    (run / "e1").mkdir()
+    (run / "e1" / "manifest.json").write_text("{}")
+    (run / "sweep.json").write_text("{}")
+    (run / "notes.txt").write_text("mine")
+    with pytest.raises(rundir.RunDirError, match=r"holds files its run did not write \(e1/manifest\.json, "
+                                                 r"notes\.txt, sweep\.json\); refusing to replace it"):
+        rundir.check_target(run)
+    manifest = rundir.read_manifest(run)
+    rundir.write_manifest(run, {**manifest, "files": [*rundir.run_files(run)]})  # listed by its run: fine
+    rundir.check_target(run)
+
+
+def test_a_sweep_refuses_a_root_that_holds_a_run(tmp_path):
+    from ua_helpers import sweep
+
+    run = _complete_run(tmp_path / "run")
+    before = sorted(p.name for p in run.iterdir())
+    entries = sweep.parse_sweep({"entries": [{"name": "e1", "model": "EleutherAI/pythia-70m"}]})
+    with pytest.raises(rundir.RunDirError, match=r"sweep root .*run holds a run \(manifest\.json\)"):
+        sweep.run_sweep(entries, root=run)
+    assert sorted(p.name for p in run.iterdir()) == before
+
+
+def test_a_full_disk_leaves_no_running_staging_folder(tmp_path, monkeypatch):
+    """A failed run whose manifest cannot be written (ENOSPC) removes its staging folder and says so in one line
+    naming the path and the space left; leftover staging folders are removed by the next run's claim."""
+    import errno as errno_
+
+    staging = tmp_path / ".run.staging-1"
+    (staging / "notebooks").mkdir(parents=True)
+
+    def full(path, manifest):
+        raise OSError(errno_.ENOSPC, "No space left on device", str(Path(path) / "manifest.json"))
+    monkeypatch.setattr(rundir, "write_manifest", full)
+    where = rundir._leave_failed(staging, tmp_path / "run", {"status": "failed", "parameters": {}})
+    assert not staging.exists()
+    assert "\n" not in where and "No space left on device writing" in where and "MiB free there" in where
+    leftover = tmp_path / ".run.staging-0"
+    leftover.mkdir()
+    said = []
+    rundir._clear_leftovers(tmp_path / "run", tmp_path / ".run.staging-2", said.append)
+    assert not leftover.exists() and str(leftover) in said[0]
+
+
+def test_an_os_error_ends_the_command_in_one_line(tmp_path, capsys, monkeypatch):
+    import errno as errno_
+
+    def full(*args, **kwargs):
+        raise OSError(errno_.ENOSPC, "No space left on device", str(tmp_path / "x"))
+    monkeypatch.setattr(rundir, "execute", full)
+    assert cli.main(["run", "--run-dir", str(tmp_path / "run")]) == 1
+    err = capsys.readouterr().err
+    assert err == f"ua-book: error: No space left on device: {tmp_path / 'x'}\n"

@@ -14,12 +14,15 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from .. import rundir
+from .._io import sha256_bytes
 from . import BookError
 from ._md import _sha_short
 from .context import BookContext, Reference, Run, load_reference, load_run, model_identity
+from .page_intro import substitutions
 from .pages import GENERATED_INCLUDES, GENERATED_PAGES
 
 #: The project's root (where ``_config.yml`` and ``_toc.yml`` live) for a checkout or an editable install.
@@ -44,8 +47,12 @@ def _announcement(run: Run) -> str:
     if ident["weights"]:
         bits.append(html.escape(ident["weights"].split(" (")[0]))
     bits += [html.escape(str(m[k])) for k in ("dtype", "device") if m.get(k)]
-    return (f"Results of the run of {', '.join(bits)} on <strong>{html.escape(run.dataset_name)}</strong> "
+    text = (f"Results of the run of {', '.join(bits)} on <strong>{html.escape(run.dataset_name)}</strong> "
             f"(SHA-256 {html.escape(_sha_short(d.get('sha256', 'unknown')))})")
+    if not run.verified:
+        text = (f"<strong>UNVERIFIED</strong>: built with --unverified; this run's files were not checked against "
+                f"the SHA-256 its manifest records. {text}")
+    return text
 
 
 #: Cells a reader of the book sees collapsed: the parameters cell and the one papermill injects after it.
@@ -101,10 +108,13 @@ def _figure_alt(nb: dict) -> None:
                                                                          "above it)")
 
 
-def _stage_notebook(src: Path, dest: Path) -> None:
+def _stage_notebook(src: Path, dest: Path, sha256: str | None = None) -> None:
     """Copy an executed notebook: parameter cells tagged ``hide-cell`` (pages open with the prose), and every
-    figure given an alt text."""
-    nb = json.loads(src.read_text(encoding="utf-8"))
+    figure given an alt text. With ``sha256``, the bytes read must have it (the run's manifest records it)."""
+    raw = src.read_bytes()
+    if sha256 is not None and sha256_bytes(raw) != sha256:
+        raise BookError(f"{src} does not match the SHA-256 that the run's manifest records")
+    nb = json.loads(raw.decode("utf-8"))
     for cell in nb["cells"]:
         tags = cell.setdefault("metadata", {}).setdefault("tags", [])
         if any(t in tags for t in COLLAPSED_TAGS) and "hide-cell" not in tags:
@@ -155,11 +165,14 @@ def stage(run: Run, staging: Path, *, source_dir: Path = PROJECT_ROOT, replicati
         else:
             shutil.copyfile(src, staging / name)
     (staging / "notebooks").mkdir()
+    checksums = run.manifest.get("checksums", {}) if run.verified else {}
     for name in NOTEBOOKS:
-        _stage_notebook(run.path / "notebooks" / f"{name}.ipynb", staging / "notebooks" / f"{name}.ipynb")
+        rel = f"notebooks/{name}.ipynb"
+        _stage_notebook(run.path / rel, staging / rel, checksums.get(rel))
     config_path = staging / "_config.yml"
     config = yaml.safe_load(config_path.read_text(encoding="utf-8"))
     config.setdefault("html", {})["announcement"] = _announcement(run)
+    config.setdefault("parse", {}).setdefault("myst_substitutions", {}).update(substitutions(run))
     _configure_launch(config)
     config_path.write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True), encoding="utf-8")
     ctx = BookContext(run, staging / "book", replication=replication, reference=reference, sweep_root=sweep_root)
@@ -179,7 +192,7 @@ def build_book(run_dir: str | os.PathLike, *, output_dir: str | os.PathLike = "_
                replication_run_dir: str | os.PathLike | None = None,
                reference: str | os.PathLike | None = "published", strict: bool = True,
                staging_dir: str | os.PathLike | None = None, source_dir: str | os.PathLike | None = None,
-               sweep_root: str | os.PathLike | None = None) -> Path:
+               sweep_root: str | os.PathLike | None = None, verify: bool = True) -> Path:
     """Build the HTML book of a completed run.
 
     Parameters
@@ -196,26 +209,37 @@ def build_book(run_dir: str | os.PathLike, *, output_dir: str | os.PathLike = "_
     strict : bool, default=True
         Turn every Sphinx warning into an error (``-W -n --keep-going``).
     staging_dir : path-like, optional
-        Where the book's sources are staged; default ``_build/book-src`` under the project root.
+        Where the book's sources are staged (kept afterwards); default a fresh private folder beside
+        ``output_dir``, removed after a successful build, so that builds running at once never share one.
     source_dir : path-like, optional
         Where ``_config.yml``, ``_toc.yml`` and ``book/`` are; default the project root.
     sweep_root : path-like, optional
         The folder of a ``ua-book sweep``, for the cross-run chapter. Without it, that page says how to make one.
+    verify : bool, default=True
+        Check the run's files against the SHA-256 its manifest records (``False``: ``--unverified``; every page's
+        banner then says so).
 
     Returns
     -------
     pathlib.Path
         ``output_dir``, holding ``index.html``.
     """
-    out = Path(output_dir)
+    out = Path(output_dir).expanduser().absolute()
     if out.exists() and any(out.iterdir()) and not (out / "index.html").is_file():
         raise BookError(f"refusing to replace {out}: it is not empty and holds no built book (no index.html)")
-    run = load_run(run_dir)
-    replication = load_run(replication_run_dir) if replication_run_dir is not None else None
+    run = load_run(run_dir, verify=verify)
+    replication = load_run(replication_run_dir, verify=verify) if replication_run_dir is not None else None
     source = Path(source_dir) if source_dir is not None else PROJECT_ROOT
-    staging = Path(staging_dir) if staging_dir is not None else source / "_build" / "book-src"
-    stage(run, staging, source_dir=source, replication=replication, reference=load_reference(reference),
-          sweep_root=Path(sweep_root) if sweep_root is not None else None)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    private = staging_dir is None
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.src-", dir=out.parent)) if private else Path(staging_dir)
+    try:
+        stage(run, staging, source_dir=source, replication=replication, reference=load_reference(reference),
+              sweep_root=Path(sweep_root) if sweep_root is not None else None)
+    except BaseException:
+        if private:
+            shutil.rmtree(staging, ignore_errors=True)
+        raise
     cmd = jupyter_book_command(staging, strict=strict)
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     log = staging / "build.log"
@@ -224,11 +248,13 @@ def build_book(run_dir: str | os.PathLike, *, output_dir: str | os.PathLike = "_
     if proc.returncode != 0 or not (built / "index.html").is_file():
         tail = "\n".join(proc.stdout.splitlines()[-BUILD_LOG_TAIL:])
         raise BookError(f"jupyter-book build failed (exit {proc.returncode}); full log in {log}. Its end:\n{tail}")
-    if out.exists():
-        shutil.rmtree(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copytree(built, out)
-    (out / ".nojekyll").touch()
+    fresh = Path(tempfile.mkdtemp(prefix=f".{out.name}.new-", dir=out.parent))
+    shutil.copytree(built, fresh, dirs_exist_ok=True)
+    fresh.chmod(0o755)  # mkdtemp's folder is private; the book is for readers
+    (fresh / ".nojekyll").touch()
+    rundir.replace_run(fresh, out)  # one exchange: a reader never sees half a book
+    if private:
+        shutil.rmtree(staging, ignore_errors=True)
     return out
 
 

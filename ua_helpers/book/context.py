@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import models, published, results, rundir
-from .._io import sha256_file
+from .._io import sha256_bytes, sha256_file
 from . import BookError
 from ._md import md_code, md_text
 
@@ -26,6 +26,8 @@ class Run:
     path: Path
     manifest: dict[str, Any]
     results: dict[str, Any]
+    #: Whether the run's files were checked against the SHA-256 its manifest records (``--unverified``: not).
+    verified: bool = True
 
     @property
     def model(self) -> dict[str, Any]:
@@ -44,25 +46,31 @@ class Run:
         return str(self.dataset.get("name") or "unknown dataset")
 
 
-def load_run(run_dir: str | os.PathLike) -> Run:
-    """Read a run directory made by ``ua-book run``; raise :class:`BookError` unless it is complete.
+def load_run(run_dir: str | os.PathLike, *, verify: bool = True) -> Run:
+    """Read a run directory made by ``ua-book run``; raise :class:`BookError` (one line) unless it is complete.
 
-    Completeness is :func:`ua_helpers.rundir.completeness` (the one definition every command uses); the
-    results must also have the seed's schema.
+    Completeness is :func:`ua_helpers.rundir.completeness` (the one definition every command uses): the
+    results valid against the schema and, with ``verify``, the results, notebooks and figures byte for byte
+    those the manifest's SHA-256 record, and the results the manifest's dataset and parameters. The results
+    are parsed from the same bytes whose hash was checked.
     """
     path = Path(run_dir).expanduser()
     if not rundir.is_run_dir(path):
         raise BookError(f"{path} is not a run directory (it has no {rundir.MANIFEST}). "
                         f"Make one with: ua-book run --run-dir {path}")
-    reason = rundir.completeness(path)
+    reason = rundir.completeness(path, verify=verify)
     if reason is not None:
-        raise BookError(f"the run in {path} is not complete: {reason}. Run it again: ua-book run --run-dir {path}")
+        raise BookError(f"refusing the run in {path}: {reason}")
     manifest = rundir.read_manifest(path)
+    raw = (path / rundir.RESULTS).read_bytes()
+    if verify and sha256_bytes(raw) != manifest["checksums"][rundir.RESULTS]:
+        raise BookError(f"refusing the run in {path}: {path / rundir.RESULTS} changed while it was read")
     try:
-        res = results.load_results(path / rundir.RESULTS)
-    except (FileNotFoundError, ValueError) as exc:
-        raise BookError(f"the run in {path} has no usable results.json: {exc}") from None
-    return Run(path, manifest, res)
+        res = json.loads(raw)
+        results.check_schema(res, source=str(path / rundir.RESULTS))
+    except (ValueError, RecursionError) as exc:
+        raise BookError(f"refusing the run in {path}: {exc}") from None
+    return Run(path, manifest, res, verified=verify)
 
 
 # --------------------------------------------------------------------------- reference results
@@ -97,7 +105,7 @@ def load_reference(reference: str | os.PathLike | None) -> Reference:
     if src in ("published", results.PUBLISHED_URL):
         try:
             res = published.load(published.PAIR_LEVEL)
-            results.check_schema(res)
+            results.check_schema(res, source=f"the published file {published.PAIR_LEVEL}")
         except (FileNotFoundError, ValueError) as exc:
             raise BookError(f"the published results shipped with the package cannot be read: {exc}") from None
         return Reference(res, published.about(published.PAIR_LEVEL), published=True)
@@ -169,6 +177,32 @@ def model_identity(model: dict[str, Any]) -> dict[str, str | None]:
                if quant else None)
     return {"variant": variant, "size": f"{size} parameters" if size else None, "training": training,
             "weights": weights, "dtype": model.get("dtype"), "device": model.get("device")}
+
+
+def repo_relative(path: str | os.PathLike) -> str:
+    """A run folder as a reader can type it in a clone of the repository: never an absolute path of this machine.
+
+    A relative path stays as given; an absolute one inside the project becomes relative to it; any other
+    becomes ``runs/<its name>`` (where ``make book`` puts runs).
+    """
+    p = Path(path)
+    if not p.is_absolute():
+        return p.as_posix()
+    from .build import PROJECT_ROOT
+
+    try:
+        return p.resolve().relative_to(PROJECT_ROOT.resolve()).as_posix()
+    except ValueError:
+        return f"runs/{p.name}"
+
+
+def study_citation() -> str:
+    """The original study as a reference (Markdown): author, year, title, where published, DOI, repository."""
+    s = published.STUDY
+    return (f"{md_text(s['author'])} ({s['year']}). *{md_text(s['title'])}*. {md_text(s['venue'])}. "
+            f"DOI [{md_text(s['doi'])}](https://doi.org/{s['doi']}). Code, the ua-230 dataset and the published "
+            f"Pythia results: [{md_text(s['repository'].removeprefix('https://'))}]({s['repository']}), commit "
+            f"{md_code(published.SOURCE_COMMIT)} (MIT license).")
 
 
 def run_line(run: Run) -> str:

@@ -1,9 +1,8 @@
-"""The findings of a run, in words generated from its ``results.json``: a page and the landing page's summary.
+"""The findings of a run, in words generated from its ``results.json``: the one page that lists them.
 
-The sentences come from :mod:`ua_helpers.findings` (``findings.markdown(results)`` for the page,
-``findings.summarize(results)`` for the landing page), one call each, and are escaped here (they quote dataset
-names and statement texts). A run without an ``evidence`` block (made before the evidence ladder) gets a page
-that says so and shows what its results do hold: the seed's uncorrected counts and its strongest tests.
+The sentences come from :mod:`ua_helpers.findings` (``findings.markdown(results)``) as Markdown whose dataset
+names and statement texts are escaped where they enter. A run without an ``evidence`` block (made before the evidence ladder) gets a page
+that says so and shows what its results do hold: the original notebook's uncorrected counts and its strongest tests.
 """
 from __future__ import annotations
 
@@ -15,19 +14,6 @@ from .context import BookContext, Run, model_identity, run_banner
 
 #: Tests listed where a run has no generated findings.
 TOP_TESTS = 5
-
-
-def escape_findings(markdown: str) -> str:
-    """Escape the findings' plain-text sentences, keeping their Markdown skeleton (headings and bullets)."""
-    out = []
-    for line in markdown.splitlines():
-        if not line.strip() or line.startswith("#"):
-            out.append(line)
-        elif line.startswith("- "):
-            out.append("- " + md_text(line[2:]))
-        else:
-            out.append(md_text(line))
-    return "\n".join(out) + "\n"
 
 
 def limits(run: Run) -> str:
@@ -73,7 +59,7 @@ def findings_markdown(run: Run) -> str:
     """
     res = run.results
     if "evidence" in res:
-        return escape_findings(findings.markdown(res, heading_level=2)) + "\n" + limits(run)
+        return findings.markdown(res, heading_level=2) + "\n\n" + limits(run)  # Markup: dataset text escaped
     return (":::{admonition} No generated findings for this run\n:class: warning\n\n"
             "The findings and their evidence levels cannot be stated here: this run's `results.json` has no "
             "`evidence` block (it was made before the evidence ladder). Run it again with this version to get "
@@ -81,19 +67,6 @@ def findings_markdown(run: Run) -> str:
             "it.\n:::\n\n"
             f"{headline(res)} (uncorrected). The strongest tests by |r|:\n\n" + _strongest_uncorrected(res)
             + "\n## What this run cannot say\n\n" + limits(run))
-
-
-def findings_summary(ctx: BookContext) -> str:
-    """The landing page's findings section (``book/findings-summary.md``, included by ``book/intro.md``)."""
-    run = ctx.run
-    res = run.results
-    if "evidence" in res:
-        body = "\n".join(f"- {md_text(s)}" for s in findings.summarize(res)) + "\n"
-    else:
-        body = (f"{headline(res)}, without correction for multiple comparisons; this run carries no evidence "
-                "ladder, so no finding is stated (see the [findings](findings.md) page).\n")
-    return (f"## What this run found\n\n{run_banner(run)}\n{body}\nDetails, evidence levels and limits: "
-            "[findings](findings.md).\n")
 
 
 def findings_page(ctx: BookContext) -> str:
