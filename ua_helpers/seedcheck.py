@@ -62,8 +62,69 @@ EMB_COLUMN = "max rel. diff. embedding"
 PREF_COLUMN = "abs. diff. preference"
 
 
+class OneForwardPerInput:
+    """A causal LM that runs one forward pass per distinct input and answers the seed's calls from it.
+
+    The seed's :func:`~ua_helpers.extraction.get_layer_embedding` runs a whole forward pass for each layer it
+    reads, and :func:`~ua_helpers.extraction.get_nll` one more for the loss. Wrapped in this object, the model
+    computes each distinct ``input_ids`` once, with ``output_hidden_states=True`` and ``labels=input_ids``, and
+    returns that same output to every later call on the same input whose ``labels`` are absent or equal to the
+    ``input_ids`` -- the seed's code path, unchanged, at one pass per statement instead of ``n_layers + 2``. The
+    hidden states and the loss of that pass are the ones each separate call computes: the same operations on
+    the same inputs (``tests/unit/test_extraction.py`` checks they are equal to the bit).
+
+    Parameters
+    ----------
+    model : transformers.PreTrainedModel
+        Called as ``model(input_ids=..., attention_mask=..., output_hidden_states=True, labels=...)``.
+    """
+
+    def __init__(self, model):
+        self.model = model
+        self.passes = 0  # forward passes run (one per distinct input)
+        self._outputs: dict[tuple, object] = {}
+
+    @property
+    def device(self):
+        """The wrapped model's device (the seed moves its inputs there)."""
+        return self.model.device
+
+    def __call__(self, *, labels=None, output_hidden_states=None, **inputs):
+        ids = inputs["input_ids"]
+        if labels is not None and not (labels.shape == ids.shape and bool((labels == ids).all())):
+            raise ValueError("OneForwardPerInput answers labels=input_ids (the seed's NLL) only")
+        key = tuple(sorted((name, tuple(v.shape), tuple(v.flatten().tolist())) for name, v in inputs.items()))
+        if key not in self._outputs:
+            self._outputs[key] = self.model(**inputs, labels=ids, output_hidden_states=True)
+            self.passes += 1
+        return self._outputs[key]
+
+
 class SeedPathMismatch(AssertionError):
     """The batched extraction disagrees with the seed's one-statement path beyond what rounding allows."""
+
+
+def check_scope(pooling: str = "mean", representation: str = "hidden-states", prefix: str = "none") -> tuple[str, str]:
+    """Say what the seed's one-statement functions can check of an extraction made with these settings.
+
+    The seed's functions tokenize the bare statement, mean-pool the hidden states over tokens 1..T-1 and score
+    the NLL. With a BOS prefix neither the statement's tokens nor its NLL are the seed's, so nothing can be
+    compared; with another representation or ``"last"`` pooling the preference can, the geometry cannot.
+
+    Returns
+    -------
+    (scope, reason)
+        scope: ``"full"`` (embeddings and preference), ``"preference"`` or ``"none"``; reason: one sentence.
+    """
+    if prefix != "none":
+        return "none", (f"not applicable: with prefix={prefix!r} every statement starts with a token the seed's "
+                        "functions do not add, so neither its pooled states nor its NLL are the seed's")
+    if representation != "hidden-states":
+        return "preference", (f"the preference only: representation={representation!r} replaces the hidden "
+                              "states the seed's functions pool")
+    if pooling != "mean":
+        return "preference", f"the preference only: the seed's functions mean-pool, this run uses pooling={pooling!r}"
+    return "full", "pooled hidden states of every extracted layer and the preference"
 
 
 def seed_tolerances(dtype: str, num_layers: int, nll_scale=1.0) -> tuple[float, np.ndarray]:
@@ -96,7 +157,7 @@ def seed_tolerances(dtype: str, num_layers: int, nll_scale=1.0) -> tuple[float, 
 
 
 def check_against_seed(lm: LoadedModel, pairs: PairSet, ext: Extraction, n_sample: int = 5,
-                       seed: int = 42) -> "pd.DataFrame":
+                       seed: int = 42, embeddings: bool = True) -> "pd.DataFrame":
     """Compare a batched extraction with the seed's one-statement functions on a seeded sample of pairs.
 
     Parameters
@@ -107,9 +168,13 @@ def check_against_seed(lm: LoadedModel, pairs: PairSet, ext: Extraction, n_sampl
         The pairs ``ext`` was computed from (same order).
     ext : Extraction
     n_sample : int, default=5
-        Pairs to recompute (at most ``n_pairs``); each costs ``2 * (n_layers + 1)`` unbatched forward passes.
+        Pairs to recompute (at most ``n_pairs``); each costs two unbatched forward passes (one per statement,
+        shared by the seed's calls through :class:`OneForwardPerInput`).
     seed : int, default=42
         Seed of the sample.
+    embeddings : bool, default=True
+        Compare the pooled hidden states too; False compares the preference only (see :func:`check_scope`), and
+        the embedding column is NaN.
 
     Returns
     -------
@@ -127,22 +192,24 @@ def check_against_seed(lm: LoadedModel, pairs: PairSet, ext: Extraction, n_sampl
                          "pass the pairs it was computed from")
     if isinstance(n_sample, bool) or not isinstance(n_sample, (int, np.integer)) or n_sample < 1:
         raise ValueError(f"n_sample must be a positive integer; got {n_sample!r}")
-    if ext.meta.get("pooling", "mean") != "mean":
-        raise ValueError("the seed's path mean-pools tokens 1..T-1; this extraction used "
-                         f"pooling={ext.meta.get('pooling')!r}")
+    scope, reason = check_scope(ext.meta.get("pooling", "mean"), ext.meta.get("representation", "hidden-states"),
+                                ext.meta.get("prefix", "none"))
+    if scope == "none" or (embeddings and scope != "full"):
+        raise ValueError(f"the seed's path cannot check this extraction's {'embeddings' if scope != 'none' else 'numbers'}"
+                         f": {reason}")
     sample = np.random.default_rng(seed).choice(pairs.n_pairs, size=min(int(n_sample), pairs.n_pairs),
                                                 replace=False)
     rows = []
     for i in sorted(int(x) for x in sample):
-        rel = 0.0
-        for li, layer in enumerate(ext.layers):
+        model = OneForwardPerInput(lm.model)  # the seed's functions, one forward pass per statement
+        rel = 0.0 if embeddings else np.nan
+        for li, layer in enumerate(ext.layers if embeddings else []):
             for text, emb in ((pairs.stmt_a[i], ext.emb_a[li, i]), (pairs.stmt_b[i], ext.emb_b[li, i])):
-                ref = get_layer_embedding(text, lm.model, lm.tokenizer, layer)
+                ref = get_layer_embedding(text, model, lm.tokenizer, layer)
                 scale = float(np.abs(ref).max())
                 diff = float(np.abs(emb - ref).max())
                 rel = max(rel, diff / scale if scale > 0 else (0.0 if diff == 0 else np.inf))
-        nll_a, nll_b = get_nll(pairs.stmt_a[i], lm.model, lm.tokenizer), get_nll(pairs.stmt_b[i], lm.model,
-                                                                                  lm.tokenizer)
+        nll_a, nll_b = get_nll(pairs.stmt_a[i], model, lm.tokenizer), get_nll(pairs.stmt_b[i], model, lm.tokenizer)
         rows.append({"pair": i, "category": pairs.category[i], EMB_COLUMN: rel,
                      PREF_COLUMN: abs((nll_b - nll_a) - float(ext.preference[i])),
                      "nll scale": abs(nll_a) + abs(nll_b)})
@@ -150,7 +217,7 @@ def check_against_seed(lm: LoadedModel, pairs: PairSet, ext: Extraction, n_sampl
     emb_tol, pref_tol = seed_tolerances(lm.dtype, lm.num_layers, check["nll scale"].to_numpy())
     check["embedding tolerance"] = emb_tol
     check["preference tolerance"] = pref_tol
-    check.attrs.update({"dtype": lm.dtype, "num_layers": int(lm.num_layers)})
+    check.attrs.update({"dtype": lm.dtype, "num_layers": int(lm.num_layers), "embeddings": bool(embeddings)})
     return check
 
 
@@ -180,7 +247,9 @@ def assert_matches_seed(check: "pd.DataFrame", dtype: str | None = None) -> None
     if check.empty:
         raise ValueError("the check holds no pairs")
     emb_tol, pref_tol = seed_tolerances(dtype, num_layers, check["nll scale"].to_numpy())
-    bad_emb = ~(check[EMB_COLUMN].to_numpy() <= emb_tol)  # NaN fails too
+    bad_emb = ~(check[EMB_COLUMN].to_numpy() <= emb_tol)  # NaN fails too, unless embeddings were not compared
+    if check.attrs.get("embeddings", True) is False:
+        bad_emb[:] = False
     bad_pref = ~(check[PREF_COLUMN].to_numpy() <= pref_tol)
     if bad_emb.any() or bad_pref.any():
         lines = [f"pair {i}: embedding rel. diff. {e:.2e} (tolerance {emb_tol:.2e}), preference diff. {p:.2e} "

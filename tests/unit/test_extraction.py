@@ -11,7 +11,7 @@ import seed_reference as seed
 from tiny_models import TINY
 from ua_helpers import _io, batching, extraction
 from ua_helpers.data import PairSet
-from ua_helpers.extraction import cache_key, extract, resolve_layers
+from ua_helpers.extraction import cache_key, extract, get_layer_embedding, get_nll, resolve_layers
 
 # Batched (right-padded, masked) and the seed's unbatched float32 forwards form the same sums in another order.
 # Each layer of the tiny model sums about 3 x hidden (Q/K/V, output, MLP-in projections) + sequence length
@@ -444,6 +444,22 @@ def test_seed_check_passes_on_a_true_extraction(tiny_lm, small_pairs, tiny_ext):
     seedcheck.assert_matches_seed(check, "float32")
     again = seedcheck.check_against_seed(tiny_lm, small_pairs, tiny_ext, n_sample=4, seed=3)
     assert list(again.index) == list(check.index)  # seeded sample
+
+
+def test_one_forward_per_input_gives_the_seed_functions_bit_for_bit(tiny_lm, small_pairs):
+    """The seed's functions over the wrapper return exactly what they return over the model, from one pass."""
+    text_a, text_b = small_pairs.stmt_a[0], small_pairs.stmt_b[0]
+    wrapped = seedcheck.OneForwardPerInput(tiny_lm.model)
+    for layer in range(tiny_lm.num_layers + 1):
+        for text in (text_a, text_b):
+            direct = get_layer_embedding(text, tiny_lm.model, tiny_lm.tokenizer, layer)
+            np.testing.assert_array_equal(get_layer_embedding(text, wrapped, tiny_lm.tokenizer, layer), direct)
+    for text in (text_a, text_b):
+        assert get_nll(text, wrapped, tiny_lm.tokenizer) == get_nll(text, tiny_lm.model, tiny_lm.tokenizer)
+    assert wrapped.passes == 2  # one per statement, not n_layers + 2
+    ids = tiny_lm.tokenizer(text_a, return_tensors="pt")["input_ids"]
+    with pytest.raises(ValueError, match="labels=input_ids"):
+        wrapped(input_ids=ids, labels=ids.flip(-1) + 1)
 
 
 @pytest.mark.parametrize("damage", ["embedding", "preference"])
