@@ -34,6 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     p_run.add_argument("--run-dir", default=None, help=f"output directory (default: {RunConfig().run_dir})")
     p_run.add_argument("--take-over", action="store_true",
                        help="take over a run directory whose lock was left by a process that is gone")
+    p_run.add_argument("--allow-large", action="store_true",
+                       help="run even where the hidden states alone would not fit in this machine's memory")
     p_done = sub.add_parser("is-complete", help="exit 0 if RUN_DIR holds a complete run, else 1 (and say why)")
     p_done.add_argument("run_dir", metavar="RUN_DIR")
     p_build = sub.add_parser("build", help="render a run directory into the HTML book")
@@ -67,7 +69,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         if args.command == "run":
-            out = rundir.execute(_parse_params(args.parameter), run_dir=args.run_dir, take_over=args.take_over)
+            out = rundir.execute(_parse_params(args.parameter), run_dir=args.run_dir, take_over=args.take_over,
+                                 allow_large=args.allow_large)
             print(f"[ua-book] run complete: {out}")
         elif args.command == "is-complete":
             reason = rundir.completeness(args.run_dir)

@@ -7,7 +7,8 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from .extraction import POOLINGS
+from .batching import PREFIXES
+from .extraction import POOLINGS, REPRESENTATIONS
 from .models import DTYPES
 
 
@@ -31,6 +32,13 @@ class RunConfig:
         ``"replication-230"``, ``"neutral-60"`` (the bundled control set), ``"ua-230"``, a path or a URL.
     layers : "paper", "all" or tuple of int
     pooling : {"mean", "last"}
+    representation : {"hidden-states", "token-embeddings", "random-tokens"}
+        What the geometry is made of: the model's hidden states (the seed); its input embedding table, pooled the
+        same way; or a seeded Gaussian vector per token id (``seed``; no model). The preference always comes from
+        the model, so the last two are control runs of the same question.
+    prefix : {"none", "bos"}
+        ``"bos"`` puts the tokenizer's BOS (or end-of-text) token before every statement, so pooling over tokens
+        1..T-1 skips a non-word and the NLL scores every word; ``"none"`` is the seed's tokenization.
     batch_size, n_bootstrap, n_permutations, seed, knn_k : int
         ``n_permutations``: permutations of the preference for the permutation and max-statistic tests.
     ci_level : float
@@ -57,6 +65,8 @@ class RunConfig:
     dataset: str = "replication-230"
     layers: Any = "paper"
     pooling: str = "mean"
+    representation: str = "hidden-states"
+    prefix: str = "none"
     batch_size: int = 32
     n_bootstrap: int = 10000
     n_permutations: int = 10000
@@ -186,6 +196,7 @@ def _one_of(choices: tuple[str, ...]) -> Callable[[str, Any], str]:
 _COERCE: dict[str, Callable[[str, Any], Any]] = {
     "model": _as_str, "revision": _as_opt_str, "dtype": _one_of(tuple(DTYPES)), "device": _as_device,
     "dataset": _as_str, "layers": lambda name, value: _coerce_layers(value), "pooling": _one_of(tuple(POOLINGS)),
+    "representation": _one_of(tuple(REPRESENTATIONS)), "prefix": _one_of(tuple(PREFIXES)),
     "batch_size": lambda n, v: _as_int(n, v, 1), "n_bootstrap": lambda n, v: _as_int(n, v, 1),
     "n_permutations": lambda n, v: _as_int(n, v, 1), "ci_level": _as_ci_level,
     "seed": lambda n, v: _as_int(n, v, 0), "knn_k": lambda n, v: _as_int(n, v, 1),
@@ -202,6 +213,8 @@ PARAMETER_HELP: dict[str, str] = {
     "dataset": '"replication-230" (bundled), "ua-230" (the paper\'s pairs), a path or a URL',
     "layers": '"paper" (0, 4, 8, ... and the last block), "all", or a list such as [0, 8, 16]',
     "pooling": '"mean" over tokens 1..T-1 (the seed), or "last"',
+    "representation": '"hidden-states" (the seed), "token-embeddings" or "random-tokens" (controls)',
+    "prefix": '"none" (the seed), or "bos": a BOS token before every statement',
     "batch_size": "statements per forward pass (at most; batches also respect a memory budget)",
     "n_bootstrap": "bootstrap resamples (1,000 to 1,000,000)",
     "n_permutations": "permutations of the preference (1,000 to 1,000,000)",
@@ -268,7 +281,47 @@ def effective_knn_k(knn_k: int, n_pairs: int) -> int:
     return min(int(knn_k), int(n_pairs) - 1)
 
 
-def preflight(cfg: RunConfig) -> dict[str, Any]:
+#: Bytes per value of the hidden states kept for every pair (emb_a, emb_b are float32).
+EMBEDDING_BYTES = 4
+#: Floating-point operations per second assumed per CPU core for the time estimate: an order of magnitude for
+#: float32 matrix products on one core of a current CPU (a GPU is far faster, so the estimate is an upper bound).
+NOMINAL_FLOPS_PER_CORE = 2e10
+
+
+def resource_estimate(n_pairs: int, n_layers: int, d_model: int, num_layers: int, n_tokens: int,
+                      cores: int | None = None) -> dict[str, float]:
+    """Estimate the extraction's memory and CPU time before it runs.
+
+    Memory is that of the hidden states kept for every pair, ``emb_a`` and ``emb_b`` (2 x n_layers x n_pairs x
+    d_model float32); the metrics, bootstraps and kNN work in blocks and need far less. Time is the forward
+    passes' ~2 x 12 x num_layers x d_model**2 floating-point operations per token (the blocks' weights, which
+    dominate below a few thousand tokens per statement) at :data:`NOMINAL_FLOPS_PER_CORE` per core.
+
+    Returns
+    -------
+    dict
+        ``embeddings_bytes``, ``extraction_flops`` and ``extraction_s`` (on ``cores`` cores, default all).
+    """
+    import os
+
+    emb = 2 * n_layers * n_pairs * d_model * EMBEDDING_BYTES
+    flops = 2 * 12 * num_layers * d_model ** 2 * n_tokens
+    cores = cores or os.cpu_count() or 1
+    return {"embeddings_bytes": float(emb), "extraction_flops": float(flops),
+            "extraction_s": flops / (NOMINAL_FLOPS_PER_CORE * cores)}
+
+
+def machine_memory() -> int | None:
+    """This machine's physical memory in bytes (None where the system does not say)."""
+    import os
+
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def preflight(cfg: RunConfig, *, check_memory: bool = True) -> dict[str, Any]:
     """Check what can fail later before any notebook starts: the dataset, the model, the layers, the pair count.
 
     Parameters
@@ -284,7 +337,8 @@ def preflight(cfg: RunConfig) -> dict[str, Any]:
     Raises
     ------
     ParameterError
-        Naming the parameter (``dataset: ...``, ``model: ...``, ``layers: ...``).
+        Naming the parameter (``dataset: ...``, ``model: ...``, ``layers: ...``); with ``check_memory``, also
+        where the embeddings alone would not fit in this machine's memory (:func:`resource_estimate`).
     """
     from . import batching, data, extraction, models
 
@@ -295,7 +349,7 @@ def preflight(cfg: RunConfig) -> dict[str, Any]:
     if pairs.n_pairs < MIN_RUN_PAIRS:
         raise ParameterError(f"dataset: {pairs.n_pairs} pairs; the analysis needs at least {MIN_RUN_PAIRS}")
     try:
-        num_layers = models.num_layers_of(cfg.model, cfg.revision)
+        num_layers, d_model = models.model_shape(cfg.model, cfg.revision)
     except models.ModelLoadError as exc:
         raise ParameterError(f"model: {exc}") from None
     try:
@@ -305,8 +359,24 @@ def preflight(cfg: RunConfig) -> dict[str, Any]:
         raise ParameterError(f"layers: {exc}") from None
     try:  # statements of fewer than 2 tokens, or longer than the tokenizer's limit (the model's is checked in 02)
         tokenizer = models.load_tokenizer(cfg.model, cfg.revision)
-        batching.tokenize_statements(tokenizer, pairs, batching.tokenizer_limit(tokenizer), cfg.model)
+        try:
+            prefix_id = batching.prefix_token_id(tokenizer, cfg.prefix)
+        except ValueError as exc:
+            raise ParameterError(f"prefix: {exc}") from None
+        ids = batching.tokenize_statements(tokenizer, pairs, batching.tokenizer_limit(tokenizer), cfg.model,
+                                           prefix_id)
+    except ParameterError:
+        raise
     except ValueError as exc:
         raise ParameterError(f"dataset: {exc}") from None
+    estimate = resource_estimate(pairs.n_pairs, len(layers), d_model, num_layers, sum(len(t) for t in ids))
+    memory = machine_memory()
+    if check_memory and memory is not None and estimate["embeddings_bytes"] > memory:
+        raise ParameterError(
+            f"dataset: {pairs.n_pairs} pairs x {len(layers)} layers x d_model {d_model} need "
+            f"{estimate['embeddings_bytes'] / 1e9:.1f} GB for the hidden states alone, more than this machine's "
+            f"{memory / 1e9:.1f} GB: use fewer layers or pairs, or pass --allow-large to try anyway")
     return {"n_pairs": pairs.n_pairs, "num_layers": num_layers, "layers": [int(v) for v in layers],
-            "knn_k": effective_knn_k(cfg.knn_k, pairs.n_pairs)}
+            "knn_k": effective_knn_k(cfg.knn_k, pairs.n_pairs), "d_model": d_model,
+            "estimate": estimate,
+            "duplicate_pairs": [list(d) for d in pairs.duplicates()]}

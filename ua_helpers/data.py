@@ -106,6 +106,20 @@ class PairSet:
     def category_counts(self) -> dict[str, int]:
         return {c: self.category.count(c) for c in self.categories}
 
+    def duplicates(self) -> list[tuple[int, int]]:
+        """Pairs that repeat an earlier one exactly (same statement A and B): ``(earlier, repeat)`` indices.
+
+        A repeated pair enters every correlation and bootstrap twice, as if it were independent evidence.
+        """
+        first: dict[tuple[str, str], int] = {}
+        out = []
+        for i, key in enumerate(zip(self.stmt_a, self.stmt_b)):
+            if key in first:
+                out.append((first[key], i))
+            else:
+                first[key] = i
+        return out
+
     def to_frame(self):
         """Return the pairs as a ``pandas.DataFrame`` with columns category, stmt_a, stmt_b."""
         import pandas as pd

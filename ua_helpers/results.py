@@ -467,7 +467,9 @@ def compare_results(ours: dict[str, Any], reference: dict[str, Any]):
             })
     import pandas as pd
 
-    return pd.DataFrame(rows)
+    columns = ["metric", "depth", "layer", "r", "ci_lower", "ci_upper", "ref_layer", "ref_r", "ref_ci_lower",
+               "ref_ci_upper", "same_sign", "both_exclude_zero"]
+    return pd.DataFrame(rows, columns=columns)
 
 
 def read_comparison(comparison) -> str:

@@ -319,7 +319,7 @@ def _signals_raise() -> Iterator[None]:
 
 
 def execute(params: Mapping[str, Any], run_dir: str | os.PathLike | None = None, source: Path | None = None,
-            take_over: bool = False, log: Callable[[str], None] = print) -> Path:
+            take_over: bool = False, log: Callable[[str], None] = print, allow_large: bool = False) -> Path:
     """Validate, claim, execute the notebooks into a staging directory, and put the complete run in place.
 
     Parameters
@@ -334,6 +334,8 @@ def execute(params: Mapping[str, Any], run_dir: str | os.PathLike | None = None,
     take_over : bool, default=False
         Take over a stale lock (see :func:`claim`).
     log : callable, default=print
+    allow_large : bool, default=False
+        Run even where the hidden states alone would not fit in this machine's memory (``--allow-large``).
 
     Returns
     -------
@@ -353,7 +355,8 @@ def execute(params: Mapping[str, Any], run_dir: str | os.PathLike | None = None,
         cfg = RunConfig.from_mapping(prepare_parameters(params, run_dir))
         target = Path(cfg.run_dir)
         check_target(target)
-        effective = preflight(cfg)
+        effective = preflight(cfg, check_memory=not allow_large)
+        _say_estimate(effective, log)
         source = Path(source) if source is not None else notebooks_source()
         missing = [nb for nb in NOTEBOOKS if not (source / f"{nb}.ipynb").is_file()]
         if missing:
@@ -451,6 +454,24 @@ def _os_error(exc: OSError, path: str | os.PathLike | None) -> str:
             free = shutil.disk_usage(anchor).free / 2**20
             text += f" ({free:.0f} MiB free there; a run needs room for its notebooks, figures and results)"
     return text
+
+
+#: Above these the run says its estimate before it starts (a run of the bundled datasets stays below both).
+SAY_ESTIMATE_BYTES, SAY_ESTIMATE_S = 1e9, 600
+
+
+def _say_estimate(effective: Mapping[str, Any], log: Callable[[str], None]) -> None:
+    """Warn of exact duplicate pairs (by index) and say the extraction's estimate when it is large."""
+    dups = effective.get("duplicate_pairs") or []
+    if dups:
+        shown = ", ".join(f"{j} repeats {i}" for i, j in dups[:10]) + (f" and {len(dups) - 10} more"
+                                                                        if len(dups) > 10 else "")
+        log(f"[ua-book] warning: the dataset holds {len(dups)} exact duplicate pair{'s' * (len(dups) > 1)} "
+            f"(pair {shown}); each counts as independent evidence in every CI")
+    est = effective.get("estimate") or {}
+    if est.get("embeddings_bytes", 0) > SAY_ESTIMATE_BYTES or est.get("extraction_s", 0) > SAY_ESTIMATE_S:
+        log(f"[ua-book] estimate: {est['embeddings_bytes'] / 1e9:.1f} GB of hidden states, extraction up to "
+            f"~{est['extraction_s'] / 60:.0f} min on the CPU")
 
 
 def _clear_leftovers(target: Path, staging: Path, log: Callable[[str], None]) -> None:

@@ -98,7 +98,52 @@ def test_effective_knn_k_is_the_seeds_clamp():
 def test_preflight_records_effective_values(tiny_model_dir, small_pairs_path):
     cfg = RunConfig.from_mapping({"model": str(tiny_model_dir), "dataset": str(small_pairs_path), "knn_k": 50,
                                   "layers": "all"})
-    assert preflight(cfg) == {"n_pairs": 12, "num_layers": 4, "layers": [0, 1, 2, 3, 4], "knn_k": 11}
+    effective = preflight(cfg)
+    assert {k: effective[k] for k in ("n_pairs", "num_layers", "layers", "knn_k")} == \
+        {"n_pairs": 12, "num_layers": 4, "layers": [0, 1, 2, 3, 4], "knn_k": 11}
+    d_model = effective["d_model"]
+    # The hidden states kept: 2 sides x 5 layers x 12 pairs x d_model float32 values.
+    assert effective["estimate"]["embeddings_bytes"] == 2 * 5 * 12 * d_model * 4
+    assert effective["estimate"]["extraction_s"] > 0 and effective["duplicate_pairs"] == []
+
+
+def test_preflight_refuses_what_would_not_fit_in_memory_unless_allowed(tiny_model_dir, small_pairs_path,
+                                                                         monkeypatch):
+    from ua_helpers import config
+
+    cfg = RunConfig.from_mapping({"model": str(tiny_model_dir), "dataset": str(small_pairs_path), "layers": "all"})
+    need = preflight(cfg)["estimate"]["embeddings_bytes"]
+    monkeypatch.setattr(config, "machine_memory", lambda: int(need) - 1)
+    with pytest.raises(ParameterError, match=r"dataset: 12 pairs x 5 layers x d_model \d+ need .* GB for the hidden "
+                                             r"states alone, more than this machine's .*--allow-large"):
+        preflight(cfg)
+    assert preflight(cfg, check_memory=False)["n_pairs"] == 12
+
+
+def test_resource_estimate_scales_with_pairs_layers_and_width():
+    from ua_helpers.config import resource_estimate
+
+    # The example: 403,646 pairs, 9 layers of width 576 hold 16.7 GB of float32 hidden states.
+    assert resource_estimate(403_646, 9, 576, 30, 1)["embeddings_bytes"] / 1e9 == pytest.approx(16.74, abs=0.01)
+    one = resource_estimate(100, 3, 64, 4, 1000, cores=1)
+    assert resource_estimate(100, 3, 64, 4, 2000, cores=1)["extraction_s"] == pytest.approx(2 * one["extraction_s"])
+    assert resource_estimate(100, 3, 64, 4, 1000, cores=2)["extraction_s"] == pytest.approx(one["extraction_s"] / 2)
+
+
+def test_duplicate_pairs_are_reported_with_their_indices(tiny_model_dir, tmp_path):
+    from ua_helpers import rundir
+
+    pairs = [["One statement here", "Another one here"], ["A third one", "A fourth one"],
+             ["One statement here", "Another one here"], ["A fifth one", "A sixth one"],
+             ["A third one", "A fourth one"]]
+    path = tmp_path / "dups.json"
+    path.write_text(json.dumps({"c": {"pairs": pairs}}))
+    effective = preflight(RunConfig.from_mapping({"model": str(tiny_model_dir), "dataset": str(path)}))
+    assert effective["duplicate_pairs"] == [[0, 2], [1, 4]]
+    said = []
+    rundir._say_estimate(effective, said.append)
+    assert said == ["[ua-book] warning: the dataset holds 2 exact duplicate pairs (pair 2 repeats 0, 4 repeats 1); "
+                    "each counts as independent evidence in every CI"]
 
 
 def test_preflight_refuses_too_few_pairs(tiny_model_dir, tmp_path):

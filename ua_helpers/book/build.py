@@ -17,7 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .. import rundir
+from .. import results, rundir
 from .._io import sha256_bytes
 from . import BookError
 from ._md import _sha_short
@@ -233,8 +233,12 @@ def build_book(run_dir: str | os.PathLike, *, output_dir: str | os.PathLike = "_
     out.parent.mkdir(parents=True, exist_ok=True)
     private = staging_dir is None
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.src-", dir=out.parent)) if private else Path(staging_dir)
+    ref = load_reference(reference)
+    if ref.results is not None and len(results.compare_results(run.results, ref.results)) == 0:
+        raise BookError(f"the reference results {reference} share no test with the run in {run.path}: none of "
+                        f"their metrics ({', '.join(map(str, ref.results['metrics_tested']))}) is one of the run's")
     try:
-        stage(run, staging, source_dir=source, replication=replication, reference=load_reference(reference),
+        stage(run, staging, source_dir=source, replication=replication, reference=ref,
               sweep_root=Path(sweep_root) if sweep_root is not None else None)
     except BaseException:
         if private:
