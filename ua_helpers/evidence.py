@@ -4,7 +4,7 @@ Each test gets the highest level it reaches, and a level is reached only if ever
 
 ====  ==============================  ==================================================================
 0     none                            (no criterion met)
-1     CI excludes 0 (uncorrected)     percentile bootstrap CI of Pearson r excludes 0 (the seed's criterion)
+1     CI excludes 0 (uncorrected)     percentile bootstrap CI of Pearson r excludes 0 (the original notebook's criterion)
 2     FDR                             Benjamini-Hochberg q < alpha over the family of (layer, metric) tests
 3     family-wise                     max-statistic permutation p < alpha (family-wise error)
 4     robust                          Spearman rho's CI excludes 0 with r's sign, and no single pair's removal
@@ -31,8 +31,8 @@ SCHEMA_VERSION = 1
 #: (short name, criterion text) per level; level k's criterion is added to all of levels 1..k-1.
 LEVELS = (
     ("none", "no criterion met"),
-    ("CI excludes 0 (uncorrected)", "the percentile bootstrap CI of Pearson r excludes 0 (the seed's criterion; "
-                                    "no correction for the number of tests)"),
+    ("CI excludes 0 (uncorrected)", "the percentile bootstrap CI of Pearson r excludes 0 (the original notebook's "
+                                    "criterion; no correction for the number of tests)"),
     ("FDR", "Benjamini-Hochberg q < {alpha} over all (layer, metric) tests (false discovery rate)"),
     ("family-wise", "max-statistic permutation p < {alpha} over all (layer, metric) tests (family-wise error)"),
     ("robust", "Spearman rho's CI excludes 0 with the sign of r, and no single pair's removal changes r's sign or "

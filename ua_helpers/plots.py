@@ -1,7 +1,17 @@
-"""Figures: the seed's 2x3 per-metric error-bar figure, a layer x metric heatmap, and scatter plots."""
+"""Figures: the seed's 2x3 per-metric error-bar figure, a layer x metric heatmap, and scatter plots.
+
+Sized for a page: at most :data:`WIDTH` inches wide, so a figure saved at 110 dpi shows near its own size in the
+book at 1280 px and its text stays at 9 px or more; every panel has labelled axes, and legends sit outside the
+data (in a spare panel or below the axes).
+"""
 from __future__ import annotations
 
 import numpy as np
+
+#: Figure width in inches (8 in at 110 dpi: 880 px, about the book's text column at 1280 px).
+WIDTH = 8.0
+#: Font sizes in points for panel titles and legends, tick labels, and figure titles.
+TEXT_PT, TICK_PT, TITLE_PT = 9, 9, 11
 
 
 def plot_layer_correlations(table, title: str | None = None, n_pairs: int | None = None):
@@ -26,7 +36,7 @@ def plot_layer_correlations(table, title: str | None = None, n_pairs: int | None
     import matplotlib.pyplot as plt
 
     metrics = list(dict.fromkeys(table["metric"]))
-    fig, axes = plt.subplots(2, 3, figsize=(15, 8.5))
+    fig, axes = plt.subplots(2, 3, figsize=(WIDTH, 5.4))
     axes = axes.flatten()
     spearman = ("spearman_rho", "spearman_ci_lower", "spearman_ci_upper")
     has_rho = all(c in table.columns for c in spearman)
@@ -38,32 +48,34 @@ def plot_layer_correlations(table, title: str | None = None, n_pairs: int | None
         rows = table[table["metric"] == metric].sort_values("layer")
         layers, r = rows["layer"].to_numpy(), rows["r"].to_numpy(dtype=float)
         yerr = [r - rows["ci_lower"].to_numpy(dtype=float), rows["ci_upper"].to_numpy(dtype=float) - r]
-        ax.errorbar(layers, r, yerr=yerr, fmt="o-", capsize=5, capthick=2, markersize=8,
-                    color="blue", ecolor="blue", alpha=0.7, label="Pearson r, bootstrap CI")
+        ax.errorbar(layers, r, yerr=yerr, fmt="o-", capsize=3, markersize=4, color="blue", ecolor="blue",
+                    alpha=0.7, label="Pearson r, bootstrap CI")
         if has_rho:
             rho = rows["spearman_rho"].to_numpy(dtype=float)
             ryerr = [rho - rows["spearman_ci_lower"].to_numpy(dtype=float),
                      rows["spearman_ci_upper"].to_numpy(dtype=float) - rho]
-            ax.errorbar(layers + 0.2 * step, rho, yerr=ryerr, fmt="s--", capsize=3, markersize=6,
+            ax.errorbar(layers + 0.25 * step, rho, yerr=ryerr, fmt="s--", capsize=2, markersize=4,
                         markerfacecolor="none", color="tab:orange", alpha=0.8, label="Spearman rho, bootstrap CI")
         sig = ((rows["ci_lower"] > 0) | (rows["ci_upper"] < 0)).to_numpy(dtype=bool)
-        ax.scatter(layers[sig], r[sig], color="red", s=150, zorder=5, marker="*",
+        ax.scatter(layers[sig], r[sig], color="red", s=60, zorder=5, marker="*",
                    label="CI of r excludes 0 (uncorrected)")
         ax.axhline(y=0, color="black", linestyle="--", alpha=0.5)
-        ax.set_xlabel("Layer")
+        ax.set_xlabel("layer")
         ax.set_ylabel("r")
-        ax.set_title(metric, fontweight="bold")
+        ax.set_title(metric, fontsize=TEXT_PT, fontweight="bold")
         ax.grid(True, alpha=0.3)
         ax.set_ylim(-ylim, ylim)
     for ax in axes[len(metrics):]:
         ax.axis("off")
+    handles, labels = axes[0].get_legend_handles_labels()
     if len(metrics) < len(axes):  # a spare panel holds the legend
-        handles, labels = axes[0].get_legend_handles_labels()
-        axes[len(metrics)].legend(handles, labels, loc="center", frameon=False)
-    n_text = f" (n={n_pairs})" if n_pairs else ""
-    fig.suptitle(title or f"Pair-Level Correlations{n_text} - red stars = CI excludes 0 (uncorrected)",
-                 fontsize=14, fontweight="bold", y=1.0)
-    fig.tight_layout()
+        axes[len(metrics)].legend(handles, labels, loc="center", frameon=False, fontsize=TEXT_PT)
+    else:
+        fig.legend(handles, labels, loc="lower center", ncol=3, frameon=False, fontsize=TEXT_PT)
+    n_text = f" (n = {n_pairs})" if n_pairs else ""
+    fig.suptitle(title or f"Pair-level correlations{n_text}; red stars: CI excludes 0 (uncorrected)",
+                 fontsize=TITLE_PT, fontweight="bold")
+    fig.tight_layout(rect=(0, 0 if len(metrics) < len(axes) else 0.08, 1, 1))
     return fig
 
 
@@ -79,37 +91,43 @@ def plot_heatmap(table, title: str = "Pearson r by layer and metric (* = CI excl
     pivot = pivot.loc[metrics]
     excludes = table.assign(_excl=(table["ci_lower"] > 0) | (table["ci_upper"] < 0))
     sig = excludes.pivot(index="metric", columns="layer", values="_excl").astype(bool).loc[metrics]
-    fig, ax = plt.subplots(figsize=(1.0 + 0.75 * pivot.shape[1], 0.6 + 0.55 * pivot.shape[0]))
+    fig, ax = plt.subplots(figsize=(min(WIDTH, 2.6 + 0.6 * pivot.shape[1]), 0.9 + 0.45 * pivot.shape[0]))
     im = ax.imshow(pivot.to_numpy(dtype=float), cmap="RdBu_r", vmin=-1, vmax=1, aspect="auto")
     ax.set_xticks(range(pivot.shape[1]), [str(c) for c in pivot.columns])
     ax.set_yticks(range(pivot.shape[0]), pivot.index)
-    ax.set_xlabel("Layer")
+    ax.set_xlabel("layer")
     for i in range(pivot.shape[0]):
         for j in range(pivot.shape[1]):
             v = pivot.iat[i, j]
             text = "n/a" if np.isnan(v) else f"{v:+.2f}" + ("*" if sig.iat[i, j] else "")
-            ax.text(j, i, text, ha="center", va="center", fontsize=8)
+            ax.text(j, i, text, ha="center", va="center", fontsize=TEXT_PT)
     fig.colorbar(im, ax=ax, label="r")
-    ax.set_title(title)
+    ax.set_ylabel("metric")
+    ax.set_title(title, fontsize=TEXT_PT)
     fig.tight_layout()
     return fig
 
 
-def plot_scatter(x, preference, ax=None, label: str = "", r: float | None = None, categories=None):
-    """Scatter one metric against the preference, coloured by category, with a least-squares line."""
+def plot_scatter(x, preference, ax=None, label: str = "", r: float | None = None, categories=None,
+                 legend: bool = True):
+    """Scatter one metric against the preference, coloured by category, with a least-squares line.
+
+    ``legend=False`` leaves the categories' legend to the caller (a figure legend outside the panels).
+    """
     import matplotlib.pyplot as plt
 
     if ax is None:
         _, ax = plt.subplots(figsize=(5, 4))
     x, y = np.asarray(x, dtype=float), np.asarray(preference, dtype=float)
     if categories is None:
-        ax.scatter(x, y, s=12, alpha=0.6)
+        ax.scatter(x, y, s=10, alpha=0.6)
     else:
         cats = np.asarray(categories)
         for cat in dict.fromkeys(cats):
             m = cats == cat
-            ax.scatter(x[m], y[m], s=12, alpha=0.7, label=cat)
-        ax.legend(fontsize=6, loc="best")
+            ax.scatter(x[m], y[m], s=10, alpha=0.7, label=cat)
+        if legend:
+            ax.legend(fontsize=TEXT_PT, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
     if np.ptp(x) > 0:
         slope, intercept = np.polyfit(x, y, 1)
         xs = np.linspace(x.min(), x.max(), 2)
@@ -118,7 +136,7 @@ def plot_scatter(x, preference, ax=None, label: str = "", r: float | None = None
     ax.set_xlabel(label)
     ax.set_ylabel("preference = NLL(B) - NLL(A)")
     if r is not None:
-        ax.set_title(f"{label}: r = {r:+.3f}", fontsize=9)
+        ax.set_title(f"{label}: r = {r:+.2f}", fontsize=TEXT_PT)
     return ax
 
 
@@ -128,35 +146,76 @@ def plot_preference(preference, categories, title: str = "Output preference NLL(
 
     y, cats = np.asarray(preference, dtype=float), np.asarray(categories)
     names = list(dict.fromkeys(cats))
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4), gridspec_kw={"width_ratios": [1, 2]})
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(WIDTH, 3.2), gridspec_kw={"width_ratios": [1, 1.6]})
     ax1.hist(y, bins=30, color="steelblue", alpha=0.8)
     ax1.axvline(0, color="black", lw=1)
     ax1.set_xlabel("NLL(B) - NLL(A)")
     ax1.set_ylabel("pairs")
-    ax1.set_title("all pairs")
+    ax1.set_title("all pairs", fontsize=TEXT_PT)
     ax2.boxplot([y[cats == c] for c in names], vert=False, showfliers=True)
     ax2.set_yticks(range(1, len(names) + 1), names)
     ax2.axvline(0, color="black", lw=1)
     ax2.set_xlabel("NLL(B) - NLL(A)")
-    ax2.set_title("per category")
-    fig.suptitle(title)
+    ax2.set_ylabel("category")
+    ax2.set_title("per category", fontsize=TEXT_PT)
+    fig.suptitle(title, fontsize=TITLE_PT)
     fig.tight_layout()
     return fig
 
 
+def robust_limits(values, k: float = 3.0) -> tuple[float, float] | None:
+    """Return an axis range that keeps the bulk of ``values`` readable, or None when no value is far out.
+
+    The range is Tukey's far fences, ``k`` interquartile ranges beyond the quartiles (k = 3: "far out"), cut to
+    the data and padded by 5%; values beyond it are to be drawn at the edge and marked, not dropped.
+    """
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return None
+    q1, q3 = np.percentile(v, [25, 75])
+    lo, hi = q1 - k * (q3 - q1), q3 + k * (q3 - q1)
+    if v.min() >= lo and v.max() <= hi:
+        return None
+    lo, hi = max(lo, v.min()), min(hi, v.max())
+    pad = 0.05 * (hi - lo) if hi > lo else 0.05 * max(abs(hi), 1e-12)
+    return lo - pad, hi + pad
+
+
 def plot_metric_distributions(values, layers, metric_names):
-    """One panel per metric: the distribution of its per-pair values at each layer (box plots, outliers shown)."""
+    """One panel per metric: the distribution of its per-pair values at each layer (box plots, outliers shown).
+
+    A panel whose values reach far beyond its quartiles (see :func:`robust_limits`) keeps a range that shows the
+    bulk; each value beyond it is drawn as a red triangle on the edge, and the panel says how many there are and
+    how far the farthest goes.
+    """
     import matplotlib.pyplot as plt
 
     values = np.asarray(values, dtype=float)  # [layer, metric, pair]
-    fig, axes = plt.subplots(2, 3, figsize=(15, 7))
+    fig, axes = plt.subplots(2, 3, figsize=(WIDTH, 5.4))
     axes = axes.flatten()
     for j, (ax, name) in enumerate(zip(axes, metric_names)):
-        ax.boxplot([values[i, j] for i in range(len(layers))], showfliers=True, flierprops={"markersize": 3})
-        ax.set_xticks(range(1, len(layers) + 1), [str(l) for l in layers])
+        ax.boxplot([values[i, j] for i in range(len(layers))], showfliers=True, flierprops={"markersize": 2})
+        ax.set_xticks(range(1, len(layers) + 1), [str(l) for l in layers], fontsize=TICK_PT)
         ax.axhline(0, color="grey", lw=0.5)
-        ax.set_xlabel("Layer")
-        ax.set_title(name, fontweight="bold")
+        ax.set_xlabel("layer")
+        ax.set_ylabel("value per pair")
+        ax.set_title(name, fontsize=TEXT_PT, fontweight="bold")
+        limits = robust_limits(values[:, j])
+        if limits is None:
+            continue
+        lo, hi = limits
+        ax.set_ylim(lo, hi)
+        n_out, farthest = 0, 0.0
+        for i in range(len(layers)):
+            v = values[i, j][np.isfinite(values[i, j])]
+            for edge, beyond, marker in ((hi, v > hi, "^"), (lo, v < lo, "v")):
+                if beyond.any():
+                    ax.scatter([i + 1], [edge], marker=marker, color="red", s=22, zorder=4, clip_on=False)
+                    n_out += int(beyond.sum())
+                    farthest = max(farthest, float(np.max(np.abs(v[beyond]))))
+        ax.text(0.02, 0.02, f"{n_out} beyond the axis (red), |value| up to {farthest:,.3g}",
+                transform=ax.transAxes, fontsize=TICK_PT, color="red", va="bottom")
     for ax in axes[len(metric_names):]:
         ax.axis("off")
     fig.tight_layout()
@@ -189,7 +248,7 @@ def plot_confounds(tests, title: str | None = None):
         raise ValueError("tests is empty")
     ncols = min(3, len(metrics))
     nrows = -(-len(metrics) // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(5 * ncols, 3.8 * nrows), squeeze=False, sharey=True)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(WIDTH, 2.6 * nrows + 0.4), squeeze=False, sharey=True)
     flat_axes = axes.ravel()
     layer_values = np.sort(tests["layer"].unique())
     step = float(np.min(np.diff(layer_values))) if len(layer_values) > 1 else 1.0
@@ -203,29 +262,33 @@ def plot_confounds(tests, title: str | None = None):
         for col, lo, hi, label, color, dx in series:
             r = rows[col].to_numpy(dtype=float)
             yerr = [r - rows[lo].to_numpy(dtype=float), rows[hi].to_numpy(dtype=float) - r]
-            ax.errorbar(layer + dx, r, yerr=yerr, fmt="o-", capsize=3, markersize=5, color=color, label=label)
+            ax.errorbar(layer + dx, r, yerr=yerr, fmt="o-", capsize=2, markersize=4, color=color, label=label)
         ax.axhline(0, color="black", linestyle="--", alpha=0.5)
-        ax.set_title(metric, fontweight="bold")
-        ax.set_xlabel("Layer")
-        ax.grid(True, alpha=0.3)
-    for ax in axes[:, 0]:
+        ax.set_title(metric, fontsize=TEXT_PT, fontweight="bold")
+        ax.set_xlabel("layer")
         ax.set_ylabel("r")
+        ax.tick_params(labelleft=True)
+        ax.grid(True, alpha=0.3)
     for ax in flat_axes[len(metrics):]:
         ax.axis("off")
     handles, labels = flat_axes[0].get_legend_handles_labels()
     if len(metrics) < flat_axes.size:  # a spare panel holds the legend
-        flat_axes[len(metrics)].legend(handles, labels, loc="center", frameon=False)
+        flat_axes[len(metrics)].legend(handles, labels, loc="center", frameon=False, fontsize=TEXT_PT)
         bottom = 0.0
     else:
-        fig.legend(handles, labels, loc="lower center", ncol=2, frameon=False)
-        bottom = 0.06
-    fig.suptitle(title or "Raw vs confound-controlled correlation with output preference", fontweight="bold")
+        fig.legend(handles, labels, loc="lower center", ncol=2, frameon=False, fontsize=TEXT_PT)
+        bottom = 0.08
+    fig.suptitle(title or "Raw vs confound-controlled correlation with output preference", fontsize=TITLE_PT,
+                 fontweight="bold")
     fig.tight_layout(rect=(0, bottom, 1, 1))
     return fig
 
 
-def plot_strongest(values, preference, table, layers, metric_names, categories, n: int = 3):
+def plot_strongest(values, preference, table, layers, metric_names, categories, n: int = 3, coinciding=()):
     """Scatter the ``n`` (layer, metric) tests with the largest |r|: metric value against preference, by category.
+
+    Metrics that coincide at a layer (``coinciding``: the evidence block's ``redundant_groups``) are one finding
+    and take one panel, titled with all their names.
 
     Parameters
     ----------
@@ -235,6 +298,9 @@ def plot_strongest(values, preference, table, layers, metric_names, categories, 
         One row per (layer, metric) with ``r`` (a correlation or results table).
     layers, metric_names : sequences matching ``values``' first two axes
     categories : sequence of str, length n_pairs
+    n : int, default=3
+    coinciding : sequence of dict, optional
+        Each with ``layer`` and ``metrics`` (``results["evidence"]["redundant_groups"]``).
 
     Returns
     -------
@@ -242,17 +308,37 @@ def plot_strongest(values, preference, table, layers, metric_names, categories, 
     """
     import matplotlib.pyplot as plt
 
+    group_of = {(int(g["layer"]), m): tuple(g["metrics"]) for g in coinciding for m in g["metrics"]}
     ranked = table.dropna(subset=["r"])
-    top = ranked.reindex(ranked["r"].abs().sort_values(ascending=False).index).head(n)
-    fig, axes = plt.subplots(1, max(len(top), 1), figsize=(5 * max(len(top), 1), 4), squeeze=False)
-    for ax, row in zip(axes[0], top.itertuples()):
+    ranked = ranked.reindex(ranked["r"].abs().sort_values(ascending=False, kind="stable").index)
+    top, seen = [], set()
+    for row in ranked.itertuples():
+        unit = (int(row.layer), group_of.get((int(row.layer), row.metric), (row.metric,)))
+        if unit not in seen:
+            seen.add(unit)
+            top.append((row, unit[1]))
+        if len(top) == n:
+            break
+    fig, axes = plt.subplots(1, max(len(top), 1), figsize=(WIDTH, 3.3), squeeze=False, sharey=True)
+    for ax, (row, names) in zip(axes[0], top):
         x = values[list(layers).index(row.layer), list(metric_names).index(row.metric)]
-        plot_scatter(x, preference, ax=ax, label=f"layer {row.layer} {row.metric}", r=row.r, categories=categories)
-    fig.tight_layout()
+        plot_scatter(x, preference, ax=ax, label=f"layer {row.layer} {row.metric}", r=row.r, categories=categories,
+                     legend=False)
+        if len(names) > 1:
+            others = " = ".join(m for m in names if m != row.metric)
+            ax.set_title(f"layer {row.layer} {row.metric}\n(= {others}): r = {row.r:+.2f}", fontsize=TEXT_PT)
+    for ax in axes[0][1:]:
+        ax.set_ylabel("preference")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 3), frameon=False, fontsize=TEXT_PT,
+                   markerscale=1.5)
+    fig.tight_layout(rect=(0, 0.06 * ((len(labels) + 2) // 3) if handles else 0, 1, 1))
     return fig
 
 
-def plot_levels(table, reference=None, title: str | None = None, reference_label: str = "published"):
+def plot_levels(table, reference=None, title: str | None = None, reference_label: str = "published",
+                pair_metric: str | None = None):
     """Draw r with its CI against relative depth for each level (category, random bins, pair).
 
     Parameters
@@ -265,15 +351,18 @@ def plot_levels(table, reference=None, title: str | None = None, reference_label
         drawn in the same colours with open markers and dashed lines.
     title : str, optional
     reference_label : str, default="published"
+    pair_metric : str, optional
+        The metric behind the pair-level rows, named in the legend.
 
     Returns
     -------
     matplotlib.figure.Figure
+        The legend sits below the axes, off the data.
     """
     import matplotlib.pyplot as plt
 
     colors = {"category": "tab:red", "bins": "tab:blue", "pair": "tab:green"}
-    fig, ax = plt.subplots(figsize=(8, 4.5))
+    fig, ax = plt.subplots(figsize=(WIDTH, 4.6))
     for frame, dashed in ((table, False), (reference, True)):
         if frame is None or len(frame) == 0:
             continue
@@ -286,7 +375,8 @@ def plot_levels(table, reference=None, title: str | None = None, reference_label
             r = rows["r"].to_numpy(dtype=float)
             yerr = np.abs([r - rows["ci_lower"].to_numpy(dtype=float), rows["ci_upper"].to_numpy(dtype=float) - r])
             n = rows["n"].iloc[0]
-            label = f"{level} (n = {n})" + (f", {reference_label}" if dashed else "")
+            what = f"pairs, {pair_metric}" if level == "pair" and pair_metric else level
+            label = f"{what} (n = {n})" + (f", {reference_label}" if dashed else "")
             ax.errorbar(x, r, yerr=yerr, fmt="o--" if dashed else "o-", capsize=3, color=colors.get(level),
                         mfc="white" if dashed else colors.get(level), alpha=0.6 if dashed else 0.9, label=label)
     ax.axhline(0, color="black", linestyle=":", linewidth=1)
@@ -294,8 +384,8 @@ def plot_levels(table, reference=None, title: str | None = None, reference_label
     depth_known = bool(np.all(np.isfinite(table["relative_depth"].to_numpy(dtype=float))))
     ax.set_xlabel("relative depth (layer / number of blocks)" if depth_known else "layer")
     ax.set_ylabel("Pearson r (UA or metric vs preference)")
-    ax.set_title(title or "Three levels of one question: r by depth, with bootstrap CIs")
-    ax.legend(fontsize=8, ncol=2, loc="best")
+    ax.set_title(title or "Three levels of one question: r by depth, with bootstrap CIs", fontsize=TEXT_PT + 1)
+    ax.legend(fontsize=TEXT_PT, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.14), frameon=False)
     fig.tight_layout()
     return fig
 
@@ -328,9 +418,99 @@ def plot_norms(norms_a, norms_b, layers, threshold: float = 10.0,
     ax.axhline(threshold, color="red", linestyle="--", lw=1, label=f"{threshold:g}x median")
     ax.set_yscale("log")
     ax.set_xticks(range(len(layers)), [str(l) for l in layers])
-    ax.set_xlabel("Layer")
+    ax.set_xlabel("layer")
     ax.set_ylabel("norm / layer median")
-    ax.legend(loc="upper left", fontsize=8)
-    ax.set_title(title, fontsize=10)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=TEXT_PT, frameon=False)
+    ax.set_title(title, fontsize=TEXT_PT + 1)
+    fig.tight_layout()
+    return fig
+
+
+def plot_depth_overview(table, num_layers: int, reference=None, reference_num_layers: int | None = None,
+                        random_tokens=None, shuffled=None, label: str = "this run",
+                        reference_label: str = "Pythia-6.9B (published)"):
+    """Draw r against relative depth, one small panel per metric: this run beside a reference, with control bands.
+
+    The book's key figure. Relative depth is layer / num_layers, so models of different depth line up. Where the
+    run has controls, each panel shows the random-token baseline's r range (min to max over its seeds; a model-free
+    geometry, so one band across all depths) and the shuffled-pairing null interval per layer.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        One row per (layer, metric) with ``r``, ``ci_lower``, ``ci_upper`` (:func:`ua_helpers.results.results_table`).
+    num_layers : int
+        The run's number of blocks (layer ``num_layers`` is the last).
+    reference : pandas.DataFrame, optional
+        The same kind of table for the reference run, drawn dashed with open markers.
+    reference_num_layers : int, optional
+        The reference's number of blocks; required with ``reference``.
+    random_tokens : pandas.DataFrame, optional
+        ``controls["random_tokens"]["tests"]``: layer, metric, r_min, r_max.
+    shuffled : pandas.DataFrame, optional
+        ``controls["shuffled_pairing"]["tests"]``: layer, metric, null_ci_lower, null_ci_upper.
+    label, reference_label : str
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Two columns of panels (metrics in ``table``'s order), the legend in the last cell.
+    """
+    import matplotlib.pyplot as plt
+
+    if reference is not None and not reference_num_layers:
+        raise ValueError("reference_num_layers is required with a reference table")
+    if not num_layers or num_layers < 1:
+        raise ValueError(f"num_layers must be a positive integer; got {num_layers!r}")
+    metrics = list(dict.fromkeys(table["metric"]))
+    n_cells = len(metrics) + 1  # one cell for the legend
+    n_rows = (n_cells + 1) // 2
+    fig, axes = plt.subplots(n_rows, 2, figsize=(6.4, 1.65 * n_rows + 0.2), sharex=True, sharey=True, squeeze=False)
+    axes = axes.ravel()
+    ours_color, ref_color = "tab:blue", "tab:gray"
+    for ax, metric in zip(axes, metrics):
+        if random_tokens is not None and len(random_tokens):
+            rt = random_tokens[random_tokens["metric"] == metric]
+            if len(rt):
+                ax.axhspan(float(rt["r_min"].min()), float(rt["r_max"].max()), color="tab:orange", alpha=0.25,
+                           linewidth=0, label="random-token r range")
+        if shuffled is not None and len(shuffled):
+            sh = shuffled[shuffled["metric"] == metric].sort_values("layer")
+            if len(sh):
+                ax.fill_between(sh["layer"].to_numpy(dtype=float) / num_layers,
+                                sh["null_ci_lower"].to_numpy(dtype=float), sh["null_ci_upper"].to_numpy(dtype=float),
+                                color="tab:green", alpha=0.25, linewidth=0, label="shuffled-pairing null interval")
+        if reference is not None:
+            ref = reference[reference["metric"] == metric].sort_values("layer")
+            x = ref["layer"].to_numpy(dtype=float) / reference_num_layers
+            ax.plot(x, ref["r"].to_numpy(dtype=float), "o--", color=ref_color, mfc="white", markersize=4,
+                    linewidth=1.2, label=reference_label)
+        rows = table[table["metric"] == metric].sort_values("layer")
+        x = rows["layer"].to_numpy(dtype=float) / num_layers
+        r = rows["r"].to_numpy(dtype=float)
+        ax.fill_between(x, rows["ci_lower"].to_numpy(dtype=float), rows["ci_upper"].to_numpy(dtype=float),
+                        color=ours_color, alpha=0.15, linewidth=0, label=f"{label}: 95% CI")
+        ax.plot(x, r, "o-", color=ours_color, markersize=4, linewidth=1.5, label=f"{label}: r")
+        ax.axhline(0, color="black", linewidth=0.8, linestyle=":")
+        ax.set_title(metric, fontsize=11)
+        ax.grid(True, alpha=0.3)
+        ax.tick_params(labelsize=10, labelleft=True, labelbottom=True)
+        ax.set_ylabel("r", fontsize=10)
+        ax.set_xlabel("relative depth", fontsize=10)
+    values = [table[["r", "ci_lower", "ci_upper"]].to_numpy(dtype=float)]
+    if reference is not None:
+        values.append(reference[["r"]].to_numpy(dtype=float))
+    extent = max(float(np.nanmax(np.abs(v), initial=0.0)) for v in values)
+    ylim = min(1.0, max(0.5, float(np.ceil((extent + 0.05) * 10) / 10)))
+    axes[0].set_ylim(-ylim, ylim)
+    axes[0].set_xlim(-0.03, 1.03)
+    handles, labels = {}, []
+    for ax in axes[:len(metrics)]:
+        for h, l in zip(*ax.get_legend_handles_labels()):
+            if l not in handles:
+                handles[l] = h
+    for ax in axes[len(metrics):]:
+        ax.axis("off")
+    axes[len(metrics)].legend(list(handles.values()), list(handles), loc="center", frameon=False, fontsize=10)
     fig.tight_layout()
     return fig

@@ -23,6 +23,17 @@ SOURCE_REPOSITORY = "buk81/uniformity-asymmetry"
 SOURCE_COMMIT = "660747c27b7a34a3c1dc45412397339bba3a8fdb"
 SOURCE_FOLDER = "Results/pythia"
 LICENSE = "MIT license, third-party"
+#: The original study the published files, the ua-230 dataset and the metrics' definitions come from (facts from
+#: its repository's README at SOURCE_COMMIT; ``CITATION.cff`` cites the same study).
+STUDY = {
+    "author": "Davide D'Elia",
+    "title": "Uniformity Asymmetry: An Exploratory Metric for Detecting Representational Preferences in LLM "
+             "Embeddings",
+    "year": 2025,
+    "venue": "Zenodo preprint, 2025-12-31",
+    "doi": "10.5281/zenodo.18110161",
+    "repository": f"https://github.com/{SOURCE_REPOSITORY}",
+}
 
 
 @dataclass(frozen=True)

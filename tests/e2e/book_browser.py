@@ -35,6 +35,8 @@ CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-back
 WINDOW = "1280,2000"
 #: A phone-sized window: figures and tables must fit it without the page scrolling sideways.
 NARROW_WINDOW = "420,2000"
+#: A laptop's screen: the landing page's first two screens of this height hold its abstract and key figure.
+SCREEN_WINDOW = "1280,800"
 #: The narrowest window headless Chromium makes; a narrower page is an iframe of that width inside it.
 MIN_WINDOW_WIDTH = 500
 VIRTUAL_TIME_BUDGET_MS = 10000
@@ -53,6 +55,41 @@ const frame = document.getElementById("page");
 // Headless Chromium will not make a window narrower than 500 px: a narrower page width is the iframe's.
 const width = new URLSearchParams(location.search).get("width");
 if (width) { frame.style.width = width + "px"; }
+// Visible elements that reach past the right edge of the window, unless a container that scrolls by itself
+// holds them (overflow-x auto or scroll, itself inside the window, and not a container of the page's title: a
+// wide table or code block scrolls alone, while an article that scrolls sideways as a whole is cut off), or they
+// sit in a fixed layer wholly outside the window (a closed off-canvas drawer). An element clipped by overflow
+// hidden is cut off for the reader, so it counts.
+function wideElements(w, d) {
+  const vw = w.innerWidth, out = [];
+  const title = d.querySelector("main h1, article h1, h1");
+  for (const el of d.body.querySelectorAll("*")) {
+    const r = el.getBoundingClientRect();
+    if (r.width === 0 || r.height === 0 || r.right <= vw + 1) { continue; }
+    if (w.getComputedStyle(el).visibility === "hidden") { continue; }
+    let held = false;
+    for (let p = el.parentElement; p && p !== d.documentElement; p = p.parentElement) {
+      const s = w.getComputedStyle(p), pr = p.getBoundingClientRect();
+      if ((s.overflowX === "auto" || s.overflowX === "scroll") && pr.right <= vw + 1
+          && !(title && p.contains(title))) { held = true; break; }
+      if (s.position === "fixed" && (pr.left >= vw || pr.right <= 0)) { held = true; break; }
+    }
+    if (held) { continue; }
+    const s = w.getComputedStyle(el);
+    if (s.position === "fixed" && (r.left >= vw || r.right <= 0)) { continue; }
+    const id = el.id ? "#" + el.id : "", cls = el.className && el.className.baseVal === undefined
+      ? "." + String(el.className).trim().split(/\\s+/).join(".") : "";
+    out.push(`${el.tagName.toLowerCase()}${id}${cls} right=${Math.round(r.right)}`);
+  }
+  return out.slice(0, 20);
+}
+// Where the landing page's abstract and key figure are, in page coordinates (null where absent).
+function place(w, d, id) {
+  const el = d.getElementById(id);
+  if (!el) { return null; }
+  const r = el.getBoundingClientRect();
+  return {top: r.top + w.scrollY, bottom: r.bottom + w.scrollY};
+}
 function report(obj) {
   const pre = document.createElement("pre");
   pre.id = "report";
@@ -84,8 +121,12 @@ frame.addEventListener("load", async () => {
       math_errors: d.querySelectorAll("mjx-merror").length,
       mathjax: mathjax,
       resources: w.performance.getEntriesByType("resource").map(e => e.name),
-      scroll_width: d.documentElement.scrollWidth,
+      scroll_width: Math.max(d.documentElement.scrollWidth, d.scrollingElement.scrollWidth),
       viewport_width: w.innerWidth,
+      viewport_height: w.innerHeight,
+      wide_elements: wideElements(w, d),
+      abstract: place(w, d, "abstract"),
+      key_figure: place(w, d, "key-figure"),
       headings: Array.from(d.querySelectorAll("main h2, article h2")).map(
         h => h.textContent.replace(/[\\u00b6#]/g, "").trim()),
       error_texts: (d.body.innerText.match(ERROR_TEXT) || []),
@@ -118,14 +159,19 @@ class PageReport:
     external: list[str] = field(default_factory=list)
     scroll_width: int | None = None
     viewport_width: int | None = None
+    viewport_height: int | None = None
+    wide_elements: list[str] = field(default_factory=list)
+    abstract: dict | None = None
+    key_figure: dict | None = None
     headings: list[str] = field(default_factory=list)
     error_texts: list[str] = field(default_factory=list)
 
     @property
     def overflows(self) -> bool:
-        """The page body is wider than the window (a reader would scroll sideways)."""
-        return (self.scroll_width is not None and self.viewport_width is not None
-                and self.scroll_width > self.viewport_width)
+        """The page is wider than the window (a reader would scroll sideways), or a visible element reaches past
+        its right edge outside a container that scrolls by itself (it is cut off)."""
+        return bool(self.wide_elements) or (self.scroll_width is not None and self.viewport_width is not None
+                                            and self.scroll_width > self.viewport_width)
 
     @property
     def broken_images(self) -> list[str]:

@@ -604,6 +604,29 @@ def test_no_page_is_cut_off_on_a_phone(built_book, chromium):
 
 
 @pytest.mark.slow
+def test_a_cut_off_element_is_reported(built_book, chromium, tmp_path):
+    """The phone check flags a block wider than the window, but not a wide code block or table: those scroll by
+    themselves."""
+    import re
+
+    site = tmp_path / "site"
+    shutil.copytree(built_book, site)
+    page = site / "book" / "caveats.html"
+    text = page.read_text(encoding="utf-8")
+    start = re.search(r'<article class="bd-article"[^>]*>', text).end()
+    scrolls = ('<div class="highlight"><pre>' + "x" * 300 + "</pre></div><table><tr><td>" + "y" * 300
+               + "</td></tr></table>")
+    page.write_text(text[:start] + scrolls + text[start:], encoding="utf-8")
+    with browser.BookServer(site) as server:
+        ok = browser.check_page(server, "book/caveats.html", chromium=chromium, window=browser.NARROW_WINDOW)
+        page.write_text(text[:start] + scrolls + '<div id="too-wide" style="width:900px">x</div>' + text[start:],
+                        encoding="utf-8")
+        cut = browser.check_page(server, "book/caveats.html", chromium=chromium, window=browser.NARROW_WINDOW)
+    assert not ok.overflows, ok.wide_elements
+    assert cut.overflows and any(w.startswith("div#too-wide") for w in cut.wide_elements), cut.wide_elements
+
+
+@pytest.mark.slow
 def test_landing_page_opens_with_the_abstract_and_the_key_figure(built_book, chromium):
     """At 1280 px the abstract starts on the first screen and the key figure ends within the first two."""
     shot = SCREENSHOTS / "widths" / "intro-first-screen-1280.png"

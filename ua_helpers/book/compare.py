@@ -5,11 +5,12 @@ The comparison page always renders offline: the published file is shipped in the
 """
 from __future__ import annotations
 
+import shlex
 from typing import Any
 
-from .. import data, published, results
+from .. import agreement, data, published, results
 from ._md import _excludes_zero, _fmt_test, _sha_short, headline, md_code, md_table, md_text
-from .context import BookContext, Run, model_identity, run_banner, run_line
+from .context import BookContext, Run, model_identity, repo_relative, run_banner, run_line, study_citation
 
 #: What the published pair-level file does not record about itself (its provenance does).
 PUBLISHED_MODEL = {"name": "EleutherAI/pythia-6.9b", "dtype": "float16", "num_layers": 32, "d_model": 4096}
@@ -115,6 +116,33 @@ def _sign_table(table, metric_order: list[str]) -> str:
     return md_table(["metric", "matched layers", "same sign of r", "both CIs exclude 0, same sign"], rows)
 
 
+def _chance_level(run: Run, table) -> str:
+    """The sign-agreement count beside its permutation null (computed in the run), or why it is not shown."""
+    block = (run.results.get("comparison") or {}).get("sign_agreement_null")
+    if block is None:
+        return ("*Chance level:* this run's `results.json` has no `comparison.sign_agreement_null` (the run predates "
+                "it), so the count above stands without its permutation null. Run it again to add one.\n")
+    ref = block["reference"]
+    if not agreement.applies_to(block, table):
+        return (f"*Chance level:* the run computed one against {md_code(ref['source'])} ({md_text(ref['model'])}), "
+                "whose signs differ from this reference's, so it is not shown here; a run with "
+                "`reference_results` naming this file computes the one that applies.\n")
+    k, obs = block["n_tests"], block["observed"]
+    where = "below" if obs < block["null_ci_lower"] else "above" if obs > block["null_ci_upper"] else "inside"
+    rows = [["this run, observed", f"**{obs}**", "–"],
+            [f"permutation null ({block['n_permutations']:,} permutations of this run's preference)",
+             f"{block['null_mean']:.1f}", f"{block['null_ci_lower']} to {block['null_ci_upper']}"],
+            [f"binomial ({k} independent tests, p = 1/2)", f"{block['binomial_mean']:g}",
+             f"{block['binomial_ci_lower']} to {block['binomial_ci_upper']}"]]
+    return (f"**Chance level.** How many of the {k} signs would agree if this run's geometry had no link to its "
+            "preference? The tests are strongly dependent (neighbouring layers and metrics move together), so "
+            "the binomial's half of the tests is not the reference. The run permuted its own preference, "
+            "recomputed all its r each time and counted the agreements with the reference's signs (fixed): "
+            f"{obs} lies {where} the null's {block['null_interval']:.0%} interval (two-sided permutation "
+            f"p = {block['p_value']:.2g}).\n\n"
+            + md_table(["agreeing signs", "mean", f"{block['null_interval']:.0%} interval"], rows))
+
+
 def _separation_section(ctx: BookContext, ref: dict[str, Any]) -> list[str]:
     """With this model's runs on ua-230 and on another dataset, split the difference into model and dataset."""
     if ctx.replication is None:
@@ -175,6 +203,8 @@ def comparison_page(ctx: BookContext) -> str:
            "original when it is read, so this page needs no network: " if ctx.reference.published
            else "another results file, **not** the published one: ")
         + ctx.reference.about + ".\n",
+        *([f"The published numbers on this page are the study's: {study_citation()}\n"]
+          if ctx.reference.published else []),
         "## What differs\n",
         (f"This run differs from {ref_name} in: {'; '.join(differ)}. Any of these can change a correlation, so the "
          "numbers below are not comparable one for one; what can be compared is the pattern: signs, which "
@@ -191,6 +221,7 @@ def comparison_page(ctx: BookContext) -> str:
         f"{counts['both_same_sign']}), only this run's in {counts['first_only']}, only the reference's in "
         f"{counts['second_only']}, and neither in {counts['neither']}. None of these CIs is corrected for "
         "multiple comparisons (see {ref}`multiple-tests`).\n",
+        _chance_level(run, table),
         _sign_table(table, run.results["metrics_tested"]),
         "## Headline counts\n",
         f"- This run: {headline(run.results, bold=True)} (uncorrected).\n"
@@ -230,7 +261,7 @@ def replication_page(ctx: BookContext) -> str:
             f"Make a run on `{other}` with the same parameters and pass it as `--replication-run-dir`:\n\n"
             "```bash\n"
             f"ua-book run -p dataset {other} --run-dir runs/{other}\n"
-            f"ua-book build --run-dir {run.path} --replication-run-dir runs/{other}\n"
+            f"ua-book build --run-dir {shlex.quote(repo_relative(run.path))} --replication-run-dir runs/{other}\n"
             "```\n\n"
             "ua-230 is third-party data and is not stored in this repository. Offline, set `UA_230_PATH` to a "
             f"local copy of `{data.UA230_URL}` (SHA-256 `{data.UA230_SHA256}`). With network access, the run "
@@ -281,7 +312,7 @@ def replication_page(ctx: BookContext) -> str:
 
 #: The older extended analysis' counts (results.json "extended" summary): each criterion on its own.
 SURVIVAL_ROWS = (
-    ("n_excludes_zero", "bootstrap CI excludes 0 (uncorrected, the seed's criterion)"),
+    ("n_excludes_zero", "bootstrap CI excludes 0 (uncorrected, the original notebook's criterion)"),
     ("n_survives_bh", "Benjamini-Hochberg q < 0.05"),
     ("n_survives_holm", "Holm p < 0.05"),
     ("n_survives_maxstat", "max-|r| permutation p < 0.05"),

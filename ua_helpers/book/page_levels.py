@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import levels, published
+from .. import levels, levels_tables, published
 from ._md import _excludes_zero, _fmt_ci, _fmt_r, _is_missing, md_table, md_text
-from .context import BookContext, run_banner
+from .context import BookContext, run_banner, study_citation
 
 
 def _test(entry: dict[str, Any] | None) -> str:
@@ -21,13 +21,9 @@ def _test(entry: dict[str, Any] | None) -> str:
     return f"{_fmt_r(entry['r'])} {_fmt_ci(entry.get('ci_lower'), entry.get('ci_upper'))}{mark}"
 
 
-def _best_pair_level(tests: dict[str, Any]) -> str:
-    """The pair-level metric with the largest |r| at a layer (the seed's best_per_layer), with its CI."""
-    defined = {m: t for m, t in tests.items() if not _is_missing(t.get("r"))}
-    if not defined:
-        return "–"
-    metric = max(defined, key=lambda m: abs(float(defined[m]["r"])))
-    return f"{_test(defined[metric])} ({md_text(metric)})"
+def _pair_level(tests: dict[str, Any]) -> str:
+    """The pair level at a layer: :data:`ua_helpers.levels_tables.PAIR_METRIC`'s r and CI (the figure's too)."""
+    return _test(tests.get(levels_tables.PAIR_METRIC))
 
 
 def _spread(entry: dict[str, Any] | None) -> str:
@@ -53,10 +49,11 @@ def levels_table(pair: dict[str, Any], category: dict[str, Any] | None, bins: di
                      _test((category or {}).get(layer)) if category is not None else "not in this run",
                      _spread(spread.get(layer)) if spread is not None else spread_missing,
                      _test((bins or {}).get(layer)) if bins is not None else "not in this run",
-                     _best_pair_level(pair[layer])])
+                     _pair_level(pair[layer])])
     return md_table(["layer", "depth", "category level (n = categories)",
                      "random bins over many binnings: r mean ± sd", "random bins: the study's one draw",
-                     "pair level: strongest metric"], rows)
+                     f"pair level: {md_text(levels_tables.PAIR_METRIC)}"], rows) + (
+        f"\n{md_text(levels_tables.PAIR_METRIC_RULE)}\n")
 
 
 def _n_of(block: dict[str, Any] | None, key: str) -> str:
@@ -118,7 +115,8 @@ def pythia_section() -> list[str]:
     parts = ["## Pythia-6.9B, published\n",
              f"The same three levels from the original study's published files (EleutherAI/pythia-6.9b, float16, "
              f"ua-230; 6 categories, 20 bins, 230 pairs; shipped with the package, see "
-             f"`ua_helpers/published/PROVENANCE.md`). ◆: the CI excludes zero (uncorrected).\n",
+             f"`ua_helpers/published/PROVENANCE.md`). ◆: the CI excludes zero (uncorrected). The study: "
+             f"{study_citation()}\n",
              "The study published its one seeded binning; the spread over many binnings was not published "
              "for Pythia.\n",
              levels_table(pair["results"], cat["layer_results"], bins["bootstrap_results"], 32, None,

@@ -14,8 +14,9 @@ from .. import crossrun
 from ..config import RunConfig
 from ._md import headline, md_code, md_table, md_text
 from .compare import comparison_page, replication_page
-from .context import BookContext, Run, model_identity
-from .page_findings import findings_page, findings_summary
+from .context import BookContext, Run, model_identity, repo_relative
+from .page_findings import findings_page
+from .page_intro import abstract_include, glossary_ladder, references_include
 from .page_levels import levels_page
 
 
@@ -43,9 +44,12 @@ def run_versions(run: Run) -> tuple[dict[str, str], list[str]]:
 
 
 def run_command(run: Run) -> str:
-    """The ``ua-book run`` command that repeats this run: every parameter that differs from the defaults."""
+    """The ``ua-book run`` command that repeats this run: every parameter that differs from the defaults.
+
+    The run folder is :func:`repo_relative`, so the command works from the root of any clone.
+    """
     defaults = RunConfig().to_parameters()
-    args = ["ua-book", "run", "--run-dir", shlex.quote(str(run.parameters.get("run_dir") or run.path))]
+    args = ["ua-book", "run", "--run-dir", shlex.quote(repo_relative(run.parameters.get("run_dir") or run.path))]
     for name, value in run.parameters.items():
         if name in ("run_dir", "repo_url") or name not in defaults or value == defaults[name]:
             continue
@@ -98,7 +102,7 @@ def run_page(ctx: BookContext) -> str:
         reproducibility_box(run),
         "## Files\n",
         f"- {{download}}`results.json <{res_link}>`: every correlation with its confidence interval, in the "
-        "seed notebook's schema plus this project's additions (dataset, parameters).\n"
+        "original notebook's schema plus this project's additions (dataset, parameters).\n"
         f"- {{download}}`manifest.json <{man_link}>`: the run's parameters, model, dataset and versions.\n",
         "## Headline\n",
         f"{headline(run.results)}, without correction for multiple comparisons (see {{ref}}`multiple-tests`).\n",
@@ -107,7 +111,9 @@ def run_page(ctx: BookContext) -> str:
         "## Dataset\n",
         md_table(["field", "value"], [[md_text(k), md_code(v)] for k, v in d.items()]),
         "## Parameters\n",
-        md_table(["parameter", "value"], [[md_text(k), md_code(v)] for k, v in run.parameters.items()]),
+        "The run folder is shown as the reproduce command names it, relative to the repository.\n",
+        md_table(["parameter", "value"], [[md_text(k), md_code(repo_relative(v) if k == "run_dir" and v else v)]
+                                          for k, v in run.parameters.items()]),
     ]
     versions = run.manifest.get("versions") or {}
     if versions:
@@ -134,7 +140,8 @@ def crossrun_page(ctx: BookContext) -> str:
     """Across runs: which findings hold across models, checkpoints and design choices, from a sweep's runs."""
     if ctx.sweep_root is None:
         commands = ("ua-book sweep examples/sweep-embedded.yaml --root runs/sweep-embedded\n"
-                    f"ua-book build --run-dir {shlex.quote(str(ctx.run.path))} --sweep-root runs/sweep-embedded")
+                    f"ua-book build --run-dir {shlex.quote(repo_relative(ctx.run.path))} "
+                    "--sweep-root runs/sweep-embedded")
         return ("# Across models and checkpoints\n\n"
                 ":::{admonition} No sweep was given to this build\n:class: note\n\n"
                 "This chapter follows the findings across several runs: which keep their sign and evidence level "
@@ -160,5 +167,7 @@ GENERATED_PAGES: dict[str, Callable[[BookContext], str]] = {
 
 #: Fragments written next to the pages and included by a prose page (not pages: no ``_toc.yml`` entry).
 GENERATED_INCLUDES: dict[str, Callable[[BookContext], str]] = {
-    "findings-summary": findings_summary,
+    "abstract": abstract_include,
+    "glossary-ladder": glossary_ladder,
+    "references": references_include,
 }
