@@ -212,9 +212,9 @@ PARAMETER_HELP: dict[str, str] = {
     "device": "auto, cpu, cuda, cuda:N or mps",
     "dataset": '"replication-230" (bundled), "ua-230" (the paper\'s pairs), a path or a URL',
     "layers": '"paper" (0, 4, 8, ... and the last block), "all", or a list such as [0, 8, 16]',
-    "pooling": '"mean" over tokens 1..T-1 (the seed), or "last"',
-    "representation": '"hidden-states" (the seed), "token-embeddings" or "random-tokens" (controls)',
-    "prefix": '"none" (the seed), or "bos": a BOS token before every statement',
+    "pooling": '"mean" over tokens 1..T-1 (original notebook), or "last"',
+    "representation": '"hidden-states" (original notebook), "token-embeddings" or "random-tokens" (controls)',
+    "prefix": '"none" (original notebook), or "bos": a BOS token before every statement',
     "batch_size": "statements per forward pass (at most; batches also respect a memory budget)",
     "n_bootstrap": "bootstrap resamples (1,000 to 1,000,000)",
     "n_permutations": "permutations of the preference (1,000 to 1,000,000)",
@@ -226,7 +226,7 @@ PARAMETER_HELP: dict[str, str] = {
     "n_binnings": "random binnings per bin count (Option A's distribution of r)",
     "allow_low_precision": "accept fewer than 1,000 resamples or permutations",
     "run_dir": "results, figures and executed notebooks go here",
-    "reference_results": "a results file in the seed's schema to compare with (path or URL)",
+    "reference_results": "a results file in the original notebook's schema to compare with (path or URL)",
     "repo_url": "git URL to install ua_helpers from where it is missing (Colab)",
 }
 _FIELDS = {f.name for f in fields(RunConfig)}
