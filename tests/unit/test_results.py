@@ -214,6 +214,10 @@ HOSTILE_TAG = "<img src=x onerror=alert(1)>"
     (lambda d: d["results"].update({"8<b>": d["results"]["8"]}), r"results.*must match"),
     (lambda d: d["metrics_tested"].append(HOSTILE_TAG), r"metrics_tested\[5\] = .* must match"),
     (lambda d: d["best_per_layer"][0].update(best_metric=HOSTILE_TAG), r"best_per_layer\[0\]\.best_metric"),
+    (lambda d: d.update(category_level={"layer_results": {"8": {"r": 2.0}}}),
+     r"category_level\.layer_results\['8'\]\.r = 2\.0 is invalid: must be at most 1"),
+    (lambda d: d.update(option_a_bins={"binnings": [{"p_value": HOSTILE_TAG}]}),
+     r"option_a_bins\.binnings\[0\]\.p_value = '<img"),
 ])
 def test_check_schema_validates_numbers_and_names(reference, damage, match):
     """A string, an out-of-range or a non-finite number in a numeric field, or markup where a name belongs, is
