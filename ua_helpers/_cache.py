@@ -233,7 +233,16 @@ def materialize_dir(target: str | os.PathLike, build: Callable[[Path], dict[str,
         warnings.warn(f"rebuilding the {what}: {exc}", stacklevel=2)
     tmp = _new_temporary(target)
     try:
-        extra = build(tmp)
+        try:
+            extra = build(tmp)
+        except Exception as exc:  # a library's own error for a full disk (safetensors, torch) names no folder
+            if isinstance(exc, OSError) and exc.errno == errno.ENOSPC or "No space left" in str(exc) \
+                    or "os error 28" in str(exc):
+                free = shutil.disk_usage(target.parent).free / 2**20
+                raise OSError(errno.ENOSPC, f"no space left for the {what} in {target.parent} ({free:.0f} MiB "
+                                            "free there; point $UA_CACHE_DIR at a folder with room)",
+                              str(target)) from None
+            raise
         (tmp / _OWNER).unlink()
         record = {**(extra or {}), "format": RECORD_FORMAT, "files": describe_files(tmp)}
         atomic_write_json(tmp / RECORD, record)

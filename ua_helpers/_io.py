@@ -84,9 +84,11 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], mode: st
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600: give the file the permissions open() would
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and exc.filename is None and exc.errno is not None:  # name the file
+            raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from None
         raise
     return path
 
