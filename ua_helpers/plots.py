@@ -163,40 +163,47 @@ def plot_preference(preference, categories, title: str = "Output preference NLL(
     return fig
 
 
-def robust_limits(values, k: float = 3.0) -> tuple[float, float] | None:
-    """Return an axis range that keeps the bulk of ``values`` readable, or None when no value is far out.
+def robust_limits(values, k: float = 3.0, flatten: float = 2.0) -> tuple[float, float] | None:
+    """Return an axis range that keeps the bulk of ``values`` readable, or None when the full range does.
 
-    The range is Tukey's far fences, ``k`` interquartile ranges beyond the quartiles (k = 3: "far out"), cut to
-    the data and padded by 5%; values beyond it are to be drawn at the edge and marked, not dropped.
+    ``values`` has shape (n_groups, n) (a box per row) or (n,). The bulk is the union over rows of Tukey's far
+    fences, ``k`` interquartile ranges beyond the quartiles (k = 3: "far out"), cut to the data and padded by 5%.
+    The range is returned only where the full data span more than ``flatten`` times it (the bulk would be
+    squeezed into less than half the axis); values beyond it are to be drawn on the edge and marked.
     """
-    v = np.asarray(values, dtype=float)
-    v = v[np.isfinite(v)]
-    if v.size == 0:
+    v = np.atleast_2d(np.asarray(values, dtype=float))
+    lows, highs = [], []
+    for row in v:
+        row = row[np.isfinite(row)]
+        if row.size:
+            q1, q3 = np.percentile(row, [25, 75])
+            lows.append(q1 - k * (q3 - q1))
+            highs.append(q3 + k * (q3 - q1))
+    finite = v[np.isfinite(v)]
+    if not lows:
         return None
-    q1, q3 = np.percentile(v, [25, 75])
-    lo, hi = q1 - k * (q3 - q1), q3 + k * (q3 - q1)
-    if v.min() >= lo and v.max() <= hi:
+    lo, hi = max(min(lows), finite.min()), min(max(highs), finite.max())
+    if hi <= lo or finite.max() - finite.min() <= flatten * (hi - lo):
         return None
-    lo, hi = max(lo, v.min()), min(hi, v.max())
-    pad = 0.05 * (hi - lo) if hi > lo else 0.05 * max(abs(hi), 1e-12)
+    pad = 0.05 * (hi - lo)
     return lo - pad, hi + pad
 
 
 def plot_metric_distributions(values, layers, metric_names):
     """One panel per metric: the distribution of its per-pair values at each layer (box plots, outliers shown).
 
-    A panel whose values reach far beyond its quartiles (see :func:`robust_limits`) keeps a range that shows the
-    bulk; each value beyond it is drawn as a red triangle on the edge, and the panel says how many there are and
-    how far the farthest goes.
+    A panel whose extreme values would flatten its boxes (see :func:`robust_limits`) keeps a range that shows the
+    bulk; each layer with values beyond it gets a red triangle on the edge, and the panel's title says how many
+    values lie beyond and how far the farthest goes.
     """
     import matplotlib.pyplot as plt
 
     values = np.asarray(values, dtype=float)  # [layer, metric, pair]
-    fig, axes = plt.subplots(2, 3, figsize=(WIDTH, 5.4))
+    fig, axes = plt.subplots(2, 3, figsize=(WIDTH, 5.8))
     axes = axes.flatten()
     for j, (ax, name) in enumerate(zip(axes, metric_names)):
         ax.boxplot([values[i, j] for i in range(len(layers))], showfliers=True, flierprops={"markersize": 2})
-        ax.set_xticks(range(1, len(layers) + 1), [str(l) for l in layers], fontsize=TICK_PT)
+        ax.set_xticks(range(1, len(layers) + 1), [str(l) for l in layers], fontsize=TICK_PT - 1)
         ax.axhline(0, color="grey", lw=0.5)
         ax.set_xlabel("layer")
         ax.set_ylabel("value per pair")
@@ -214,8 +221,8 @@ def plot_metric_distributions(values, layers, metric_names):
                     ax.scatter([i + 1], [edge], marker=marker, color="red", s=22, zorder=4, clip_on=False)
                     n_out += int(beyond.sum())
                     farthest = max(farthest, float(np.max(np.abs(v[beyond]))))
-        ax.text(0.02, 0.02, f"{n_out} beyond the axis (red), |value| up to {farthest:,.3g}",
-                transform=ax.transAxes, fontsize=TICK_PT, color="red", va="bottom")
+        far = f"{farthest:,.0f}" if farthest >= 100 else f"{farthest:.3g}"
+        ax.set_title(f"{name}\n{n_out} values beyond the axis (red), up to ±{far}", fontsize=TEXT_PT)
     for ax in axes[len(metric_names):]:
         ax.axis("off")
     fig.tight_layout()
@@ -428,7 +435,7 @@ def plot_norms(norms_a, norms_b, layers, threshold: float = 10.0,
 
 def plot_depth_overview(table, num_layers: int, reference=None, reference_num_layers: int | None = None,
                         random_tokens=None, shuffled=None, label: str = "this run",
-                        reference_label: str = "Pythia-6.9B (published)"):
+                        reference_label: str = "Pythia-6.9B (published)", columns: int = 2):
     """Draw r against relative depth, one small panel per metric: this run beside a reference, with control bands.
 
     The book's key figure. Relative depth is layer / num_layers, so models of different depth line up. Where the
@@ -450,11 +457,13 @@ def plot_depth_overview(table, num_layers: int, reference=None, reference_num_la
     shuffled : pandas.DataFrame, optional
         ``controls["shuffled_pairing"]["tests"]``: layer, metric, null_ci_lower, null_ci_upper.
     label, reference_label : str
+    columns : {2, 1}, default=2
+        Panels per row: two for a page column on a desktop, one for a phone (the same figure, stacked).
 
     Returns
     -------
     matplotlib.figure.Figure
-        Two columns of panels (metrics in ``table``'s order), the legend in the last cell.
+        Panels in ``table``'s metric order, the legend in the cell after the last.
     """
     import matplotlib.pyplot as plt
 
@@ -462,10 +471,16 @@ def plot_depth_overview(table, num_layers: int, reference=None, reference_num_la
         raise ValueError("reference_num_layers is required with a reference table")
     if not num_layers or num_layers < 1:
         raise ValueError(f"num_layers must be a positive integer; got {num_layers!r}")
+    if columns not in (1, 2):
+        raise ValueError(f"columns must be 1 or 2; got {columns!r}")
     metrics = list(dict.fromkeys(table["metric"]))
     n_cells = len(metrics) + 1  # one cell for the legend
-    n_rows = (n_cells + 1) // 2
-    fig, axes = plt.subplots(n_rows, 2, figsize=(6.4, 1.65 * n_rows + 0.2), sharex=True, sharey=True, squeeze=False)
+    n_rows = -(-n_cells // columns)
+    ratios = [1.0] * n_rows
+    if columns == 1:
+        ratios[-1] = 0.55  # the legend's row
+    fig, axes = plt.subplots(n_rows, columns, figsize=(6.4 if columns == 2 else 3.6, 1.65 * sum(ratios) + 0.2),
+                             sharex=True, sharey=True, squeeze=False, gridspec_kw={"height_ratios": ratios})
     axes = axes.ravel()
     ours_color, ref_color = "tab:blue", "tab:gray"
     for ax, metric in zip(axes, metrics):
