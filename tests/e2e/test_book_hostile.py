@@ -172,3 +172,23 @@ def test_two_builds_at_once_each_show_their_own_run_and_no_hostile_tag(tmp_path)
     summary = books["hostile"]["notebooks/05_visualization.html"]
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in summary  # shown, as text
     assert "massive activations" in summary
+
+
+def test_text_fields_of_a_reference_file_are_escaped_on_every_page(tmp_path):
+    """A reference file's text fields (model, method, caveat, dataset name and source) hold tags: they pass the
+    schema (they are text) and render as text on every generated page."""
+    from markdown_it import MarkdownIt
+
+    ref = json.loads(published.read_bytes(published.PAIR_LEVEL))
+    ref.update(model=TAGS[1], method=TAGS[0], caveat=TAGS[2], timestamp=TAGS[0],
+               dataset={"name": TAGS[1], "source": TAGS[0], "sha256": "b" * 64, "n_pairs": 230}, num_layers=32)
+    path = tmp_path / "reference.json"
+    path.write_text(json.dumps(ref))
+    run = book.load_run(_hostile_run(tmp_path / "run"))
+    staging = book.stage(run, tmp_path / "staging", reference=book.load_reference(str(path)))
+    md = MarkdownIt("commonmark", {"html": True}).enable("table")
+    for name in book.GENERATED_PAGES:
+        rendered = md.render((staging / "book" / f"{name}.md").read_text())
+        for tag in TAGS:
+            assert tag not in rendered, (name, tag)
+    assert "&lt;img src=x onerror=alert(2)&gt;" in md.render((staging / "book" / "comparison.md").read_text())
