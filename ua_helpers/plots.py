@@ -14,20 +14,25 @@ WIDTH = 8.0
 TEXT_PT, TICK_PT, TITLE_PT = 9, 9, 11
 
 
-def plot_layer_correlations(table, title: str | None = None, n_pairs: int | None = None):
+def plot_layer_correlations(table, title: str | None = None, n_pairs: int | None = None, coinciding=()):
     """Draw r with its bootstrap CI against layer, one panel per metric (the seed's figure).
 
     Red stars mark tests whose CI excludes zero, uncorrected for the number of tests (not "significant").
     Where ``table`` has Spearman columns (``spearman_rho``, ``spearman_ci_lower``, ``spearman_ci_upper``, as in
     ``ExtendedAnalysis.tests``), Spearman's rho and its CI are drawn beside r as hollow orange squares. The
     y-range is the seed's [-0.5, 0.5] widened where a CI reaches beyond it (the seed's fixed range clipped
-    Pythia-6.9B's layer-0 margin_asymmetry at r = -0.68).
+    Pythia-6.9B's layer-0 margin_asymmetry at r = -0.68). A metric that coincides at a layer with one drawn in an
+    earlier panel (``coinciding``) is the same finding there: its points at those layers are grey and unstarred.
 
     Parameters
     ----------
     table : pandas.DataFrame
         From :func:`ua_helpers.stats.correlation_table`, :func:`ua_helpers.results.results_table` or
         ``ExtendedAnalysis.tests`` (which adds Spearman).
+    title : str, optional
+    n_pairs : int, optional
+    coinciding : sequence of dict, optional
+        Each with ``layer`` and ``metrics`` (``results["evidence"]["redundant_groups"]``).
 
     Returns
     -------
@@ -44,30 +49,45 @@ def plot_layer_correlations(table, title: str | None = None, n_pairs: int | None
     extent = np.nanmax(np.abs(table[cols].to_numpy(dtype=float)), initial=0.0)
     ylim = max(0.5, float(np.ceil((extent + 0.02) * 10) / 10))
     step = float(np.min(np.diff(np.sort(table["layer"].unique())))) if table["layer"].nunique() > 1 else 1.0
-    for ax, metric in zip(axes, metrics):
+    group_of = {(int(g["layer"]), m): list(g["metrics"]) for g in coinciding for m in g["metrics"]}
+    for k, (ax, metric) in enumerate(zip(axes, metrics)):
         rows = table[table["metric"] == metric].sort_values("layer")
         layers, r = rows["layer"].to_numpy(), rows["r"].to_numpy(dtype=float)
-        yerr = [r - rows["ci_lower"].to_numpy(dtype=float), rows["ci_upper"].to_numpy(dtype=float) - r]
-        ax.errorbar(layers, r, yerr=yerr, fmt="o-", capsize=3, markersize=4, color="blue", ecolor="blue",
-                    alpha=0.7, label="Pearson r, bootstrap CI")
+        yerr = np.array([r - rows["ci_lower"].to_numpy(dtype=float), rows["ci_upper"].to_numpy(dtype=float) - r])
+        same = [[m for m in group_of.get((int(l), metric), []) if m in metrics[:k]] for l in layers]
+        dup = np.array([bool(x) for x in same], dtype=bool)
+        ax.plot(layers, r, "-", color="blue", alpha=0.4)
+        ax.errorbar(layers[~dup], r[~dup], yerr=yerr[:, ~dup], fmt="o", capsize=3, markersize=4, color="blue",
+                    ecolor="blue", alpha=0.7, label="Pearson r, bootstrap CI")
+        if dup.any():
+            ax.errorbar(layers[dup], r[dup], yerr=yerr[:, dup], fmt="o", capsize=3, markersize=4, color="0.6",
+                        ecolor="0.6", label="the same finding as an earlier panel")
         if has_rho:
             rho = rows["spearman_rho"].to_numpy(dtype=float)
-            ryerr = [rho - rows["spearman_ci_lower"].to_numpy(dtype=float),
-                     rows["spearman_ci_upper"].to_numpy(dtype=float) - rho]
-            ax.errorbar(layers + 0.25 * step, rho, yerr=ryerr, fmt="s--", capsize=2, markersize=4,
-                        markerfacecolor="none", color="tab:orange", alpha=0.8, label="Spearman rho, bootstrap CI")
-        sig = ((rows["ci_lower"] > 0) | (rows["ci_upper"] < 0)).to_numpy(dtype=bool)
+            ryerr = np.array([rho - rows["spearman_ci_lower"].to_numpy(dtype=float),
+                              rows["spearman_ci_upper"].to_numpy(dtype=float) - rho])
+            ax.errorbar(layers[~dup] + 0.25 * step, rho[~dup], yerr=ryerr[:, ~dup], fmt="s--", capsize=2,
+                        markersize=4, markerfacecolor="none", color="tab:orange", alpha=0.8,
+                        label="Spearman rho, bootstrap CI")
+        sig = ((rows["ci_lower"] > 0) | (rows["ci_upper"] < 0)).to_numpy(dtype=bool) & ~dup
         ax.scatter(layers[sig], r[sig], color="red", s=60, zorder=5, marker="*",
                    label="CI of r excludes 0 (uncorrected)")
         ax.axhline(y=0, color="black", linestyle="--", alpha=0.5)
         ax.set_xlabel("layer")
         ax.set_ylabel("r")
         ax.set_title(metric, fontsize=TEXT_PT, fontweight="bold")
+        if dup.any():
+            others = ", ".join(dict.fromkeys(m for x in same for m in x))
+            ax.set_title(f"{metric}\n(grey: = {others})", fontsize=TEXT_PT)
         ax.grid(True, alpha=0.3)
         ax.set_ylim(-ylim, ylim)
     for ax in axes[len(metrics):]:
         ax.axis("off")
-    handles, labels = axes[0].get_legend_handles_labels()
+    legend = {}
+    for ax in axes[:len(metrics)]:
+        for h, l in zip(*ax.get_legend_handles_labels()):
+            legend.setdefault(l, h)
+    handles, labels = list(legend.values()), list(legend)
     if len(metrics) < len(axes):  # a spare panel holds the legend
         axes[len(metrics)].legend(handles, labels, loc="center", frameon=False, fontsize=TEXT_PT)
     else:

@@ -324,6 +324,27 @@ def test_findings_page_states_the_generated_findings(tmp_path):
     assert f"r = {lead['r']:+.2f}" not in after and "r = +0.99" in after
 
 
+def test_glossary_defines_every_rung_the_run_names(tmp_path):
+    """The glossary's ladder is written from evidence.criteria_text at build time: every rung that results.json
+    names is a glossary term with the run's criterion; and the landing page cites the study and links the
+    findings instead of repeating them."""
+    from ua_helpers import evidence
+
+    run = book.load_run(add_evidence(make_run(tmp_path / "run")))
+    staging = book.stage(run, tmp_path / "staging")
+    ladder = (staging / "book" / "glossary-ladder.md").read_text()
+    levels = run.results["evidence"]["levels"]
+    assert [lv["name"] for lv in levels] == evidence.level_names()
+    for lv in levels[1:]:
+        assert f"rung {lv['level']}: {md_text(lv['name'])}\n  {md_text(lv['criterion'])};" in ladder, lv["name"]
+    assert "glossary-ladder.md" in (staging / "book" / "glossary.md").read_text()
+    intro = (staging / "book" / "intro.md").read_text()
+    assert "{include} abstract.md" in intro and "findings-summary" not in intro
+    assert published.STUDY["doi"] in (staging / "book" / "references.md").read_text()
+    config = (staging / "_config.yml").read_text()
+    assert published.STUDY["doi"] in config  # the study_citation substitution
+
+
 def test_replication_counts_the_evidence_ladder_on_each_dataset(tmp_path):
     main = book.load_run(add_evidence(make_run(tmp_path / "main", dataset="replication-230"), seed=1))
     other = book.load_run(add_evidence(make_run(tmp_path / "ua", dataset="ua-230", seed=2), seed=2))
@@ -488,6 +509,19 @@ def test_book_has_every_page_and_the_results_file(built_book):
     run_page = (built_book / "book" / "run.html").read_text(encoding="utf-8")
     assert "results.json" in run_page and "manifest.json" in run_page
     assert (built_book / "_static" / "mathjax" / book.MATHJAX_ENTRY).is_file()
+
+
+@pytest.mark.slow
+def test_glossary_page_defines_every_rung_of_the_run(built_book, default_run):
+    import html as html_lib
+
+    res = json.loads((default_run / "results.json").read_text())
+    page = html_lib.unescape((built_book / "book" / "glossary.html").read_text(encoding="utf-8"))
+    for lv in res["evidence"]["levels"][1:]:
+        assert f"rung {lv['level']}: {lv['name']}" in page, lv["name"]
+    intro = html_lib.unescape((built_book / "book" / "intro.html").read_text(encoding="utf-8"))
+    assert "What this run found" not in intro and 'href="findings.html"' in intro
+    assert published.STUDY["doi"] in intro
 
 
 @pytest.mark.slow

@@ -76,4 +76,11 @@ def findings_page(ctx: BookContext) -> str:
                       "Every sentence and number on this page is generated from the run's `results.json`; none is "
                       "typed by hand. \"Significant\" is used only where a multiple-comparison correction stands "
                       "behind it, and each finding names the highest rung of the evidence ladder it reaches.\n",
-                      findings_markdown(run)])
+                      GLOSSARY_LINE, findings_markdown(run)])
+
+
+#: The terms the generated findings use, each linked to its glossary entry.
+GLOSSARY_LINE = ("Terms used below, in the [glossary](glossary.md): {term}`evidence ladder`, "
+                 "{term}`CI excludes zero (uncorrected)`, {term}`BH`, {term}`max-statistic`, {term}`Spearman rho`, "
+                 "{term}`t-test verdict`, {term}`leave-one-out`, {term}`partial r`, {term}`distinct findings`, "
+                 "{term}`massive activations`.\n")

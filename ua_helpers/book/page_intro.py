@@ -31,10 +31,10 @@ STATEMENT_PROPERTY = {
 }
 #: For a symmetric metric of the pair: what a larger value means, in words.
 PAIR_PROPERTY = {"within_pair_sim": "whose two statements have more similar hidden states (by cosine)"}
-#: The key figure's file, under the staged ``book/`` folder.
-KEY_FIGURE = f"{FILES_DIR}/key-figure.png"
-#: The key figure's resolution: 6.4 in wide at 100 dpi is 640 px, shown at its own size at 1280 px.
-KEY_FIGURE_DPI = 100
+#: The key figure's files under the staged ``book/`` folder: two columns of panels for a desktop's page column
+#: (6.4 in at 100 dpi: 640 px, shown at its own size at 1280 px), one column for a phone (3.6 in at 110 dpi:
+#: 396 px, shown nearly at its own size at 420 px). The page's CSS shows one or the other by the window's width.
+KEY_FIGURE = {2: (f"{FILES_DIR}/key-figure.png", 100), 1: (f"{FILES_DIR}/key-figure-narrow.png", 110)}
 #: The evidence ladder's rung that needs the lexical controls (added with the ``controls`` block).
 BEYOND_LEXICAL = "beyond lexical"
 
@@ -64,7 +64,8 @@ def direction(metric: str, r: float) -> str:
     if metric in PAIR_PROPERTY:
         return (f"pairs {PAIR_PROPERTY[metric]} are the pairs where the model finds side {side}'s statement the "
                 "more likely one")
-    return f"pairs with a larger {metric} are the pairs where the model finds side {side}'s statement the more likely one"
+    return (f"pairs with a larger {metric} are the pairs where the model finds side {side}'s statement the more "
+            "likely one")
 
 
 # --------------------------------------------------------------------------- reading results
@@ -167,7 +168,8 @@ def _controls_sentence(res: dict[str, Any], lead: dict[str, Any] | None) -> str:
 
 def _comparison_sentence(res: dict[str, Any], reference: dict[str, Any] | None, is_published: bool) -> str:
     if reference is None:
-        return "No reference results were given to this build, so it is not compared with the published Pythia-6.9B result."
+        return ("No reference results were given to this build, so it is not compared with the published "
+                "Pythia-6.9B result.")
     table = results.compare_results(res, reference)
     same = int(table["same_sign"].sum())
     both = int((table["same_sign"] & table["both_exclude_zero"]).sum())
@@ -224,8 +226,9 @@ def _controls_frames(res: dict[str, Any]):
     return (pd.DataFrame(rt) if rt else None), (pd.DataFrame(sh) if sh else None)
 
 
-def write_key_figure(ctx: BookContext) -> str:
-    """Draw the key figure of ``ctx``'s run into the staged book; return its path from a page."""
+def write_key_figure(ctx: BookContext) -> dict[int, str]:
+    """Draw the key figure of ``ctx``'s run into the staged book, in two and in one column; return the paths from
+    a page, by column count."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -236,16 +239,19 @@ def write_key_figure(ctx: BookContext) -> str:
     res = ctx.run.results
     ref = ctx.reference.results
     rt, sh = _controls_frames(res)
-    fig = plots.plot_depth_overview(
-        results.results_table(res), _num_layers(res),
-        reference=results.results_table(ref) if ref is not None else None,
-        reference_num_layers=_num_layers(ref) if ref is not None else None, random_tokens=rt, shuffled=sh,
-        reference_label="Pythia-6.9B (published)" if ctx.reference.published else "reference")
-    path = ctx.book_dir / KEY_FIGURE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=KEY_FIGURE_DPI))
-    plt.close(fig)
-    return KEY_FIGURE
+    out = {}
+    for columns, (name, dpi) in KEY_FIGURE.items():
+        fig = plots.plot_depth_overview(
+            results.results_table(res), _num_layers(res),
+            reference=results.results_table(ref) if ref is not None else None,
+            reference_num_layers=_num_layers(ref) if ref is not None else None, random_tokens=rt, shuffled=sh,
+            reference_label="Pythia-6.9B (published)" if ctx.reference.published else "reference", columns=columns)
+        path = ctx.book_dir / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=dpi))
+        plt.close(fig)
+        out[columns] = name
+    return out
 
 
 def _figure_caption(ctx: BookContext) -> str:
@@ -267,11 +273,11 @@ def abstract_include(ctx: BookContext) -> str:
     """``book/abstract.md``, included by ``book/intro.md``: the abstract, the key figure, the link to the findings."""
     ref = ctx.reference
     sentences = abstract_sentences(ctx.run.results, ref.results, reference_published=ref.published)
-    figure = write_key_figure(ctx)
-    caption = _figure_caption(ctx)
+    figures = write_key_figure(ctx)
+    caption = md_text(_figure_caption(ctx))
     return ("## Abstract\n\n" + " ".join(md_text(s) for s in sentences) + "\n\n"
-            f"```{{figure}} {figure}\n:name: key-figure\n:alt: {md_text(caption)}\n\n"
-            f"{md_text(caption)}\n```\n\n"
+            f"````{{figure}} {figures[2]}\n:name: key-figure\n:class: ua-key-wide\n:alt: {caption}\n\n{caption}\n\n"
+            f"```{{image}} {figures[1]}\n:class: ua-key-narrow\n:alt: {caption}\n```\n````\n\n"
             "Every number here comes from this run's `results.json`. The full list of findings, with their "
             "evidence and limits, is on the [findings](findings.md) page; the terms are defined in the "
             "[glossary](glossary.md).\n")
@@ -298,7 +304,8 @@ def glossary_ladder(ctx: BookContext) -> str:
     note = ("The rungs of the evidence ladder, as the code that assigns them states their criteria "
             f"(alpha = {md_text(f'{alpha:g}')}). A test with no criterion met is at rung 0 (\"{names[0]}\").\n\n")
     rules = {**_default_rules(), **(ev.get("criteria") or {})}
-    diag = ["The rules of the diagnostics, as the run's `results.json` states them (the package's defaults where it does not):\n", "```{glossary}"]
+    diag = ["The rules of the diagnostics, as the run's `results.json` states them (the package's defaults where "
+            "it does not):\n", "```{glossary}"]
     for key, term in DIAGNOSTIC_TERMS.items():
         diag += [term, f"  {md_text(rules[key])}", ""]
     diag.append("```\n")
@@ -333,10 +340,13 @@ def substitutions(run: Run) -> dict[str, str]:
     """Run-derived phrases that static pages use as ``{{ name }}`` (MyST substitutions), each Markdown.
 
     - ``smallest_excluding_r``: the smallest |r| whose CI excludes 0 in this run, as a phrase.
-    - ``study_citation``: :func:`study_citation`.
+    - ``study_citation``: :func:`study_citation`; ``published_example``: :func:`published_example`;
+    - ``n_layers``, ``n_tests``: the run's tested layers and (layer, metric) tests.
     """
-    return {"smallest_excluding_r": smallest_phrase(run.results), "study_citation": study_citation(),
-            "published_example": published_example()}
+    res = run.results
+    return {"smallest_excluding_r": smallest_phrase(res), "study_citation": study_citation(),
+            "published_example": published_example(), "n_layers": str(len(res["results"])),
+            "n_tests": str(sum(len(tests) for tests in res["results"].values()))}
 
 
 def published_example() -> str:
