@@ -22,7 +22,7 @@ def plot_layer_correlations(table, title: str | None = None, n_pairs: int | None
     ``ExtendedAnalysis.tests``), Spearman's rho and its CI are drawn beside r as hollow orange squares. The
     y-range is the seed's [-0.5, 0.5] widened where a CI reaches beyond it (the seed's fixed range clipped
     Pythia-6.9B's layer-0 margin_asymmetry at r = -0.68). A metric that coincides at a layer with one drawn in an
-    earlier panel (``coinciding``) is the same finding there: its points at those layers are grey and unstarred.
+    earlier panel (``coinciding``) is the same finding there: its r at those layers is grey, without its rho.
 
     Parameters
     ----------
@@ -69,7 +69,7 @@ def plot_layer_correlations(table, title: str | None = None, n_pairs: int | None
             ax.errorbar(layers[~dup] + 0.25 * step, rho[~dup], yerr=ryerr[:, ~dup], fmt="s--", capsize=2,
                         markersize=4, markerfacecolor="none", color="tab:orange", alpha=0.8,
                         label="Spearman rho, bootstrap CI")
-        sig = ((rows["ci_lower"] > 0) | (rows["ci_upper"] < 0)).to_numpy(dtype=bool) & ~dup
+        sig = ((rows["ci_lower"] > 0) | (rows["ci_upper"] < 0)).to_numpy(dtype=bool)
         ax.scatter(layers[sig], r[sig], color="red", s=60, zorder=5, marker="*",
                    label="CI of r excludes 0 (uncorrected)")
         ax.axhline(y=0, color="black", linestyle="--", alpha=0.5)

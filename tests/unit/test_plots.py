@@ -86,3 +86,18 @@ def test_layer_correlations_and_confounds_fit_a_page():
         _check_page_size(fig)
         legend_axes = [ax for ax in fig.axes if ax.get_legend() is not None]
         assert all(not ax.axison for ax in legend_axes)  # the legend sits in a spare panel, not on data
+
+
+def test_layer_correlations_grey_a_metric_where_it_coincides_with_an_earlier_panel():
+    rows = [{"layer": l, "metric": m, "r": 0.2, "ci_lower": 0.1, "ci_upper": 0.3} for l in LAYERS for m in NAMES]
+    groups = [{"layer": 0, "metrics": [NAMES[0], NAMES[1]]}, {"layer": 8, "metrics": [NAMES[0], NAMES[1]]}]
+    fig = plots.plot_layer_correlations(pd.DataFrame(rows), coinciding=groups)
+    first, second = fig.axes[0], fig.axes[1]
+    assert first.get_title() == NAMES[0]  # the earlier panel draws the finding
+    assert second.get_title() == f"{NAMES[1]}\n(grey: = {NAMES[0]})"
+    blue = [c for c in second.containers if c.get_label() == "Pearson r, bootstrap CI"]
+    grey = [c for c in second.containers if c.get_label() == "the same finding as an earlier panel"]
+    assert list(blue[0].lines[0].get_xdata()) == [4]  # layers 0 and 8 are the earlier panel's finding
+    assert list(grey[0].lines[0].get_xdata()) == [0, 8]
+    legend = next(ax.get_legend() for ax in fig.axes if ax.get_legend() is not None)
+    assert "the same finding as an earlier panel" in [t.get_text() for t in legend.get_texts()]
