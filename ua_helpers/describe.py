@@ -105,17 +105,17 @@ def metric_summary(values: np.ndarray, layers: Sequence[int], metric_names: Sequ
     Returns
     -------
     pandas.DataFrame
-        Layers as rows; column groups ``mean`` and ``sd``, one column per metric.
+        Layers as rows, one column per metric holding "mean ± sd" with three significant digits (the metrics'
+        scales differ by orders of magnitude, so a fixed number of decimals would hide the small ones).
     """
     import pandas as pd
 
     values = np.asarray(values, dtype=np.float64)
     if values.shape[:2] != (len(layers), len(metric_names)):
         raise ValueError(f"values {values.shape} do not match {len(layers)} layers x {len(metric_names)} metrics")
-    frame = pd.DataFrame([{"layer": l, "metric": m, "mean": values[i, j].mean(), "sd": values[i, j].std()}
-                          for i, l in enumerate(layers) for j, m in enumerate(metric_names)])
-    table = frame.pivot(index="layer", columns="metric", values=["mean", "sd"])
-    return table.reindex(columns=list(metric_names), level=1).round(4)
+    rows = {l: {m: f"{values[i, j].mean():.3g} ± {values[i, j].std():.3g}" for j, m in enumerate(metric_names)}
+            for i, l in enumerate(layers)}
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("layer")
 
 
 def read_token_lengths(table) -> str:
