@@ -499,7 +499,7 @@ def plot_depth_overview(table, num_layers: int, reference=None, reference_num_la
     ratios = [1.0] * n_rows
     if columns == 1:
         ratios[-1] = 0.55  # the legend's row
-    fig, axes = plt.subplots(n_rows, columns, figsize=(6.4 if columns == 2 else 3.6, 1.65 * sum(ratios) + 0.2),
+    fig, axes = plt.subplots(n_rows, columns, figsize=(6.4 if columns == 2 else 3.6, 1.55 * sum(ratios) + 0.2),
                              sharex=True, sharey=True, squeeze=False, gridspec_kw={"height_ratios": ratios})
     axes = axes.ravel()
     ours_color, ref_color = "tab:blue", "tab:gray"
@@ -548,4 +548,93 @@ def plot_depth_overview(table, num_layers: int, reference=None, reference_num_la
         ax.axis("off")
     axes[len(metrics)].legend(list(handles.values()), list(handles), loc="center", frameon=False, fontsize=10)
     fig.tight_layout()
+    return fig
+
+
+#: The controls figure's size: 4.2 in at 100 dpi is 420 px wide, a phone's text column, with 8 pt text.
+CONTROLS_FIGSIZE, CONTROLS_DPI = (4.2, 5.4), 100
+
+
+def plot_controls(table, random_tokens, shuffled, *, extra=None):
+    """Draw r by layer for each metric beside its controls: one small panel per metric, readable at 420 px.
+
+    Each panel holds this run's r (blue, with its CI band), the random-token baseline's range of r over its seeds
+    (orange band: a model-free geometry, the same at every layer), the token-embedding line (purple, dashed: this
+    run's r at layer 0, which is the token-embedding layer) and the shuffled-pairing null interval per layer
+    (green). ``extra`` adds other runs' r (the neutral set, the BOS prefix) as thin lines.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        One row per (layer, metric) with ``r``, ``ci_lower``, ``ci_upper`` (:func:`ua_helpers.results.results_table`).
+    random_tokens : pandas.DataFrame or None
+        ``controls["random_tokens"]["tests"]``: layer, metric, r_min, r_max.
+    shuffled : pandas.DataFrame or None
+        ``controls["shuffled_pairing"]["tests"]``: layer, metric, null_ci_lower, null_ci_upper.
+    extra : dict of str to pandas.DataFrame, optional
+        Label -> another run's table (layer, metric, r), drawn as a thin line per metric.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        :data:`CONTROLS_FIGSIZE`, panels in ``table``'s metric order, the legend in the cell after the last.
+    """
+    import matplotlib.pyplot as plt
+
+    metrics = list(dict.fromkeys(table["metric"]))
+    if not metrics:
+        raise ValueError("table has no tests to draw")
+    n_rows = -(-(len(metrics) + 1) // 2)
+    fig, axes = plt.subplots(n_rows, 2, figsize=(CONTROLS_FIGSIZE[0], CONTROLS_FIGSIZE[1] * n_rows / 3),
+                             sharex=True, sharey=True, squeeze=False)
+    axes = axes.ravel()
+    extra_styles = [("tab:brown", "s"), ("tab:pink", "^"), ("tab:olive", "v")]
+    values = [table[["r", "ci_lower", "ci_upper"]].to_numpy(dtype=float)]
+    for ax, metric in zip(axes, metrics):
+        rows = table[table["metric"] == metric].sort_values("layer")
+        x = rows["layer"].to_numpy(dtype=float)
+        if random_tokens is not None and len(random_tokens):
+            rt = random_tokens[random_tokens["metric"] == metric]
+            if len(rt):
+                lo, hi = float(rt["r_min"].min()), float(rt["r_max"].max())
+                ax.axhspan(lo, hi, color="tab:orange", alpha=0.3, linewidth=0, label="random tokens (range)")
+                values.append(np.array([lo, hi]))
+        if shuffled is not None and len(shuffled):
+            sh = shuffled[shuffled["metric"] == metric].sort_values("layer")
+            if len(sh):
+                ax.fill_between(sh["layer"].to_numpy(dtype=float), sh["null_ci_lower"].to_numpy(dtype=float),
+                                sh["null_ci_upper"].to_numpy(dtype=float), color="tab:green", alpha=0.3,
+                                linewidth=0, label="shuffled pairing (null)")
+                values.append(sh[["null_ci_lower", "null_ci_upper"]].to_numpy(dtype=float))
+        zero = rows[rows["layer"] == 0]
+        if len(zero) and np.isfinite(float(zero["r"].iloc[0])):
+            ax.axhline(float(zero["r"].iloc[0]), color="tab:purple", linewidth=1.2, linestyle="--",
+                       label="layer 0 (token embeddings)")
+        for (label, other), (color, marker) in zip((extra or {}).items(), extra_styles):
+            o = other[other["metric"] == metric].sort_values("layer")
+            if len(o):
+                ax.plot(o["layer"].to_numpy(dtype=float), o["r"].to_numpy(dtype=float), marker=marker,
+                        color=color, markersize=2.5, linewidth=0.9, label=label)
+                values.append(o[["r"]].to_numpy(dtype=float))
+        ax.fill_between(x, rows["ci_lower"].to_numpy(dtype=float), rows["ci_upper"].to_numpy(dtype=float),
+                        color="tab:blue", alpha=0.15, linewidth=0, label="this run: 95% CI")
+        ax.plot(x, rows["r"].to_numpy(dtype=float), "o-", color="tab:blue", markersize=3, linewidth=1.3,
+                label="this run: r")
+        ax.axhline(0, color="black", linewidth=0.6, linestyle=":")
+        ax.set_title(metric, fontsize=8)
+        ax.grid(True, alpha=0.3)
+        ax.tick_params(labelsize=7, labelleft=True, labelbottom=True)
+        ax.set_ylabel("r", fontsize=7)
+        ax.set_xlabel("layer", fontsize=7)
+    extent = max(float(np.nanmax(np.abs(v), initial=0.0)) for v in values)
+    ylim = min(1.0, max(0.3, float(np.ceil((extent + 0.05) * 10) / 10)))
+    axes[0].set_ylim(-ylim, ylim)
+    handles: dict = {}
+    for ax in axes[:len(metrics)]:
+        for h, l in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(l, h)
+    for ax in axes[len(metrics):]:
+        ax.axis("off")
+    axes[len(metrics)].legend(list(handles.values()), list(handles), loc="center", frameon=False, fontsize=7)
+    fig.tight_layout(pad=0.4)
     return fig

@@ -98,7 +98,7 @@ def test_abstract_states_the_direction_and_flips_with_the_sign():
 
 def test_abstract_says_what_survives_the_controls_or_that_there_are_none():
     plain = " ".join(page_intro.abstract_sentences(_results()))
-    assert "This run carries no controls" in plain
+    assert "This run has no controls" in plain
     with_controls = " ".join(page_intro.abstract_sentences(_results(-0.35, controls=True)))
     # The lead (r = -0.35) lies inside the random-token range [-0.4, -0.2] and outside the shuffled interval.
     assert "of the 1 tests whose CI excludes zero, 0 lie outside the range of r that random token vectors give" \
@@ -142,3 +142,38 @@ def test_citation_matches_citation_cff():
     assert ref["doi"] == published.STUDY["doi"] and ref["repository-code"] == published.STUDY["repository"]
     assert ref["year"] == published.STUDY["year"] and ref["commit"] == published.SOURCE_COMMIT
     assert published.STUDY["author"].endswith(ref["authors"][0]["family-names"])
+
+
+def test_key_figure_draws_the_reference_and_the_control_bands():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import pandas as pd
+
+    from ua_helpers import plots, results
+
+    res = _results(-0.35, controls=True)
+    table = results.results_table(res)
+    ref = results.results_table(published.load(published.PAIR_LEVEL))
+    ctl = res["controls"]
+    for columns in (2, 1):
+        fig = plots.plot_depth_overview(table, 30, reference=ref, reference_num_layers=32,
+                                        random_tokens=pd.DataFrame(ctl["random_tokens"]["tests"]),
+                                        shuffled=pd.DataFrame(ctl["shuffled_pairing"]["tests"]), columns=columns)
+        panels = [ax for ax in fig.axes if ax.get_title()]
+        assert [ax.get_title() for ax in panels] == list(dict.fromkeys(table["metric"]))  # the table's order
+        for ax in panels:
+            labels = ax.get_legend_handles_labels()[1]
+            assert {"random-token r range", "shuffled-pairing null interval", "Pythia-6.9B (published)",
+                    "this run: r"} <= set(labels)
+            assert ax.get_xlabel() == "relative depth" and ax.get_ylabel() == "r"
+            line = next(line for line in ax.get_lines() if line.get_label() == "this run: r")
+            np.testing.assert_allclose(line.get_xdata(), [0, 0.5])  # layers 0 and 15 of 30
+        legend = next(ax for ax in fig.axes if ax.get_legend() is not None)
+        assert not legend.axison  # the legend has its own cell, outside the data
+    bare = plots.plot_depth_overview(table, 30)
+    assert not any("random-token" in lbl for ax in bare.axes for lbl in ax.get_legend_handles_labels()[1])
+    with pytest.raises(ValueError, match="columns"):
+        plots.plot_depth_overview(table, 30, columns=3)
+    with pytest.raises(ValueError, match="reference_num_layers"):
+        plots.plot_depth_overview(table, 30, reference=ref)

@@ -118,20 +118,22 @@ def _ladder_sentence(res: dict[str, Any]) -> str:
     by_name = {level["name"]: level for level in lv}
     fw = by_name.get("family-wise")
     top = lv[-1]
+    if top["name"] == BEYOND_LEXICAL and not res.get("controls"):  # that rung needs the controls
+        top = lv[-2]
     text = f"Of its {n} (layer, metric) tests, {lv[1]['count']} have a {pct} CI that excludes zero without correction"
     if fw is not None and fw is not top:
         text += f", {fw['count']} remain significant after a family-wise correction"
-    text += (f", and {top['count']} reach the top rung of the evidence ladder (rung {top['level']}, "
-             f"\"{top['name']}\")")
+    text += f", and {top['count']} reach rung {top['level']} (\"{top['name']}\"), "
+    text += ("the top of the evidence ladder" if top is lv[-1] else
+             "the highest rung of the evidence ladder that a run without controls can reach")
     return text + "."
 
 
 def _controls_sentence(res: dict[str, Any], lead: dict[str, Any] | None) -> str:
     ctl = res.get("controls")
     if not ctl:
-        return ("This run carries no controls (no random-token baseline, no shuffled pairing, no lexical "
-                "covariates), so it cannot say whether its correlations go beyond what token identity, length "
-                "and frequency alone would give.")
+        return ("This run has no controls (random-token baseline, shuffled pairing, lexical covariates), so it "
+                "cannot say whether its correlations go beyond what token identity and length alone would give.")
     tests = res["evidence"]["tests"] if res.get("evidence") else _tests(res)
     passing = [t for t in tests if (t["level"] >= 1 if "level" in t else
                                     _excludes_zero(t.get("ci_lower"), t.get("ci_upper")))]
@@ -239,10 +241,14 @@ def write_key_figure(ctx: BookContext) -> dict[int, str]:
     res = ctx.run.results
     ref = ctx.reference.results
     rt, sh = _controls_frames(res)
+    table = results.results_table(res)
+    order = {m: i for i, m in enumerate(res.get("metrics_tested") or [])}  # panels in the run's metric order
+    table = table.sort_values(["metric", "layer"], key=lambda c: c.map(order).fillna(len(order)) if c.name == "metric"
+                              else c, kind="stable")
     out = {}
     for columns, (name, dpi) in KEY_FIGURE.items():
         fig = plots.plot_depth_overview(
-            results.results_table(res), _num_layers(res),
+            table, _num_layers(res),
             reference=results.results_table(ref) if ref is not None else None,
             reference_num_layers=_num_layers(ref) if ref is not None else None, random_tokens=rt, shuffled=sh,
             reference_label="Pythia-6.9B (published)" if ctx.reference.published else "reference", columns=columns)
@@ -300,6 +306,10 @@ def glossary_ladder(ctx: BookContext) -> str:
             continue
         lines += [f"rung {k}: {md_text(name)}", f"  {md_text(criterion)}; a test reaches rung {k} only if it also "
                   "reaches every rung below it.", ""]
+    recorded = [lv for lv in ev.get("levels", [])[1:] if lv["name"] not in names]
+    for lv in recorded:  # a run made with another version of the ladder: its rungs as it recorded them
+        lines += [f"rung {lv['level']} (as this run recorded it): {md_text(lv['name'])}",
+                  f"  {md_text(lv['criterion'])}.", ""]
     lines.append("```\n")
     note = ("The rungs of the evidence ladder, as the code that assigns them states their criteria "
             f"(alpha = {md_text(f'{alpha:g}')}). A test with no criterion met is at rung 0 (\"{names[0]}\").\n\n")
