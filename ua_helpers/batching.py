@@ -11,6 +11,7 @@ import numpy as np
 
 from .data import PairSet
 from .models import LoadedModel
+from .options import PREFIXES  # noqa: F401  (prompt prefixes, see prefix_token_id)
 
 #: Memory allowed for one forward pass's activations (logits, hidden states, attention scores), in bytes.
 BATCH_MEMORY_BYTES = 1 << 30
@@ -90,8 +91,32 @@ def plan_batches(lengths, batch_size: int, max_batch_bytes: int, per_token: int,
     return batches
 
 
+def prefix_token_id(tokenizer, prefix: str = "none") -> int | None:
+    """Return the token id put before every statement: None for ``"none"``; the BOS id for ``"bos"``.
+
+    Without a prefix the seed's pooling (tokens 1..T-1) drops the statement's first token, a real word where the
+    tokenizer adds no BOS (SmolLM2, Pythia by default), and the NLL never scores it. With ``"bos"`` position 0
+    holds the tokenizer's BOS token, or its end-of-text (EOS) token where it defines no BOS.
+
+    Raises
+    ------
+    ValueError
+        An unknown prefix, or ``"bos"`` with a tokenizer that defines neither a BOS nor an end-of-text token.
+    """
+    if prefix not in PREFIXES:
+        raise ValueError(f"prefix must be one of {', '.join(PREFIXES)}; got {prefix!r}")
+    if prefix == "none":
+        return None
+    for attr in ("bos_token_id", "eos_token_id"):
+        value = getattr(tokenizer, attr, None)
+        if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+            return int(value)
+    raise ValueError(f"prefix='bos' needs a BOS or end-of-text token, but the tokenizer "
+                     f"{type(tokenizer).__name__} defines neither (bos_token_id and eos_token_id are None)")
+
+
 def tokenize_statements(tokenizer, pairs: PairSet, context: int | None = None,
-                        model_name: str = "the model") -> list[list[int]]:
+                        model_name: str = "the model", prefix_id: int | None = None) -> list[list[int]]:
     """Tokenize every statement (A then B), refusing any shorter than 2 tokens or longer than ``context``.
 
     Parameters
@@ -102,6 +127,9 @@ def tokenize_statements(tokenizer, pairs: PairSet, context: int | None = None,
         The longest input the model takes (:func:`context_length`); None: no limit is checked.
     model_name : str
         Named in the error.
+    prefix_id : int, optional
+        Token id put before every statement (:func:`prefix_token_id`), unless the tokenizer already starts the
+        statement with it; None: the tokenizer's ids as they are (the seed).
 
     Returns
     -------
@@ -109,7 +137,9 @@ def tokenize_statements(tokenizer, pairs: PairSet, context: int | None = None,
         Token ids of the 2 * n_pairs statements, A statements first.
     """
     texts = list(pairs.stmt_a) + list(pairs.stmt_b)
-    ids = [tokenizer(t)["input_ids"] for t in texts]
+    ids = [list(tokenizer(t)["input_ids"]) for t in texts]
+    if prefix_id is not None:
+        ids = [seq if seq[:1] == [prefix_id] else [prefix_id, *seq] for seq in ids]
     n = pairs.n_pairs
     for j, seq in enumerate(ids):
         i, side = j % n, "A" if j < n else "B"

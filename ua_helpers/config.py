@@ -7,9 +7,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from .batching import PREFIXES
-from .extraction import POOLINGS, REPRESENTATIONS
-from .models import DTYPES
+from .options import DTYPES, POOLINGS, PREFIXES, REPRESENTATIONS
 
 
 class ParameterError(ValueError):

@@ -9,8 +9,13 @@ Each test gets the highest level it reaches, and a level is reached only if ever
 3     family-wise                     max-statistic permutation p < alpha (family-wise error)
 4     robust                          Spearman rho's CI excludes 0 with r's sign, and no single pair's removal
                                       changes r's sign or its t-test verdict (leave-one-out)
-5     unconfounded                    partial r (token-count and character-length differences and category)
-                                      has r's sign and a multiplicity-adjusted p < alpha
+5     adjusted for token count,       partial r (token-count and character-length differences and category)
+      length and category             has r's sign and a multiplicity-adjusted p < alpha
+6     beyond lexical                  partial r given lexical covariates (token count as n, log n and 1/sqrt(n),
+                                      length, a frequency proxy, digit share, category), the same metric on a
+                                      random-token representation and, above layer 0, the same metric at
+                                      layer 0, has r's sign and a Holm-adjusted p < alpha
+                                      (:func:`ua_helpers.controls.lexical_controls`)
 ====  ==============================  ==================================================================
 
 So the count of tests at level >= k can only shrink as k grows. :func:`evidence_block` builds the JSON block
@@ -37,10 +42,17 @@ LEVELS = (
     ("family-wise", "max-statistic permutation p < {alpha} over all (layer, metric) tests (family-wise error)"),
     ("robust", "Spearman rho's CI excludes 0 with the sign of r, and no single pair's removal changes r's sign or "
                "its t-test verdict (p < {alpha})"),
-    ("unconfounded", "partial r controlling for the token-count difference, the character-length difference and "
-                     "the category keeps the sign of r with a {adjust}-adjusted p < {alpha}"),
+    ("adjusted for token count, length and category",
+     "partial r controlling for the token-count difference, the character-length difference and the category keeps "
+     "the sign of r with a {adjust}-adjusted p < {alpha}"),
+    ("beyond lexical", "partial r given the lexical covariates (token count as n, log n and 1/sqrt(n), character "
+                       "length, a token-frequency proxy, the share of digit tokens, the category), the same metric "
+                       "on a random-token representation (mean over the baseline's seeds) and, above layer 0, the "
+                       "same metric at layer 0 keeps the sign of r with a Holm-adjusted p < {alpha} over all tests"),
 )
-CRITERIA = ("ci", "bh", "maxstat", "robust", "unconfounded")
+CRITERIA = ("ci", "bh", "maxstat", "robust", "adjusted", "beyond_lexical")
+#: Columns the ladder needs from the lexical controls (``controls["lexical"]["tests"]``).
+LEXICAL_COLUMNS = ("layer", "metric", "partial_r", "p_holm")
 _ADJUST = {"holm": "Holm", "bh": "Benjamini-Hochberg"}
 REQUIRED_COLUMNS = ("layer", "metric", "r", "ci_lower", "ci_upper", "p_bh", "p_maxstat", "spearman_rho",
                     "spearman_ci_lower", "spearman_ci_upper", "partial_all_r", "partial_all_ci_lower",
@@ -48,12 +60,12 @@ REQUIRED_COLUMNS = ("layer", "metric", "r", "ci_lower", "ci_upper", "p_bh", "p_m
 
 
 def level_names() -> list[str]:
-    """Return the short names of levels 0..5."""
+    """Return the short names of levels 0..6."""
     return [name for name, _ in LEVELS]
 
 
 def criteria_text(alpha: float = 0.05, partial_adjust: str = "holm") -> list[str]:
-    """Return the criterion text of levels 0..5 with ``alpha`` and the partial r's adjustment filled in."""
+    """Return the criterion text of levels 0..6 with ``alpha`` and the partial r's adjustment filled in."""
     return [text.format(alpha=f"{alpha:g}", adjust=_ADJUST[partial_adjust]) for _, text in LEVELS]
 
 
@@ -72,7 +84,24 @@ def _excludes_zero(lo, hi) -> np.ndarray:
         return (lo > 0) | (hi < 0)
 
 
-def ladder(tests, loo, *, alpha: float = 0.05, partial_adjust: str = "holm") -> pd.DataFrame:
+def _lexical_frame(lexical, keys):
+    """The lexical controls' rows matched to ``keys`` (layer, metric), or ValueError naming what is missing."""
+    import pandas as pd
+
+    lex = pd.DataFrame(lexical) if not isinstance(lexical, pd.DataFrame) else lexical
+    missing = [c for c in LEXICAL_COLUMNS if c not in lex.columns]
+    if missing:
+        raise ValueError(f"lexical lacks columns {missing}; pass controls.lexical_controls(...) or "
+                         "controls['lexical']['tests']")
+    cols = [*LEXICAL_COLUMNS, *(c for c in ("ci_lower", "ci_upper") if c in lex.columns)]
+    out = keys.merge(lex[cols].astype({"layer": int}), on=["layer", "metric"], how="left",
+                     validate="one_to_one", indicator=True)
+    if (out["_merge"] != "both").any():
+        raise ValueError("lexical lacks some of the tests' (layer, metric) rows")
+    return out.drop(columns="_merge")
+
+
+def ladder(tests, loo, lexical, *, alpha: float = 0.05, partial_adjust: str = "holm") -> pd.DataFrame:
     """Assign each test the highest evidence level it reaches (see the module docstring).
 
     Parameters
@@ -81,6 +110,9 @@ def ladder(tests, loo, *, alpha: float = 0.05, partial_adjust: str = "holm") -> 
         ``inference.extended_analysis(...).tests``: one row per (layer, metric).
     loo : pandas.DataFrame
         :func:`ua_helpers.robustness.leave_one_out` on the same tests (matched on layer and metric).
+    lexical : pandas.DataFrame or list of dict
+        :func:`ua_helpers.controls.lexical_controls` for the same tests (or ``controls["lexical"]["tests"]``):
+        at least :data:`LEXICAL_COLUMNS`; level 6 uses its ``partial_r`` and ``p_holm``.
     alpha : float, default=0.05
     partial_adjust : {"holm", "bh"}, default="holm"
         Which adjusted p-value of the partial r (``partial_all_p_holm`` or ``partial_all_p_bh``) level 5 uses.
@@ -89,7 +121,7 @@ def ladder(tests, loo, *, alpha: float = 0.05, partial_adjust: str = "holm") -> 
     -------
     pandas.DataFrame
         ``tests``' rows in their order with the columns layer, metric, one bool column per criterion in
-        :data:`CRITERIA` (each tested on its own), level (int 0..5: the number of leading criteria met) and
+        :data:`CRITERIA` (each tested on its own), level (int 0..6: the number of leading criteria met) and
         level_name.
     """
     import pandas as pd
@@ -102,6 +134,7 @@ def ladder(tests, loo, *, alpha: float = 0.05, partial_adjust: str = "holm") -> 
                     on=["layer", "metric"], how="left", validate="one_to_one")
     if lo["loo_sign_change"].isna().any():
         raise ValueError("loo lacks some of the tests' (layer, metric) rows")
+    lex = _lexical_frame(lexical, keys)
     r = tests["r"].to_numpy(dtype=float)
     sign = np.sign(r)
     with np.errstate(invalid="ignore"):
@@ -113,8 +146,10 @@ def ladder(tests, loo, *, alpha: float = 0.05, partial_adjust: str = "holm") -> 
                        & (np.sign(tests["spearman_rho"].to_numpy(dtype=float)) == sign)
                        & ~lo["loo_sign_change"].to_numpy(dtype=bool)
                        & ~lo["loo_verdict_change"].to_numpy(dtype=bool)),
-            "unconfounded": ((np.sign(tests["partial_all_r"].to_numpy(dtype=float)) == sign)
-                             & (tests[f"partial_all_p_{partial_adjust}"].to_numpy(dtype=float) < alpha)),
+            "adjusted": ((np.sign(tests["partial_all_r"].to_numpy(dtype=float)) == sign)
+                         & (tests[f"partial_all_p_{partial_adjust}"].to_numpy(dtype=float) < alpha)),
+            "beyond_lexical": ((np.sign(lex["partial_r"].to_numpy(dtype=float)) == sign)
+                               & (lex["p_holm"].to_numpy(dtype=float) < alpha)),
         }
     crit = {k: v & np.isfinite(r) & (r != 0) for k, v in crit.items()}
     met = np.column_stack([*crit.values(), np.zeros(len(r), dtype=bool)])
@@ -125,7 +160,7 @@ def ladder(tests, loo, *, alpha: float = 0.05, partial_adjust: str = "holm") -> 
 
 
 def level_counts(levels, units=None) -> list[int]:
-    """Count the tests at level >= k for k = 0..5 (non-increasing by construction).
+    """Count the tests at level >= k for k = 0..6 (non-increasing by construction).
 
     Parameters
     ----------
@@ -135,7 +170,7 @@ def level_counts(levels, units=None) -> list[int]:
 
     Returns
     -------
-    list of int, length 6
+    list of int, length 7
     """
     levels = np.asarray(levels, dtype=int)
     if units is not None:
@@ -161,7 +196,7 @@ def _clean(v):
 
 
 def evidence_block(metric_values, preference, emb_a, emb_b, layers: Sequence[int], metric_names: Sequence[str],
-                   tests, *, stmt_a: Sequence[str] | None = None, stmt_b: Sequence[str] | None = None,
+                   tests, *, controls: dict[str, Any], stmt_a: Sequence[str] | None = None, stmt_b: Sequence[str] | None = None,
                    alpha: float = 0.05, partial_adjust: str = "holm", massive_ratio: float = rb.MASSIVE_RATIO,
                    coincide_corr: float = rb.COINCIDE_CORR) -> dict[str, Any]:
     """Build the ``"evidence"`` block of ``results.json``: the ladder, each test's level and its diagnostics.
@@ -176,6 +211,9 @@ def evidence_block(metric_values, preference, emb_a, emb_b, layers: Sequence[int
     metric_names : sequence of str, length n_metrics
     tests : pandas.DataFrame
         ``inference.extended_analysis(...).tests`` for the same data.
+    controls : dict
+        The ``controls`` block of the same run (``controls.compute_controls(...).to_json()``): level 6 reads its
+        ``lexical.tests``; the ladder computes nothing heavy itself.
     stmt_a, stmt_b : sequence of str, length n_pairs, optional
         Statement texts; when given, each massive-activation statement carries its ``text``.
     alpha : float, default=0.05
@@ -187,11 +225,15 @@ def evidence_block(metric_values, preference, emb_a, emb_b, layers: Sequence[int
     -------
     dict (JSON-ready: plain types, NaN as None) with keys
         ``schema_version``; ``alpha``; ``partial_adjust``;
-        ``levels``: one dict per level 0..5 -- level, name, criterion, count (tests at this level or higher),
+        ``levels``: one dict per level 0..6 -- level, name, criterion, count (tests at this level or higher),
         count_distinct (the same, coinciding metrics at a layer counted once);
         ``tests``: one dict per (layer, metric) -- layer, metric, level, level_name, passes (criterion -> bool,
         each tested on its own), r, ci_lower, ci_upper, p_bh, p_maxstat, rho, rho_ci_lower, rho_ci_upper,
-        partial_r, partial_ci_lower, partial_ci_upper, partial_p_adjusted, most_influential_pair, loo_delta_r,
+        partial_r, partial_ci_lower, partial_ci_upper, partial_p_adjusted, lexical_partial_r, lexical_ci_lower,
+        lexical_ci_upper, lexical_p_holm (level 6's partial r), p_maxstat_se and maxstat_uncertain (its Monte Carlo
+        standard error; the verdict lies within two of them of alpha), p_maxstat_rho (the max-statistic test on
+        ranks), rank_level (0..3: the highest of levels 1-3 reached on Spearman rho -- its CI, BH of its p, its
+        max-statistic p), most_influential_pair, loo_delta_r,
         loo_r_min, loo_r_max, loo_sign_change, loo_verdict_change, r_without_massive (r without the pairs that
         hold a massive-activation statement at this layer; None when there are none), massive_changes (that
         removal flips r's sign or its t-test verdict), disagreement ("verdict", "sign" or ""), group (index
@@ -218,8 +260,12 @@ def evidence_block(metric_values, preference, emb_a, emb_b, layers: Sequence[int
     if (stmt_a is None) != (stmt_b is None):
         raise ValueError("pass both stmt_a and stmt_b, or neither")
 
+    if not isinstance(controls, dict) or "lexical" not in controls:
+        raise ValueError("controls must be the run's controls block (controls.compute_controls(...).to_json())")
     loo = rb.leave_one_out(values, preference, layers, names, alpha=alpha)
-    lad = ladder(tests, loo, alpha=alpha, partial_adjust=partial_adjust)
+    lad = ladder(tests, loo, controls["lexical"]["tests"], alpha=alpha, partial_adjust=partial_adjust)
+    lex = _lexical_frame(controls["lexical"]["tests"], lad[["layer", "metric"]])
+    rank_level = _rank_level(tests, alpha)
     norms = rb.norm_diagnostics(emb_a, emb_b, layers, threshold=massive_ratio)
     red = rb.redundancy(emb_a, emb_b, values, layers, names, threshold=coincide_corr)
     dis = rb.rank_disagreement(tests["r"], tests["ci_lower"], tests["ci_upper"], tests["spearman_rho"],
@@ -257,6 +303,12 @@ def evidence_block(metric_values, preference, emb_a, emb_b, layers: Sequence[int
             "rho_ci_upper": t["spearman_ci_upper"], "partial_r": t["partial_all_r"],
             "partial_ci_lower": t["partial_all_ci_lower"], "partial_ci_upper": t["partial_all_ci_upper"],
             "partial_p_adjusted": p_adj[i],
+            "lexical_partial_r": lex["partial_r"].iat[i],
+            "lexical_ci_lower": lex["ci_lower"].iat[i] if "ci_lower" in lex else None,
+            "lexical_ci_upper": lex["ci_upper"].iat[i] if "ci_upper" in lex else None,
+            "lexical_p_holm": lex["p_holm"].iat[i],
+            "p_maxstat_se": t.get("p_maxstat_se"), "maxstat_uncertain": bool(t.get("maxstat_uncertain", False)),
+            "p_maxstat_rho": t.get("p_maxstat_spearman"), "rank_level": int(rank_level[i]),
             "most_influential_pair": loo["most_influential_pair"].iat[i], "loo_delta_r": loo["loo_delta_r"].iat[i],
             "loo_r_min": loo["loo_r_min"].iat[i], "loo_r_max": loo["loo_r_max"].iat[i],
             "loo_sign_change": loo["loo_sign_change"].iat[i], "loo_verdict_change": loo["loo_verdict_change"].iat[i],
@@ -287,6 +339,25 @@ def evidence_block(metric_values, preference, emb_a, emb_b, layers: Sequence[int
     })
 
 
+def _rank_level(tests, alpha: float) -> np.ndarray:
+    """Levels 1-3 on ranks: Spearman rho's CI excludes 0, then its BH q < alpha, then its max-statistic p < alpha.
+
+    Tests without the rank columns (``spearman_p_bh``, ``p_maxstat_spearman``) reach at most what they have.
+    """
+    n = len(tests)
+
+    def col(name):
+        return tests[name].to_numpy(dtype=float) if name in tests.columns else np.full(n, np.nan)
+
+    rho = col("spearman_rho")
+    with np.errstate(invalid="ignore"):
+        met = np.column_stack([_excludes_zero(col("spearman_ci_lower"), col("spearman_ci_upper")),
+                               col("spearman_p_bh") < alpha, col("p_maxstat_spearman") < alpha,
+                               np.zeros(n, dtype=bool)])
+    met[~(np.isfinite(rho) & (rho != 0))] = False
+    return np.argmin(met, axis=1)
+
+
 def evidence_table(results: dict[str, Any]) -> pd.DataFrame:
     """Return ``results["evidence"]["tests"]`` as a DataFrame (one row per (layer, metric)), for notebooks."""
     import pandas as pd
@@ -297,7 +368,7 @@ def evidence_table(results: dict[str, Any]) -> pd.DataFrame:
 
 
 def ladder_table(results: dict[str, Any]) -> pd.DataFrame:
-    """Return the ladder as a table: one row per level 1..5 with its criterion, count and distinct count."""
+    """Return the ladder as a table: one row per level 1..6 with its criterion, count and distinct count."""
     import pandas as pd
 
     ev = require_evidence(results)

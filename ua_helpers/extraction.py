@@ -17,12 +17,14 @@ from typing import Any, Sequence
 import numpy as np
 
 from ._io import cache_dir, load_arrays, save_arrays, stable_hash
-from .batching import BATCH_MEMORY_BYTES, bytes_per_token, context_length, plan_batches, tokenize_statements
+from .batching import (BATCH_MEMORY_BYTES, PREFIXES, bytes_per_token, context_length, plan_batches, prefix_token_id,
+                       tokenize_statements)
 from .data import PairSet
 from .models import LoadedModel
+from .options import POOLINGS, REPRESENTATIONS
 
-POOLINGS = ("mean", "last")
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: token ids (flat + offsets) and digit flags stored; representation and prefix in the key
+_RANDOM_TOKEN_STREAM = 3  # spawn key of the random-token vectors' SeedSequence (see random_token_vectors)
 
 
 # --------------------------------------------------------------------------- the seed's reference path
@@ -100,10 +102,17 @@ class Extraction:
     n_tokens_a, n_tokens_b : ndarray of shape (n_pairs,)
         Token counts (including any special tokens the tokenizer adds).
     emb_a, emb_b : ndarray of shape (n_layers, n_pairs, d_model), float32
-        Pooled hidden states; ``emb_a[i]`` belongs to ``layers[i]``.
+        Pooled hidden states; ``emb_a[i]`` belongs to ``layers[i]``. With another representation
+        (``meta["representation"]``) every layer holds the same pooled token vectors.
     layers : list of int
     meta : dict
         Model, dataset and extraction settings, versions, timing.
+    token_ids : ndarray of int64, shape (n_tokens_total,), optional
+        The token ids of the 2 * n_pairs statements (A statements first, any prefix included), concatenated.
+    token_offsets : ndarray of int64, shape (2 * n_pairs + 1,), optional
+        Statement ``j``'s ids are ``token_ids[token_offsets[j]:token_offsets[j + 1]]``.
+    token_has_digit : ndarray of bool, shape (n_tokens_total,), optional
+        Whether each token's text contains a digit.
     """
 
     nll_a: np.ndarray
@@ -114,6 +123,9 @@ class Extraction:
     emb_b: np.ndarray
     layers: list[int]
     meta: dict[str, Any] = field(default_factory=dict)
+    token_ids: np.ndarray | None = None
+    token_offsets: np.ndarray | None = None
+    token_has_digit: np.ndarray | None = None
 
     @property
     def preference(self) -> np.ndarray:
@@ -131,22 +143,119 @@ class Extraction:
         i = self.layers.index(layer)
         return self.emb_a[i], self.emb_b[i]
 
+    def require_tokens(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Return ``(token_ids, token_offsets, token_has_digit)``, or raise ValueError where they were not kept."""
+        if self.token_ids is None or self.token_offsets is None or self.token_has_digit is None:
+            raise ValueError("this extraction holds no token ids (made by an older version or by hand); "
+                             "extract again with extraction.extract")
+        if self.token_offsets.shape != (2 * self.n_pairs + 1,):
+            raise ValueError(f"token_offsets has shape {self.token_offsets.shape}; expected ({2 * self.n_pairs + 1},)")
+        return self.token_ids, self.token_offsets, self.token_has_digit
+
     def arrays(self) -> dict[str, np.ndarray]:
-        return {"nll_a": self.nll_a, "nll_b": self.nll_b, "n_tokens_a": self.n_tokens_a,
-                "n_tokens_b": self.n_tokens_b, "emb_a": self.emb_a, "emb_b": self.emb_b,
-                "layers": np.asarray(self.layers, dtype=np.int64)}
+        out = {"nll_a": self.nll_a, "nll_b": self.nll_b, "n_tokens_a": self.n_tokens_a,
+               "n_tokens_b": self.n_tokens_b, "emb_a": self.emb_a, "emb_b": self.emb_b,
+               "layers": np.asarray(self.layers, dtype=np.int64)}
+        if self.token_ids is not None:
+            out.update(token_ids=np.asarray(self.token_ids, dtype=np.int64),
+                       token_offsets=np.asarray(self.token_offsets, dtype=np.int64),
+                       token_has_digit=np.asarray(self.token_has_digit, dtype=bool))
+        return out
+
+
+# --------------------------------------------------------------------------- token-level representations
+def flatten_tokens(ids: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
+    """Store ragged token ids without pickle: ``(token_ids, token_offsets)``, shapes (total,) and (n + 1,)."""
+    lengths = np.array([len(s) for s in ids], dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    flat = np.fromiter((t for s in ids for t in s), dtype=np.int64, count=int(offsets[-1]))
+    return flat, offsets
+
+
+def pool_token_vectors(table: np.ndarray, token_ids, token_offsets, pooling: str = "mean",
+                       vocab_ids=None) -> np.ndarray:
+    """Pool per-token vectors over the positions the hidden states are pooled over (:func:`extract`).
+
+    ``"mean"`` averages positions 1..T-1 of each statement (the seed skips position 0), ``"last"`` takes
+    position T-1.
+
+    Parameters
+    ----------
+    table : ndarray of shape (n_vocab_rows, d_model)
+        One vector per token id: row ``t`` for id ``t``, or row ``k`` for ``vocab_ids[k]`` when given.
+    token_ids : ndarray of int, shape (n_tokens_total,)
+    token_offsets : ndarray of int, shape (n_statements + 1,)
+    pooling : {"mean", "last"}
+    vocab_ids : ndarray of int, shape (n_vocab_rows,), sorted, optional
+        The ids of ``table``'s rows.
+
+    Returns
+    -------
+    ndarray of shape (n_statements, d_model), float64
+    """
+    if pooling not in POOLINGS:
+        raise ValueError(f"pooling must be one of {POOLINGS}; got {pooling!r}")
+    ids = np.asarray(token_ids, dtype=np.int64)
+    offsets = np.asarray(token_offsets, dtype=np.int64)
+    lengths = np.diff(offsets)
+    if lengths.size == 0 or np.any(lengths < 2) or offsets[0] != 0 or offsets[-1] != ids.size:
+        raise ValueError("token_offsets must start at 0, end at len(token_ids) and give every statement >= 2 tokens")
+    if vocab_ids is None:
+        rows = ids
+    else:
+        vocab_ids = np.asarray(vocab_ids, dtype=np.int64)
+        rows = np.minimum(np.searchsorted(vocab_ids, ids), vocab_ids.size - 1)
+        if not np.array_equal(vocab_ids[rows], ids):
+            raise ValueError("vocab_ids lacks some of the token ids")
+    table = np.asarray(table, dtype=np.float64)
+    if pooling == "last":
+        return table[rows[offsets[1:] - 1]]
+    position = np.arange(ids.size) - np.repeat(offsets[:-1], lengths)  # position of each token in its statement
+    kept = table[rows[position >= 1]]  # [sum(T - 1), d_model]
+    starts = np.concatenate([[0], np.cumsum(lengths - 1)[:-1]])
+    return np.add.reduceat(kept, starts, axis=0) / (lengths - 1)[:, None]
+
+
+def random_token_vectors(vocab_ids, d_model: int, seed: int = 42) -> np.ndarray:
+    """Return one seeded standard-normal vector per token id, shape (len(vocab_ids), d_model), float64.
+
+    Id ``t``'s vector depends only on ``(seed, t)``: it is drawn by
+    ``default_rng(SeedSequence([seed, t], spawn_key=(3,))).standard_normal(d_model)``, so a token has the same
+    vector in every statement and every data set, and no vector depends on which other tokens occur.
+    """
+    if isinstance(d_model, bool) or not isinstance(d_model, (int, np.integer)) or d_model < 1:
+        raise ValueError(f"d_model must be a positive integer; got {d_model!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer; got {seed!r}")
+    out = np.empty((len(vocab_ids), int(d_model)))
+    for k, t in enumerate(np.asarray(vocab_ids, dtype=np.int64)):
+        ss = np.random.SeedSequence([int(seed), int(t)], spawn_key=(_RANDOM_TOKEN_STREAM,))
+        out[k] = np.random.default_rng(ss).standard_normal(int(d_model))
+    return out
+
+
+def random_token_embeddings(token_ids, token_offsets, d_model: int, seed: int = 42,
+                            pooling: str = "mean") -> np.ndarray:
+    """Pool :func:`random_token_vectors` over each statement's tokens: shape (n_statements, d_model), float64."""
+    vocab = np.unique(np.asarray(token_ids, dtype=np.int64))
+    return pool_token_vectors(random_token_vectors(vocab, d_model, seed), token_ids, token_offsets, pooling,
+                              vocab_ids=vocab)
 
 
 # --------------------------------------------------------------------------- cache
-def cache_key(fingerprint: str, dtype: str, dataset_sha256: str, layers, pooling: str) -> str:
-    """Key of an extraction: everything that determines its numbers."""
+def cache_key(fingerprint: str, dtype: str, dataset_sha256: str, layers, pooling: str,
+              representation: str = "hidden-states", prefix: str = "none", seed: int = 42) -> str:
+    """Key of an extraction: everything that determines its numbers (``seed`` only for ``"random-tokens"``)."""
     spec = layers if isinstance(layers, str) else [int(x) for x in layers]
     return stable_hash({"format": CACHE_FORMAT, "model": fingerprint, "dtype": dtype,
-                        "dataset": dataset_sha256, "layers": spec, "pooling": pooling})[:32]
+                        "dataset": dataset_sha256, "layers": spec, "pooling": pooling,
+                        "representation": representation, "prefix": prefix,
+                        "representation_seed": int(seed) if representation == "random-tokens" else None})[:32]
 
 
 def cache_key_for(model: str, pairs: PairSet, *, revision: str | None = None, dtype: str = "auto",
-                  device: str = "auto", layers="paper", pooling: str = "mean") -> str:
+                  device: str = "auto", layers="paper", pooling: str = "mean", representation: str = "hidden-states",
+                  prefix: str = "none", seed: int = 42) -> str:
     """Return the key :func:`extract` would use for these arguments, without loading the model.
 
     The model part is :func:`~ua_helpers.models.model_fingerprint` (what ``load_model`` records as the
@@ -156,7 +265,7 @@ def cache_key_for(model: str, pairs: PairSet, *, revision: str | None = None, dt
 
     spec = layers if isinstance(layers, str) else sorted({int(x) for x in layers})
     return cache_key(model_fingerprint(model, revision), resolve_dtype(dtype, device), pairs.identity, spec,
-                     pooling)
+                     pooling, representation, prefix, seed)
 
 
 def check_preference(ext: Extraction, pairs: PairSet) -> None:
@@ -194,6 +303,8 @@ def load_cached(key: str, cache: bool | str | Path = True) -> Extraction | None:
             nll_a=arrays["nll_a"], nll_b=arrays["nll_b"], n_tokens_a=arrays["n_tokens_a"],
             n_tokens_b=arrays["n_tokens_b"], emb_a=arrays["emb_a"], emb_b=arrays["emb_b"],
             layers=[int(x) for x in arrays["layers"]], meta={**meta, "cache_file": str(path)},
+            token_ids=arrays["token_ids"], token_offsets=arrays["token_offsets"],
+            token_has_digit=arrays["token_has_digit"],
         )
     except Exception as exc:  # a damaged cache file is recomputed, never trusted
         warnings.warn(f"ignoring unreadable extraction cache {path}: {exc}", stacklevel=2)
@@ -201,12 +312,23 @@ def load_cached(key: str, cache: bool | str | Path = True) -> Extraction | None:
 
 
 # --------------------------------------------------------------------------- batched extraction
-def _tokenize(lm: LoadedModel, pairs: PairSet) -> list[list[int]]:
-    return tokenize_statements(lm.tokenizer, pairs, context_length(lm), lm.name)
+def _tokenize(lm: LoadedModel, pairs: PairSet, prefix: str = "none") -> list[list[int]]:
+    return tokenize_statements(lm.tokenizer, pairs, context_length(lm), lm.name,
+                               prefix_token_id(lm.tokenizer, prefix))
+
+
+def _has_digit(tokenizer, token_ids: np.ndarray) -> np.ndarray:
+    """Whether each token's text (as the tokenizer spells it) contains a decimal digit, shape like token_ids."""
+    vocab, inverse = np.unique(token_ids, return_inverse=True)
+    texts = tokenizer.convert_ids_to_tokens([int(t) for t in vocab])
+    flags = np.array([any(ch.isdigit() for ch in str(text)) for text in texts], dtype=bool)
+    return flags[inverse.reshape(-1)]
 
 
 def _forward_batch(lm: LoadedModel, batch: list[list[int]], layers: list[int], pooling: str):
-    """Run one padded batch; return pooled states ``[n_layers, batch, d_model]`` and NLL ``[batch]``."""
+    """Run one padded batch; return pooled states ``[n_layers, batch, d_model]`` and NLL ``[batch]``.
+
+    With ``layers`` empty no hidden state is requested (another representation replaces them)."""
     import torch
     import torch.nn.functional as F
 
@@ -221,7 +343,7 @@ def _forward_batch(lm: LoadedModel, batch: list[list[int]], layers: list[int], p
     dev = lm.input_device
     with torch.no_grad():
         out = lm.model(input_ids=input_ids.to(dev), attention_mask=attention_mask.to(dev),
-                       output_hidden_states=True)
+                       output_hidden_states=bool(layers))
     # NLL: mean cross-entropy of tokens 1..T-1 given their prefixes, in float32 as transformers' loss does.
     logits = out.logits[:, :-1, :].float()  # [batch, pos-1, vocab]
     targets = input_ids[:, 1:].to(logits.device)
@@ -241,6 +363,8 @@ def _forward_batch(lm: LoadedModel, batch: list[list[int]], layers: list[int], p
         torch.einsum("bp,bpd->bd", pool.to(out.hidden_states[layer].device), out.hidden_states[layer].float())
         for layer in layers
     ]
+    if not pooled:
+        return np.zeros((0, len(batch), lm.d_model), dtype=np.float32), nll.double().cpu().numpy()
     return torch.stack([p.cpu() for p in pooled]).numpy(), nll.double().cpu().numpy()
 
 
@@ -253,6 +377,9 @@ def extract(
     cache: bool | str | Path = True,
     progress: bool = True,
     max_batch_bytes: int = BATCH_MEMORY_BYTES,
+    representation: str = "hidden-states",
+    prefix: str = "none",
+    seed: int = 42,
 ) -> Extraction:
     """Compute NLL and pooled hidden states of every statement in one batched forward pass each.
 
@@ -274,6 +401,15 @@ def extract(
         Activation memory allowed per forward pass (see :func:`~ua_helpers.batching.bytes_per_token`): long statements go in smaller
         batches, whatever ``batch_size`` says (:func:`~ua_helpers.batching.plan_batches`). Like ``batch_size``, it does not enter the
         cache key: it only changes floating-point rounding.
+    representation : {"hidden-states", "token-embeddings", "random-tokens"}, default="hidden-states"
+        What ``emb_a``/``emb_b`` hold: the pooled hidden states (the seed); the model's input embedding table
+        pooled the same way; or :func:`random_token_embeddings` (a seeded Gaussian vector per token id, no
+        model). The last two are the same at every layer. The NLL always comes from the model's forward pass.
+    prefix : {"none", "bos"}, default="none"
+        ``"bos"`` puts the tokenizer's BOS (or end-of-text) token before every statement
+        (:func:`~ua_helpers.batching.prefix_token_id`), so pooling skips a non-word and the NLL scores every word.
+    seed : int, default=42
+        Seed of the random-token vectors (used, and in the cache key, only for ``"random-tokens"``).
 
     Returns
     -------
@@ -287,6 +423,10 @@ def extract(
     """
     if pooling not in POOLINGS:
         raise ValueError(f"pooling must be one of {POOLINGS}; got {pooling!r}")
+    if representation not in REPRESENTATIONS:
+        raise ValueError(f"representation must be one of {REPRESENTATIONS}; got {representation!r}")
+    if prefix not in PREFIXES:
+        raise ValueError(f"prefix must be one of {PREFIXES}; got {prefix!r}")
     if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer; got {batch_size!r}")
     if isinstance(max_batch_bytes, bool) or not isinstance(max_batch_bytes, (int, np.integer)) \
@@ -294,7 +434,7 @@ def extract(
         raise ValueError(f"max_batch_bytes must be a positive integer; got {max_batch_bytes!r}")
     layer_list = resolve_layers(layers, lm.num_layers)
     key = cache_key(lm.fingerprint, lm.dtype, pairs.identity, layers if isinstance(layers, str) else layer_list,
-                    pooling)
+                    pooling, representation, prefix, seed)
     cached = load_cached(key, cache)
     if cached is not None:
         return cached
@@ -304,28 +444,42 @@ def extract(
     from tqdm import tqdm
 
     start = time.perf_counter()
-    ids = _tokenize(lm, pairs)
+    prefix_id = prefix_token_id(lm.tokenizer, prefix)
+    ids = _tokenize(lm, pairs, prefix)
     n_total, n = len(ids), pairs.n_pairs
+    hidden = representation == "hidden-states"
     emb = np.zeros((len(layer_list), n_total, lm.d_model), dtype=np.float32)  # [layer, statement, d_model]
     nll = np.zeros(n_total, dtype=np.float64)
     batches = plan_batches([len(s) for s in ids], int(batch_size), int(max_batch_bytes), *bytes_per_token(lm))
     for idx in tqdm(batches, desc=f"extract {lm.name}", unit="batch", disable=not progress):
-        pooled, batch_nll = _forward_batch(lm, [ids[j] for j in idx], layer_list, pooling)
-        emb[:, idx, :] = pooled
+        pooled, batch_nll = _forward_batch(lm, [ids[j] for j in idx], layer_list if hidden else [], pooling)
+        if hidden:
+            emb[:, idx, :] = pooled
         nll[idx] = batch_nll
+    token_ids, token_offsets = flatten_tokens(ids)
+    if representation == "token-embeddings":
+        vocab = np.unique(token_ids)
+        weight = lm.model.get_input_embeddings().weight  # [vocab, d_model]
+        table = weight[torch.as_tensor(vocab, device=weight.device)].detach().float().cpu().numpy()
+        emb[:] = pool_token_vectors(table, token_ids, token_offsets, pooling, vocab_ids=vocab)
+    elif representation == "random-tokens":
+        emb[:] = random_token_embeddings(token_ids, token_offsets, lm.d_model, int(seed), pooling)
     n_tokens = np.array([len(s) for s in ids], dtype=np.int64)
     meta = {
         "model": lm.describe(), "dataset": {"name": pairs.name, "source": pairs.source, "sha256": pairs.sha256,
                                             "n_pairs": n},
         "layers": layer_list, "layers_spec": layers if isinstance(layers, str) else layer_list,
-        "pooling": pooling, "batch_size": int(batch_size), "max_batch_bytes": int(max_batch_bytes),
+        "pooling": pooling, "representation": representation, "prefix": prefix, "prefix_token_id": prefix_id,
+        "representation_seed": int(seed) if representation == "random-tokens" else None,
+        "batch_size": int(batch_size), "max_batch_bytes": int(max_batch_bytes),
         "n_batches": len(batches), "context_length": context_length(lm), "cache_key": key,
         "elapsed_s": round(time.perf_counter() - start, 3), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__,
                      "numpy": np.__version__, "python": platform.python_version()},
     }
     result = Extraction(nll_a=nll[:n], nll_b=nll[n:], n_tokens_a=n_tokens[:n], n_tokens_b=n_tokens[n:],
-                        emb_a=emb[:, :n], emb_b=emb[:, n:], layers=layer_list, meta=meta)
+                        emb_a=emb[:, :n], emb_b=emb[:, n:], layers=layer_list, meta=meta, token_ids=token_ids,
+                        token_offsets=token_offsets, token_has_digit=_has_digit(lm.tokenizer, token_ids))
     path = _cache_path(key, cache)
     if path is not None:
         result.emb_a, result.emb_b = np.ascontiguousarray(result.emb_a), np.ascontiguousarray(result.emb_b)

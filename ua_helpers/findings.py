@@ -68,9 +68,21 @@ def _join(items) -> str:
     return ", ".join(items[:-1]) + " and " + items[-1]
 
 
+def layer_label(layer, *, capital: bool = False) -> str:
+    """Name a layer in generated text: ``"layer 0 (token embeddings)"`` for index 0, else ``"layer 12"``.
+
+    Index 0 of ``hidden_states`` is the model's input embedding of each token, before any block: a finding there
+    is a property of which tokens a statement holds, and the text says so wherever it names the layer.
+    """
+    text = f"layer {int(layer)}" + (" (token embeddings)" if int(layer) == 0 else "")
+    return text[0].upper() + text[1:] if capital else text
+
+
 def _layers(layers) -> str:
-    layers = list(layers)
-    return ("layer " if len(layers) == 1 else "layers ") + _join(layers)
+    layers = [int(layer) for layer in layers]
+    if len(layers) == 1:
+        return layer_label(layers[0])
+    return "layers " + _join(f"{layer} (token embeddings)" if layer == 0 else layer for layer in layers)
 
 
 def _n(count: int, noun: str) -> str:
@@ -139,9 +151,16 @@ def _verdict(t, ev) -> str:
     if level == 3:
         return f"{fw}, but not robust: {_why_not_robust(t)}"
     if level == 4:
-        return f"{fw} and robust to ranks and to single pairs, but not unconfounded: {partial}"
-    return (f"{fw}, robust to ranks and to single pairs, and unconfounded by length and category "
-            f"({partial})")
+        return (f"{fw} and robust to ranks and to single pairs, but not adjusted for token count, length and "
+                f"category: {partial}")
+    lexical = (f"partial r given lexical controls, random tokens and layer 0 = {_r(t.get('lexical_partial_r'))} "
+               f"{_ci(t.get('lexical_ci_lower'), t.get('lexical_ci_upper'))}, "
+               f"{_p('Holm-adjusted p', t.get('lexical_p_holm'))}")
+    if level == 5:
+        return (f"{fw}, robust to ranks and to single pairs, and adjusted for token count, length and category "
+                f"({partial}), but not beyond lexical controls: {lexical}")
+    return (f"{fw}, robust to ranks and to single pairs, adjusted for token count, length and category "
+            f"({partial}), and beyond lexical controls ({lexical})")
 
 
 @_markup
@@ -154,9 +173,66 @@ def describe_test(t: dict[str, Any], ev: dict[str, Any], results: dict[str, Any]
         name += (f" (one finding with {_join(others)}, which {verb} with it at this layer: |corr| >= "
                  f"{corr:.3f})")
     top = len(level_names()) - 1
-    return (f"Layer {t['layer']}, {name}: r = {_r(t['r'])}, {_pct(results)} CI {_ci(t['ci_lower'], t['ci_upper'])}; "
-            f"Spearman rho = {_r(t['rho'])} {_ci(t['rho_ci_lower'], t['rho_ci_upper'])}. Evidence level "
-            f"{t['level']} of {top} ({t['level_name']}): {_verdict(t, ev)}.")
+    return (f"{layer_label(t['layer'], capital=True)}, {name}: r = {_r(t['r'])}, {_pct(results)} CI "
+            f"{_ci(t['ci_lower'], t['ci_upper'])}; Spearman rho = {_r(t['rho'])} "
+            f"{_ci(t['rho_ci_lower'], t['rho_ci_upper'])}. Evidence level {t['level']} of {top} ({t['level_name']}): "
+            f"{_verdict(t, ev)}. {controls_verdict(t, results)}")
+
+
+def controls_verdict(t: dict[str, Any], results: dict[str, Any]) -> str:
+    """Say which controls a test survives and which explain it, from ``results["controls"]`` (one sentence).
+
+    A control *explains* the test where it reaches the test's r without what the finding claims: the random-token
+    range reaches r on r's side of 0; layer 0 (token embeddings) has r's sign and at least its size (and at
+    layer 0 the test is the token embeddings); the shuffled-pairing null interval reaches r on r's side (the
+    real pairing adds nothing: a statement-level association); the partial r given the lexical covariates loses
+    r's sign or its Holm-adjusted p is not below alpha. Otherwise the test *survives* it.
+    """
+    ctl = results.get("controls")
+    if not isinstance(ctl, dict) or "random_tokens" not in ctl:
+        return "Controls: none were computed for this run (it predates them), so none is known to explain it."
+    layer, metric, r = int(t["layer"]), t["metric"], t["r"]
+    if r is None or not np.isfinite(r):
+        return "Controls: r is undefined, so no control applies."
+    key = (layer, metric)
+    find = lambda rows: next((x for x in rows or [] if (int(x["layer"]), x["metric"]) == key), None)  # noqa: E731
+    sign = np.sign(r)
+    survives, explains = [], []
+
+    def reaches(lo, hi):  # the interval [lo, hi] reaches r on r's side of 0
+        return (sign > 0 and hi is not None and hi >= r) or (sign < 0 and lo is not None and lo <= r)
+
+    rt = find(ctl["random_tokens"].get("tests"))
+    if rt is not None:
+        text = f"random tokens (r from {_r(rt['r_min'])} to {_r(rt['r_max'])})"
+        (explains if reaches(rt["r_min"], rt["r_max"]) else survives).append(text)
+    if layer == 0:
+        explains.append("the token embeddings (the test is at layer 0, the input embedding of each token)")
+    else:
+        zero = ((results.get("results") or {}).get("0") or {}).get(metric)
+        r0 = None if zero is None else zero.get("r")
+        if r0 is not None and np.isfinite(r0):
+            text = f"{layer_label(0)}, r = {_r(r0)}"
+            (explains if np.sign(r0) == sign and abs(r0) >= abs(r) else survives).append(text)
+    sp = find((ctl.get("shuffled_pairing") or {}).get("tests"))
+    if sp is not None and sp.get("null_ci_lower") is not None:
+        if reaches(sp["null_ci_lower"], sp["null_ci_upper"]):
+            explains.append(f"statement-level: re-pairing at random gives r = {_r(sp['null_mean'])} "
+                            f"{_ci(sp['null_ci_lower'], sp['null_ci_upper'])}")
+        else:
+            survives.append(f"shuffled pairing (re-paired at random r = {_r(sp['null_mean'])} "
+                            f"{_ci(sp['null_ci_lower'], sp['null_ci_upper'])}, {_p('p', sp.get('p_value'))})")
+    lx = find((ctl.get("lexical") or {}).get("tests"))
+    alpha = float((results.get("evidence") or {}).get("alpha", 0.05))
+    if lx is not None and lx.get("partial_r") is not None:
+        text = (f"lexical covariates (partial r = {_r(lx['partial_r'])}, "
+                f"{_p('Holm-adjusted p', lx.get('p_holm'))})")
+        kept = (np.sign(lx["partial_r"]) == sign and lx.get("p_holm") is not None and lx["p_holm"] < alpha)
+        (survives if kept else explains).append(text)
+    out = "Controls: it survives " + (_join(survives) if survives else "none of them")
+    out += "; " + (_join(explains) + (" explain it" if len(explains) > 1 else " explains it") if explains
+                   else "none explains it")
+    return out + "."
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -181,8 +257,9 @@ def read_ladder(results: dict[str, Any]) -> str:
             f"{count(2)} are significant after correction at a false discovery rate of {a} (BH q < {a}); "
             f"{count(3)} are significant family-wise (max-statistic permutation p < {a}); "
             f"{count(4)} of these are also robust to ranks and to single pairs; "
-            f"and {count(5)} are also unconfounded by token count, length and category. Each level requires all "
-            f"below it, so the counts can only shrink.")
+            f"{count(5)} are also adjusted for token count, length and category; "
+            f"and {count(6)} of these also hold beyond lexical controls (token-count forms, frequency, digits, the "
+            f"same metric on random tokens and at layer 0). Each level requires all below it, so the counts can only shrink.")
 
 
 @_markup
@@ -287,7 +364,7 @@ def read_massive(results: dict[str, Any]) -> str:
     driven = [t for t in ev["tests"] if t["massive_changes"]]
     if driven:
         text += (f" Without their pairs, {_n(len(driven), 'test')} change sign or t-test verdict: "
-                 + "; ".join(f"{t['metric']} at layer {t['layer']} (r = {_r(t['r'])} -> "
+                 + "; ".join(f"{t['metric']} at {layer_label(t['layer'])} (r = {_r(t['r'])} -> "
                              f"{_r(t['r_without_massive'])})" for t in driven) + ".")
     else:
         text += " Removing their pairs changes no test's sign or t-test verdict."
@@ -302,11 +379,32 @@ def read_single_pairs(results: dict[str, Any]) -> str:
     if not hit:
         return ("No test whose CI excludes 0 changes its sign or t-test verdict when any single pair is removed.")
     return (f"{_n(len(hit), 'test')} whose CI excludes 0 change sign or t-test verdict when one pair is removed: "
-            + "; ".join(f"{t['metric']} at layer {t['layer']} (pair {t['most_influential_pair']}, r {_r(t['r'])} "
+            + "; ".join(f"{t['metric']} at {layer_label(t['layer'])} (pair {t['most_influential_pair']}, r {_r(t['r'])} "
                         f"-> {_r(t['r'] + t['loo_delta_r'])})" for t in hit) + ".")
 
 
 @_markup
+def read_ranks(results: dict[str, Any]) -> str:
+    """Return a sentence naming the tests that reach a level on ranks but not on Pearson, and the permutation
+    verdicts within two Monte Carlo standard errors of alpha."""
+    ev = require_evidence(results)
+    names = level_names()
+    up = [t for t in ev["tests"] if t.get("rank_level") is not None and t["rank_level"] > min(t["level"], 3)]
+    if up:
+        text = ("On ranks (Spearman rho: its CI, BH and max-statistic test) these tests reach a higher level than on "
+                "Pearson r: " + "; ".join(
+                    f"{t['metric']} at {layer_label(t['layer'])} (rho = {_r(t['rho'])}, level {t['rank_level']} "
+                    f"({names[t['rank_level']]}) on ranks, {t['level']} on Pearson)" for t in up) + ".")
+    else:
+        text = "No test reaches a higher level on ranks (Spearman rho) than on Pearson r."
+    shaky = [t for t in ev["tests"] if t.get("maxstat_uncertain")]
+    if shaky:
+        text += (" The family-wise verdict of " + _join(f"{t['metric']} at {layer_label(t['layer'])} "
+                                                         f"({_p('max-statistic p', t['p_maxstat'])})" for t in shaky)
+                 + f" lies within two Monte Carlo standard errors of {_alpha(ev)}: more permutations could flip it.")
+    return text
+
+
 def read_confounds(results: dict[str, Any]) -> str:
     """Return a sentence on which family-wise results survive control for length and category."""
     ev = require_evidence(results)
@@ -314,12 +412,12 @@ def read_confounds(results: dict[str, Any]) -> str:
     adjust = _ADJUST[ev["partial_adjust"]]
     if not fw:
         return "No test is significant family-wise, so confound control has nothing to confirm."
-    lost = [t for t in fw if not t["passes"]["unconfounded"]]
+    lost = [t for t in fw if not t["passes"]["adjusted"]]
     text = (f"Of the {_n(len(fw), 'test')} significant family-wise, {len(fw) - len(lost)} keep their sign with a "
             f"{adjust}-adjusted p < {_alpha(ev)} once token count, length and category are controlled for")
     if lost:
         text += ("; these do not: " + "; ".join(
-            f"{t['metric']} at layer {t['layer']} (r = {_r(t['r'])}, partial r = {_r(t['partial_r'])} "
+            f"{t['metric']} at {layer_label(t['layer'])} (r = {_r(t['r'])}, partial r = {_r(t['partial_r'])} "
             f"{_ci(t['partial_ci_lower'], t['partial_ci_upper'])}, {_p('adjusted p', t['partial_p_adjusted'])})"
             for t in lost))
     return text + "."
@@ -396,7 +494,7 @@ def _caveats(results) -> list[str]:
         out.append(read_massive(results))
     if any(t["passes"]["ci"] and (t["loo_sign_change"] or t["loo_verdict_change"]) for t in ev["tests"]):
         out.append(read_single_pairs(results))
-    if any(t["level"] >= 3 and not t["passes"]["unconfounded"] for t in ev["tests"]):
+    if any(t["level"] >= 3 and not t["passes"]["adjusted"] for t in ev["tests"]):
         out.append(read_confounds(results))
     if ev["redundant_groups"]:
         out.append(read_redundancy(results))

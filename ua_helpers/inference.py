@@ -28,7 +28,7 @@ from .bootstrap import (Resamples, bca_interval, bootstrap_pearson, bootstrap_sp
                         percentile_interval)
 from .confounds import (COVARIATE_DESCRIPTIONS, COVARIATE_SETS, PARTIAL_CI_METHOD, confound_covariates, confound_table,
                         partial_dof, per_category_table)
-from .multiplicity import benjamini_hochberg, holm, max_stat_permutation
+from .multiplicity import benjamini_hochberg, holm, max_stat_permutation, monte_carlo_se, near_alpha
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -120,7 +120,11 @@ def extended_analysis(metric_values, preference, layers: Sequence[int], metric_n
     ExtendedAnalysis
         ``tests`` columns: layer, metric, n, r, ci_lower, ci_upper (percentile), bca_lower, bca_upper, p_value
         (Pearson, t-test), p_perm (two-sided permutation), p_holm and p_bh (Holm / BH applied to p_value over the
-        defined tests), p_maxstat, spearman_rho, spearman_ci_lower, spearman_ci_upper, spearman_p_value; for each
+        defined tests), p_maxstat, spearman_rho, spearman_ci_lower, spearman_ci_upper, spearman_p_value,
+        spearman_p_bh (BH of spearman_p_value), p_maxstat_spearman (the max-statistic test on ranks, same
+        permutations), p_perm_se, p_maxstat_se, p_maxstat_spearman_se (Monte Carlo standard errors
+        sqrt(p (1 - p) / n_permutations)), maxstat_uncertain and maxstat_spearman_uncertain (the p-value lies
+        within two standard errors of alpha, so its verdict could flip with other permutations); for each
         covariate set s in ``COVARIATE_SETS``: partial_{s}_r, partial_{s}_ci_lower, partial_{s}_ci_upper,
         partial_{s}_p_value (t-test), partial_{s}_p_holm, partial_{s}_p_bh (Holm / BH of partial_{s}_p_value over
         the defined tests); then excludes_zero (percentile CI),
@@ -185,6 +189,17 @@ def extended_analysis(metric_values, preference, layers: Sequence[int], metric_n
     slo, shi = percentile_interval(bootstrap_spearman(xo, y, idx), ci_level)
     cols.update(spearman_rho=full(np.clip(rho, -1, 1)), spearman_ci_lower=full(slo), spearman_ci_upper=full(shi),
                 spearman_p_value=full(t_pvalue(rho, n - 2)))
+    cols["spearman_p_bh"] = benjamini_hochberg(cols["spearman_p_value"])
+    # The max-statistic test on ranks: rank-transformed once, then the same kernel and the same permutations.
+    ranked = np.full(flat.shape, np.nan)
+    ranked[ok] = rank_x
+    ms_rank = max_stat_permutation(ranked, rank_y, n_permutations, seed, alpha=alpha)
+    cols["p_maxstat_spearman"] = ms_rank.p_maxstat
+    # Monte Carlo standard error of each permutation p-value, and verdicts within two of them of alpha.
+    for name in ("p_perm", "p_maxstat", "p_maxstat_spearman"):
+        cols[f"{name}_se"] = monte_carlo_se(cols[name], n_permutations)
+    cols["maxstat_uncertain"] = near_alpha(cols["p_maxstat"], cols["p_maxstat_se"], alpha)
+    cols["maxstat_spearman_uncertain"] = near_alpha(cols["p_maxstat_spearman"], cols["p_maxstat_spearman_se"], alpha)
 
     # Confounds
     conf = confound_table(metric_values, y, layers, metric_names, covariates, ci_level=ci_level, indices=idx)

@@ -246,6 +246,28 @@ def max_stat_permutation(metric_values, preference, n_permutations: int = 10000,
                          float(alpha), int(n_permutations), int(seed))
 
 
+def monte_carlo_se(p, n_permutations: int) -> np.ndarray:
+    """Return the Monte Carlo standard error of permutation p-values, ``sqrt(p (1 - p) / n_permutations)``.
+
+    A p-value estimated from ``B`` random permutations is a binomial proportion; its standard error says how
+    far another set of ``B`` permutations could move it. NaN stays NaN.
+    """
+    p, _ = _check_p(p)
+    n_permutations = check_positive_int("n_permutations", n_permutations)
+    return np.sqrt(p * (1 - p) / n_permutations)
+
+
+def near_alpha(p, se, alpha: float = 0.05, n_se: float = 2.0) -> np.ndarray:
+    """Return whether each p-value lies within ``n_se`` standard errors of ``alpha`` (its verdict could flip).
+
+    False where p or se is NaN.
+    """
+    p = np.asarray(p, dtype=np.float64)
+    se = np.asarray(se, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        return np.abs(p - alpha) <= n_se * se
+
+
 def permutation_pvalues(metric_values, preference, n_permutations: int = 10000, seed: int = 42) -> np.ndarray:
     """Compute per-test two-sided permutation p-values of Pearson r, ``(1 + #{|r*| >= |r|}) / (1 + P)``.
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 from pathlib import Path
 from typing import Any, Mapping
 
-from . import data, evidence, extraction, inference, levels, metrics, models, results, rundir, stats, tables
+from . import agreement, controls, data, evidence, extraction, inference, levels, metrics, models, results, rundir, stats, tables
 from ._io import atomic_write
 from .config import RunConfig
 
@@ -38,11 +39,17 @@ def configure(namespace: Mapping[str, Any]) -> RunConfig:
     # Stored notebooks and the book carry results, not progress bars: tqdm's notice that no notebook widget is
     # installed (raised when transformers first imports tqdm.auto) is silenced, and so are the two libraries' bars.
     warnings.filterwarnings("ignore", message="IProgress not found", category=TqdmWarning)
-    from huggingface_hub.utils import disable_progress_bars
-    from transformers.utils import logging as hf_logging
+    # Both libraries read the variable when first imported; where one already is, its switch is turned now
+    # (importing them here would cost the notebooks that never load a model a second or two).
+    os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+    if "huggingface_hub" in sys.modules:
+        from huggingface_hub.utils import disable_progress_bars
 
-    disable_progress_bars()
-    hf_logging.disable_progress_bar()
+        disable_progress_bars()
+    if "transformers" in sys.modules:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
     cfg = RunConfig.from_mapping({name: namespace[name] for name in RunConfig.parameter_names() if name in namespace})
     staging = os.environ.get(rundir.STAGING_ENV)
     if staging:  # executed by ua-book run: write into its staging folder, whatever run_dir the parameters show
@@ -80,13 +87,21 @@ def analyse(cfg: RunConfig, pairs: data.PairSet, ext: extraction.Extraction) -> 
         n_tokens_a=ext.n_tokens_a, n_tokens_b=ext.n_tokens_b, len_a=[len(s) for s in pairs.stmt_a],
         len_b=[len(s) for s in pairs.stmt_b], categories=pairs.category,
         n_bootstrap=cfg.n_bootstrap, n_permutations=cfg.n_permutations, ci_level=cfg.ci_level, seed=cfg.seed)
+    ctrl = controls.compute_controls(ext, values, pairs.stmt_a, pairs.stmt_b, pairs.category, k=cfg.knn_k,
+                                     seed=cfg.seed, ci_level=cfg.ci_level).to_json()
     ev = evidence.evidence_block(values, ext.preference, ext.emb_a, ext.emb_b, ext.layers, metrics.METRIC_NAMES,
-                                 extended.tests, stmt_a=pairs.stmt_a, stmt_b=pairs.stmt_b)
+                                 extended.tests, controls=ctrl, stmt_a=pairs.stmt_a, stmt_b=pairs.stmt_b)
     level_results = levels.analyse_levels(ext.emb_a, ext.emb_b, ext.preference, pairs.category, ext.layers,
                                           n_bootstrap=cfg.n_bootstrap, ci_level=cfg.ci_level, seed=cfg.seed,
                                           n_bins=cfg.n_bins, n_binnings=cfg.n_binnings)
+    reference = cfg.reference_results or "published"
+    sign_null = agreement.sign_agreement_null(
+        values, ext.preference, ext.layers, metrics.METRIC_NAMES, num_layers=ext.meta["model"]["num_layers"],
+        reference=results.load_results(reference), reference_source=reference,
+        n_permutations=cfg.n_permutations, seed=cfg.seed)
     return results.build_run_results(table, pairs=pairs, ext=ext, parameters=cfg.to_parameters(),
-                                     extended=extended, levels=level_results, evidence=ev)
+                                     extended=extended, levels=level_results, evidence=ev,
+                                     sign_agreement_null=sign_null, controls=ctrl)
 
 
 def load_results(cfg: RunConfig) -> dict[str, Any]:

@@ -119,6 +119,7 @@ def build_results(table, *, model: str, n_pairs: int, n_bootstrap: int, num_laye
 def build_run_results(table, *, pairs, ext, parameters: dict[str, Any], extended=None,
                       levels: dict[str, Any] | None = None, evidence: dict[str, Any] | None = None,
                       sign_agreement_null: dict[str, Any] | None = None,
+                      controls: dict[str, Any] | None = None,
                       timestamp: str | None = None) -> dict[str, Any]:
     """Assemble a run's results: the seed's schema (:func:`build_results`), then the run's identity and analyses.
 
@@ -139,6 +140,9 @@ def build_run_results(table, *, pairs, ext, parameters: dict[str, Any], extended
         From :func:`ua_helpers.findings.evidence_block`; stored under ``"evidence"``.
     sign_agreement_null : dict, optional
         From :func:`ua_helpers.agreement.sign_agreement_null`; stored under ``"comparison"``.
+    controls : dict, optional
+        From :meth:`ua_helpers.controls.Controls.to_json`; stored under ``"controls"`` (random-token baseline,
+        shuffled-pairing null, lexical covariates).
     """
     model_meta = ext.meta.get("model", {})
     params = {k: v for k, v in parameters.items() if k not in ("run_dir", "repo_url")}
@@ -149,8 +153,8 @@ def build_run_results(table, *, pairs, ext, parameters: dict[str, Any], extended
                     "categories": pairs.category_counts(), "orientation": params.get("orientation", "as-given")},
         "parameters": params,
         "model_info": model_meta,
-        "extraction": {k: ext.meta.get(k) for k in ("pooling", "layers_spec", "batch_size", "cache_key",
-                                                    "elapsed_s")},
+        "extraction": {k: ext.meta.get(k) for k in ("pooling", "representation", "prefix", "prefix_token_id",
+                                                    "layers_spec", "batch_size", "cache_key", "elapsed_s")},
         "versions": environment(),
         "ci_level": params.get("ci_level"), "seed": params.get("seed"), "knn_k": params.get("knn_k"),
         "preference": {"mean": float(pref.mean()), "sd": float(pref.std(ddof=1)),
@@ -164,6 +168,8 @@ def build_run_results(table, *, pairs, ext, parameters: dict[str, Any], extended
         extra["evidence"] = evidence
     if sign_agreement_null is not None:
         extra["comparison"] = {"sign_agreement_null": sign_agreement_null}
+    if controls is not None:
+        extra["controls"] = controls
     # A run always writes its blocks (version 2); with controls it promises them too (version 3).
     version = 3 if "controls" in extra else SCHEMA_VERSION
     return build_results(table, model=str(params.get("model", model_meta.get("name"))), n_pairs=pairs.n_pairs,
@@ -187,7 +193,7 @@ def environment() -> dict[str, str]:
     import os
     import platform
 
-    from . import __version__
+    from ._version import __version__
 
     out = {"python": platform.python_version(), "ua_helpers": __version__}
     for dist in ("numpy", "scipy", "scikit-learn", "pandas", "torch", "transformers", "matplotlib"):

@@ -270,7 +270,7 @@ def test_findings_follow_the_numbers(tmp_path):
 
 def add_evidence(path: Path, seed: int = 0) -> Path:
     """Give a hand-made run the seed results and the evidence block of one consistent random analysis."""
-    from ua_helpers import evidence, inference
+    from ua_helpers import controls, evidence, inference
 
     res = json.loads((path / "results.json").read_text())
     layers, names, n = res["layers"], list(metrics.METRIC_NAMES), res["n_pairs"]
@@ -283,7 +283,11 @@ def add_evidence(path: Path, seed: int = 0) -> Path:
     ext = inference.extended_analysis(values, preference, layers, names, n_tokens_a=tok_a, n_tokens_b=tok_b,
                                       len_a=5 * tok_a, len_b=5 * tok_b + 1, categories=["x", "y"] * (n // 2),
                                       n_bootstrap=300, n_permutations=300, seed=1)
-    res["evidence"] = evidence.evidence_block(values, preference, emb_a, emb_b, layers, names, ext.tests)
+    covariates = {"tokens": (tok_b - tok_a)[:, None].astype(float)}
+    lexical = controls.lexical_controls(values, preference, layers, names, covariates,
+                                        rng.normal(size=(len(names), n)))
+    res["evidence"] = evidence.evidence_block(values, preference, emb_a, emb_b, layers, names, ext.tests,
+                                              controls={"lexical": {"tests": lexical.to_dict(orient="records")}})
     res["results"] = {str(l): {row.metric: {"r": row.r, "ci_lower": row.ci_lower, "ci_upper": row.ci_upper,
                                             "p_value": row.p_value, "includes_zero": not row.excludes_zero}
                                for row in ext.tests[ext.tests["layer"] == l].itertuples()} for l in layers}

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from ua_helpers import cli, config, data, models, sweep
+from ua_helpers import cli, config, data, models, sweep, sweepfile
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
@@ -27,13 +27,13 @@ OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFL
 
 @pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.yaml")), ids=lambda p: p.name)
 def test_every_example_sweep_file_validates(path):
-    parsed = sweep.load_sweep(path)
+    parsed = sweepfile.load_sweep(path)
     assert parsed.entries and parsed.root == f"runs/{path.stem}"  # as make book-full's FULL_SWEEP_ROOT
 
 
 # --------------------------------------------------------------------------- sweep-embedded.yaml
 def test_embedded_sweep_varies_one_choice_at_a_time():
-    entries = sweep.load_sweep(EMBEDDED).entries
+    entries = sweepfile.load_sweep(EMBEDDED).entries
     baseline = entries[0]
     assert baseline.name == "baseline" and baseline.requires == ()
     varied: dict[str, set] = {}
@@ -42,7 +42,7 @@ def test_embedded_sweep_varies_one_choice_at_a_time():
         assert len(changed) == 1, (entry.name, changed)  # one choice per entry, traced to it
         varied.setdefault(changed[0], set()).add(entry.params[changed[0]])
     assert varied == {"pooling": {"last"}, "dtype": {"bfloat16", "float16"}, "orientation": {"by-role"},
-                      "dataset": {"ua-230"}}
+                      "dataset": {"ua-230", "neutral-60"}, "prefix": {"bos"}}
     assert (baseline.params["pooling"], baseline.params["dtype"], baseline.params["orientation"],
             baseline.params["dataset"]) == ("mean", "float32", "as-given", "replication-230")
 
@@ -50,7 +50,7 @@ def test_embedded_sweep_varies_one_choice_at_a_time():
 def test_embedded_sweep_runs_offline_except_what_it_declares(monkeypatch, tmp_path):
     """Every entry without ``requires`` has its model and pairs here with no network; ua-230's entry declares it."""
     monkeypatch.setenv("UA_230_PATH", str(tmp_path / "absent.json"))  # make sure nothing reads a real copy
-    entries = sweep.load_sweep(EMBEDDED).entries
+    entries = sweepfile.load_sweep(EMBEDDED).entries
     # The run's own checks (model configuration, layers, pairs) once: every entry shares the model and layers.
     checked = config.preflight(config.RunConfig.from_mapping(entries[0].params))
     assert checked["n_pairs"] == 230 and checked["num_layers"] == 30
@@ -63,7 +63,8 @@ def test_embedded_sweep_runs_offline_except_what_it_declares(monkeypatch, tmp_pa
         assert entry.requires == () and entry.model == "smollm2-135m", entry.name
         assert entry.params["layers"] == entries[0].params["layers"], entry.name
         pairs = data.load_pairs(entry.params["dataset"], orientation=entry.params["orientation"])
-        assert pairs.n_pairs == 230 and pairs.orientation == entry.params["orientation"], entry.name
+        size = 60 if entry.params["dataset"] == "neutral-60" else 230
+        assert pairs.n_pairs == size and pairs.orientation == entry.params["orientation"], entry.name
 
 
 # --------------------------------------------------------------------------- sweep-tiny.yaml
@@ -91,7 +92,7 @@ def test_tiny_example_names_no_hub_model():
 
 def test_make_tiny_models_writes_what_the_sweep_needs(tiny_models_dir, monkeypatch):
     monkeypatch.chdir(tiny_models_dir)  # the sweep file's model paths are relative to the current directory
-    entries = {e.name: e for e in sweep.load_sweep(TINY).entries}
+    entries = {e.name: e for e in sweepfile.load_sweep(TINY).entries}
     depth = {}
     for name, entry in entries.items():
         model_dir = Path(entry.model)

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ua_helpers import evidence, findings, inference, metrics, robustness as rb
+from ua_helpers import controls, evidence, findings, inference, metrics, robustness as rb
 
 LAYERS = [0, 4, 8, 12]
 NAMES = list(metrics.METRIC_NAMES)
@@ -33,6 +33,15 @@ def _arrays(seed=0, n=N, d=12):
     return emb_a, emb_b, values, preference, cats, tok_a, tok_b
 
 
+def _lexical_block(values, preference, cats, tok_a, tok_b):
+    """A controls block holding the lexical controls of synthetic data (what evidence_block reads)."""
+    rng = np.random.default_rng(3)
+    covariates = {"tokens": (tok_b - tok_a)[:, None].astype(float), "category": controls.category_dummies(cats)}
+    lex = controls.lexical_controls(values, preference, LAYERS, NAMES, covariates,
+                                    rng.normal(size=(len(NAMES), len(preference))))
+    return {"lexical": {"tests": lex.to_dict(orient="records")}}
+
+
 @pytest.fixture(scope="module")
 def built():
     emb_a, emb_b, values, preference, cats, tok_a, tok_b = _arrays()
@@ -41,11 +50,12 @@ def built():
                                       n_permutations=300, seed=1)
     stmt_a = [f"statement A {i}" for i in range(N)]
     stmt_b = [f"statement B {i}" for i in range(N)]
-    ev = evidence.evidence_block(values, preference, emb_a, emb_b, LAYERS, NAMES, ext.tests, stmt_a=stmt_a,
-                                 stmt_b=stmt_b)
+    ctrl = _lexical_block(values, preference, cats, tok_a, tok_b)
+    ev = evidence.evidence_block(values, preference, emb_a, emb_b, LAYERS, NAMES, ext.tests, controls=ctrl,
+                                 stmt_a=stmt_a, stmt_b=stmt_b)
     results = {"model": "tiny-model", "n_pairs": N, "ci_level": 0.95, "dataset": {"name": "toy-set"},
                "model_info": {"dtype": "float32", "device": "cpu"}, "evidence": ev}
-    return {"tests": ext.tests, "values": values, "preference": preference, "results": results}
+    return {"tests": ext.tests, "values": values, "preference": preference, "results": results, "controls": ctrl}
 
 
 def _random_tests(rng, n_tests=400, nan_share=0.05):
@@ -65,24 +75,26 @@ def _random_tests(rng, n_tests=400, nan_share=0.05):
         "partial_all_p_bh": rng.random(n_tests) ** 6})
     loo = frame[["layer", "metric"]].assign(loo_sign_change=rng.random(n_tests) < 0.2,
                                             loo_verdict_change=rng.random(n_tests) < 0.2)
-    return frame, loo
+    lexical = frame[["layer", "metric"]].assign(partial_r=r + rng.normal(scale=0.2, size=n_tests),
+                                                p_holm=rng.random(n_tests) ** 6)
+    return frame, loo, lexical
 
 
 # --------------------------------------------------------------------------------------------------- the ladder
 @pytest.mark.parametrize("seed", range(5))
 def test_ladder_is_nested_on_random_tables(seed):
-    tests, loo = _random_tests(np.random.default_rng(seed))
-    lad = evidence.ladder(tests, loo)
+    tests, loo, lexical = _random_tests(np.random.default_rng(seed))
+    lad = evidence.ladder(tests, loo, lexical)
     met = lad[list(evidence.CRITERIA)].to_numpy()
     for i, level in enumerate(lad["level"]):
         assert met[i, :level].all()  # every rung below the level is met ...
-        assert level == 5 or not met[i, level]  # ... and the next one is not
+        assert level == 6 or not met[i, level]  # ... and the next one is not
     counts = evidence.level_counts(lad["level"])
     assert counts[0] == len(tests)
     assert all(a >= b for a, b in zip(counts, counts[1:]))
     # independently drawn criteria: counts of single criteria are not nested, the ladder's are
-    assert counts[5] <= met[:, 4].sum() and counts[1] == met[:, 0].sum()
-    assert set(lad["level"]) == set(range(6))  # every level is reached by some of the 400 random rows
+    assert counts[5] <= met[:, 4].sum() and counts[6] <= met[:, 5].sum() and counts[1] == met[:, 0].sum()
+    assert set(lad["level"]) == set(range(7))  # every level is reached by some of the 400 random rows
     units = tests["layer"] // 2
     distinct = evidence.level_counts(lad["level"], units)
     assert all(a >= b for a, b in zip(distinct, distinct[1:])) and all(d <= c for d, c in zip(distinct, counts))
@@ -90,32 +102,36 @@ def test_ladder_is_nested_on_random_tables(seed):
 
 def test_ladder_edge_cases():
     rng = np.random.default_rng(9)
-    tests, loo = _random_tests(rng, n_tests=10, nan_share=0.0)
+    tests, loo, lexical = _random_tests(rng, n_tests=10, nan_share=0.0)
     tests.loc[0, "r"] = np.nan  # undefined test: level 0 whatever the other columns say
     tests.loc[0, ["ci_lower", "ci_upper", "p_bh", "p_maxstat"]] = [0.1, 0.2, 0.0, 0.0]
     tests.loc[1, ["r", "ci_lower", "ci_upper", "p_bh", "p_maxstat"]] = [0.3, 0.1, 0.5, 0.001, 0.001]
     tests.loc[1, ["spearman_rho", "spearman_ci_lower", "spearman_ci_upper"]] = [-0.3, -0.5, -0.1]  # opposite sign
     loo.loc[1, ["loo_sign_change", "loo_verdict_change"]] = False
     tests.loc[2, ["r", "ci_lower", "ci_upper", "p_bh"]] = [0.3, -0.1, 0.5, 0.001]  # BH passes, CI does not
-    lad = evidence.ladder(tests, loo)
+    lad = evidence.ladder(tests, loo, lexical)
     assert lad.loc[0, "level"] == 0 and not lad.loc[0, list(evidence.CRITERIA)].any()
     assert lad.loc[1, "level"] == 3 and lad.loc[1, "level_name"] == "family-wise"
     assert lad.loc[2, "level"] == 0 and lad.loc[2, "bh"]
-    assert evidence.level_counts([]) == [0] * 6
-    assert evidence.level_counts([5, 5, 0], units=["u", "u", "v"]) == [2, 1, 1, 1, 1, 1]
+    assert evidence.level_counts([]) == [0] * 7
+    assert evidence.level_counts([5, 5, 0], units=["u", "u", "v"]) == [2, 1, 1, 1, 1, 1, 0]
     with pytest.raises(ValueError, match="lacks columns"):
-        evidence.ladder(tests.drop(columns=["p_maxstat"]), loo)
+        evidence.ladder(tests.drop(columns=["p_maxstat"]), loo, lexical)
     with pytest.raises(ValueError, match="partial_adjust"):
-        evidence.ladder(tests, loo, partial_adjust="bonferroni")
+        evidence.ladder(tests, loo, lexical, partial_adjust="bonferroni")
     with pytest.raises(ValueError, match="loo lacks"):
-        evidence.ladder(tests, loo.iloc[1:])
+        evidence.ladder(tests, loo.iloc[1:], lexical)
+    with pytest.raises(ValueError, match="lexical lacks some"):
+        evidence.ladder(tests, loo, lexical.iloc[1:])
+    with pytest.raises(ValueError, match="lexical lacks columns"):
+        evidence.ladder(tests, loo, lexical.drop(columns=["p_holm"]))
 
 
 def test_evidence_block_matches_its_parts(built):
     ev = built["results"]["evidence"]
     json.dumps(ev, allow_nan=False)  # strict JSON
     levels = [t["level"] for t in ev["tests"]]
-    assert [lv["count"] for lv in ev["levels"]] == [sum(l >= k for l in levels) for k in range(6)]
+    assert [lv["count"] for lv in ev["levels"]] == [sum(l >= k for l in levels) for k in range(7)]
     assert [lv["name"] for lv in ev["levels"]] == evidence.level_names()
     assert len(ev["tests"]) == len(LAYERS) * len(NAMES)
     assert ev["massive_activations"]["statements"][0] == {"pair": 5, "side": "A", "layers": [8, 12],
@@ -142,12 +158,18 @@ def test_evidence_block_matches_its_parts(built):
 
 def test_evidence_block_rejects_mismatched_tests(built):
     emb_a, emb_b, values, preference, *_ = _arrays()
+    ctrl = built["controls"]
     with pytest.raises(ValueError, match="rows"):
-        evidence.evidence_block(values, preference, emb_a, emb_b, LAYERS, NAMES, built["tests"].iloc[:-1])
+        evidence.evidence_block(values, preference, emb_a, emb_b, LAYERS, NAMES, built["tests"].iloc[:-1],
+                                controls=ctrl)
     with pytest.raises(ValueError, match="order"):
-        evidence.evidence_block(values, preference, emb_a, emb_b, LAYERS, NAMES, built["tests"].iloc[::-1])
+        evidence.evidence_block(values, preference, emb_a, emb_b, LAYERS, NAMES, built["tests"].iloc[::-1],
+                                controls=ctrl)
     with pytest.raises(ValueError, match="both"):
-        evidence.evidence_block(values, preference, emb_a, emb_b, LAYERS, NAMES, built["tests"], stmt_a=["a"] * N)
+        evidence.evidence_block(values, preference, emb_a, emb_b, LAYERS, NAMES, built["tests"], controls=ctrl,
+                                stmt_a=["a"] * N)
+    with pytest.raises(ValueError, match="controls block"):
+        evidence.evidence_block(values, preference, emb_a, emb_b, LAYERS, NAMES, built["tests"], controls={})
     with pytest.raises(ValueError, match="evidence"):
         findings.summarize({"model": "m"})
 
@@ -156,7 +178,7 @@ def test_evidence_block_rejects_mismatched_tests(built):
 def _all_text(results):
     readers = [findings.read_ladder, findings.read_correlation_table, findings.read_figure_layers,
                findings.read_disagreements, findings.read_massive, findings.read_single_pairs,
-               findings.read_confounds, findings.read_redundancy, findings.read_scope]
+               findings.read_confounds, findings.read_redundancy, findings.read_scope, findings.read_ranks]
     return findings.summarize(results) + [findings.markdown(results)] + [f(results) for f in readers]
 
 
@@ -184,18 +206,18 @@ def _force_levels(results, levels):
 def test_significant_always_names_its_correction(built):
     res = _with_seed_results(built["results"], built["tests"])
     cases = [res, _force_levels(res, [1] * 20), _force_levels(res, [0] * 20),
-             _force_levels(res, [5, 4, 3, 2, 1] * 4)]
+             _force_levels(res, [6, 5, 4, 3, 2] * 4)]
     for case in cases:
         for text in _all_text(case):
             assert not UNQUALIFIED.search(text), UNQUALIFIED.search(text).string
     only_uncorrected = "\n".join(_all_text(cases[1]))
     assert "No test is significant after correction" in only_uncorrected
     assert set(re.findall(r"(\d+) are significant", only_uncorrected)) == {"0"}
-    assert "Evidence level 1 of 5" in only_uncorrected and "not significant after correction (BH q" in only_uncorrected
+    assert "Evidence level 1 of 6" in only_uncorrected and "not significant after correction (BH q" in only_uncorrected
 
 
 def test_ladder_sentence_counts_equal_the_ladder(built):
-    for levels in ([5, 4, 3, 2, 1] * 4, [0] * 20, [3] * 7 + [1] * 13):
+    for levels in ([6, 5, 4, 3, 2] * 4, [5, 4, 3, 2, 1] * 4, [0] * 20, [3] * 7 + [1] * 13):
         res = _force_levels(built["results"], levels)
         text = findings.read_ladder(res)
         found = [int(m) for m in re.findall(r"(?:, |; |; and )(\d+)(?: \(\d+ distinct\))? (?:have|are|of these)",
@@ -205,17 +227,17 @@ def test_ladder_sentence_counts_equal_the_ladder(built):
 
 
 def test_sentences_follow_the_numbers(built):
-    res = _force_levels(built["results"], [0] * 19 + [5])
+    res = _force_levels(built["results"], [0] * 19 + [6])
     top = res["evidence"]["tests"][19]
     top.update(r=-0.4321, ci_lower=-0.55, ci_upper=-0.31, group=None)
     first = findings.strongest(res, 1)[0]
     assert first.startswith(f"Layer {top['layer']}, {top['metric']}: r = -0.43, 95% CI [-0.55, -0.31]")
-    assert "Evidence level 5 of 5 (unconfounded)" in first
+    assert "Evidence level 6 of 6 (beyond lexical)" in first and "and beyond lexical controls" in first
     top["r"] = -0.2468
     assert "r = -0.25" in findings.strongest(res, 1)[0]
     top["level"], top["level_name"] = 2, "FDR"
     top["passes"]["maxstat"] = False
-    assert "Evidence level 2 of 5 (FDR)" in findings.strongest(res, 1)[0]
+    assert "Evidence level 2 of 6 (FDR)" in findings.strongest(res, 1)[0]
     assert "but not family-wise" in findings.strongest(res, 1)[0]
     res["n_pairs"], res["model"] = 123, "other-model"
     scope = findings.read_scope(res)
@@ -309,7 +331,7 @@ def test_plot_norms_marks_the_massive_statements():
 def test_tables_from_results(built):
     res = built["results"]
     lad = evidence.ladder_table(res)
-    assert lad.index.tolist() == [1, 2, 3, 4, 5]
+    assert lad.index.tolist() == [1, 2, 3, 4, 5, 6]
     assert lad["tests"].tolist() == [lv["count"] for lv in res["evidence"]["levels"][1:]]
     table = evidence.evidence_table(res)
     assert len(table) == len(LAYERS) * len(NAMES) and "passes" not in table.columns

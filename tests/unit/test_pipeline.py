@@ -55,7 +55,8 @@ def test_results_are_recomputed_where_the_run_folder_lacks_them_then_read_back(c
     made = pipeline.load_results(cfg)
     assert path.is_file()
     results.check_schema(made)
-    for key in ("extended", "evidence", "category_level", "option_a_bins", "dataset", "parameters", "versions"):
+    for key in ("extended", "evidence", "category_level", "option_a_bins", "dataset", "parameters", "versions",
+                "comparison"):
         assert key in made, key
     assert made["parameters"]["knn_k_effective"] == min(cfg.knn_k, made["n_pairs"] - 1)
     assert "run_dir" not in made["parameters"]  # where a run was written says nothing about its numbers
@@ -67,7 +68,7 @@ def test_results_are_recomputed_where_the_run_folder_lacks_them_then_read_back(c
 
 def test_analyse_equals_the_steps_of_notebook_4(cfg):
     """The glue's recomputation and the notebook's visible cells give the same numbers (same engine calls)."""
-    from ua_helpers import evidence, inference, levels, metrics, stats
+    from ua_helpers import agreement, controls, evidence, inference, levels, metrics, stats
 
     pairs = pipeline.load_pairs(cfg)
     ext = pipeline.load_extraction(cfg, pairs)
@@ -80,14 +81,22 @@ def test_analyse_equals_the_steps_of_notebook_4(cfg):
         n_tokens_b=ext.n_tokens_b, len_a=[len(s) for s in pairs.stmt_a], len_b=[len(s) for s in pairs.stmt_b],
         categories=pairs.category, n_bootstrap=cfg.n_bootstrap, n_permutations=cfg.n_permutations,
         ci_level=cfg.ci_level, seed=cfg.seed)
+    ctrl = controls.compute_controls(ext, values, pairs.stmt_a, pairs.stmt_b, pairs.category, k=cfg.knn_k,
+                                     seed=cfg.seed, ci_level=cfg.ci_level).to_json()
     ladder = evidence.evidence_block(values, ext.preference, ext.emb_a, ext.emb_b, ext.layers,
-                                     metrics.METRIC_NAMES, extended.tests, stmt_a=pairs.stmt_a, stmt_b=pairs.stmt_b)
+                                     metrics.METRIC_NAMES, extended.tests, controls=ctrl, stmt_a=pairs.stmt_a,
+                                     stmt_b=pairs.stmt_b)
     group = levels.analyse_levels(ext.emb_a, ext.emb_b, ext.preference, pairs.category, ext.layers,
                                   n_bootstrap=cfg.n_bootstrap, ci_level=cfg.ci_level, seed=cfg.seed,
                                   n_bins=cfg.n_bins, n_binnings=cfg.n_binnings)
+    reference = cfg.reference_results or "published"
+    sign_null = agreement.sign_agreement_null(
+        values, ext.preference, ext.layers, metrics.METRIC_NAMES, num_layers=ext.meta["model"]["num_layers"],
+        reference=results.load_results(reference), reference_source=reference,
+        n_permutations=cfg.n_permutations, seed=cfg.seed)
     steps = results.build_run_results(table, pairs=pairs, ext=ext, parameters=cfg.to_parameters(),
                                       extended=extended, levels=group, evidence=ladder,
-                                      timestamp=glue["timestamp"])
+                                      sign_agreement_null=sign_null, controls=ctrl, timestamp=glue["timestamp"])
     glue.pop("versions"), steps.pop("versions")
     assert json.dumps(to_jsonable(glue), sort_keys=True) == json.dumps(to_jsonable(steps),
                                                                                sort_keys=True)
