@@ -179,9 +179,9 @@ def levels_page(ctx: BookContext) -> str:
     """The "Three levels of one question" chapter."""
     return "\n".join(["# Three levels of one question\n", run_banner(ctx.run),
                       "The original study asked its question at three levels: across the 6 **categories** "
-                      "(its main metric, category-level Uniformity Asymmetry), across about 20 **random bins** of "
-                      "pairs (\"Option A\"), and across the 230 **pairs** themselves (\"Option B\", the original "
-                      "notebook and the rest of this book). All three come from one extraction. This chapter "
+                      "(its main metric, {term}`category-level UA`), across about 20 **random bins** of "
+                      "pairs ({term}`Option A`), and across the 230 **pairs** themselves ({term}`Option B`, the "
+                      "original notebook and the rest of this book). All three come from one extraction. This chapter "
                       "puts them side by side per layer, for this run and for the published Pythia-6.9B "
                       "results.\n",
                       *this_run_section(ctx), *pythia_section(), _why(ctx)])
