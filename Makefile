@@ -18,6 +18,9 @@ SWEEP_ROOT ?=
 FULL_SWEEP ?= examples/sweep-embedded.yaml
 FULL_SWEEP_ROOT ?= runs/$(basename $(notdir $(FULL_SWEEP)))
 BOOK_OUTPUT ?= _build/html
+# The controls chapter's other runs: the neutral control set and the BOS prefix (book-full's sweep makes both).
+NEUTRAL_RUN_DIR ?= $(FULL_SWEEP_ROOT)/dataset-neutral-60
+BOS_RUN_DIR ?= $(FULL_SWEEP_ROOT)/prefix-bos
 
 .PHONY: sync-parameters setup test test-fast run book book-only book-full sweep run-ua230 refresh-notebooks publish benchmark clean
 
@@ -54,9 +57,13 @@ run-ua230: setup
 	  printf '%s\n' "$$err" >&2; echo "[ua-book] the ua-230 run failed (above); the book has no replication chapter"; \
 	fi
 
-# The book from RUN_DIR, with the ua-230 run where it is complete; $(1): a sweep root for the cross-run chapter.
+# The book from RUN_DIR, with the ua-230, neutral-60 and BOS runs where they are complete; $(1): a sweep root for
+# the cross-run chapter.
+complete = $(shell $(BIN)/ua-book is-complete $(1) >/dev/null 2>&1 && echo y)
 build_book = $(BIN)/ua-book build --run-dir $(RUN_DIR) --reference $(REFERENCE) --output $(BOOK_OUTPUT) \
-	  $(if $(shell $(BIN)/ua-book is-complete $(UA230_RUN_DIR) 2>/dev/null && echo y),--replication-run-dir $(UA230_RUN_DIR)) \
+	  $(if $(call complete,$(UA230_RUN_DIR)),--replication-run-dir $(UA230_RUN_DIR)) \
+	  $(if $(call complete,$(NEUTRAL_RUN_DIR)),--neutral-run-dir $(NEUTRAL_RUN_DIR)) \
+	  $(if $(call complete,$(BOS_RUN_DIR)),--bos-run-dir $(BOS_RUN_DIR)) \
 	  $(if $(1),--sweep-root $(1))
 
 # The main job: the default run, then the HTML book in _build/html.
@@ -67,8 +74,8 @@ book: run run-ua230
 sweep: setup
 	$(BIN)/ua-book sweep $(FULL_SWEEP) --root $(FULL_SWEEP_ROOT)
 
-# Everything: the default run, the ua-230 run where available, the sweep, then the book with its cross-run chapter
-# built from the sweep's runs. A fresh cache: UA_CACHE_DIR=$$(mktemp -d) make book-full
+# Everything: the default run, the ua-230 run where available, the sweep (which holds the neutral-60 and BOS-prefix
+# runs of the controls chapter), then the book with its cross-run chapter built from the sweep's runs. A fresh cache: UA_CACHE_DIR=$$(mktemp -d) make book-full
 book-full: run run-ua230 sweep
 	$(call build_book,$(FULL_SWEEP_ROOT))
 

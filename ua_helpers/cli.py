@@ -45,6 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
     p_build.add_argument("--reference", default="published",
                          help="results to compare with: 'published', a path or a URL")
     p_build.add_argument("--sweep-root", default=None, help="a ua-book sweep folder, for the cross-run chapter")
+    p_build.add_argument("--neutral-run-dir", default=None,
+                         help="the same analysis on the neutral-60 control set, for the controls chapter")
+    p_build.add_argument("--bos-run-dir", default=None,
+                         help="the same analysis with -p prefix bos, for the controls chapter")
     p_build.add_argument("--output", default="_build/html")
     p_build.add_argument("--unverified", action="store_true",
                          help="build even where the run's files do not match the SHA-256 its manifest records "
@@ -105,7 +109,8 @@ def _build(args: argparse.Namespace) -> int:
 
     try:
         html = build_book(args.run_dir, output_dir=args.output, replication_run_dir=args.replication_run_dir,
-                          reference=args.reference, sweep_root=args.sweep_root, verify=not args.unverified)
+                          reference=args.reference, sweep_root=args.sweep_root, verify=not args.unverified,
+                          neutral_run_dir=args.neutral_run_dir, bos_run_dir=args.bos_run_dir)
     except BookError as exc:
         print(f"ua-book: error: {exc}", file=sys.stderr)
         return 1

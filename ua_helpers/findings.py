@@ -179,6 +179,17 @@ def describe_test(t: dict[str, Any], ev: dict[str, Any], results: dict[str, Any]
             f"{_verdict(t, ev)}. {controls_verdict(t, results)}")
 
 
+def beyond(r, lo, hi) -> bool:
+    """Whether ``r`` lies beyond the interval ``[lo, hi]`` on its own side of 0 (the interval does not reach it).
+
+    A control's interval that reaches r (or goes further from 0 than r) produces r without what the finding
+    claims; only an r beyond it, away from 0, is more than the control gives. Missing bounds reach nothing.
+    """
+    if r is None or not np.isfinite(r) or r == 0:
+        return False
+    return bool((r > 0 and (hi is None or r > hi)) or (r < 0 and (lo is None or r < lo)))
+
+
 def controls_verdict(t: dict[str, Any], results: dict[str, Any]) -> str:
     """Say which controls a test survives and which explain it, from ``results["controls"]`` (one sentence).
 
@@ -199,8 +210,8 @@ def controls_verdict(t: dict[str, Any], results: dict[str, Any]) -> str:
     sign = np.sign(r)
     survives, explains = [], []
 
-    def reaches(lo, hi):  # the interval [lo, hi] reaches r on r's side of 0
-        return (sign > 0 and hi is not None and hi >= r) or (sign < 0 and lo is not None and lo <= r)
+    def reaches(lo, hi):
+        return not beyond(r, lo, hi)
 
     rt = find(ctl["random_tokens"].get("tests"))
     if rt is not None:
@@ -229,10 +240,8 @@ def controls_verdict(t: dict[str, Any], results: dict[str, Any]) -> str:
                 f"{_p('Holm-adjusted p', lx.get('p_holm'))})")
         kept = (np.sign(lx["partial_r"]) == sign and lx.get("p_holm") is not None and lx["p_holm"] < alpha)
         (survives if kept else explains).append(text)
-    out = "Controls: it survives " + (_join(survives) if survives else "none of them")
-    out += "; " + (_join(explains) + (" explain it" if len(explains) > 1 else " explains it") if explains
-                   else "none explains it")
-    return out + "."
+    return (f"Controls it survives: {'; '.join(survives) if survives else 'none'}. Controls that explain it: "
+            f"{'; '.join(explains) if explains else 'none'}.")
 
 
 # --------------------------------------------------------------------------------------------------------------

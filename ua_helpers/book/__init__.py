@@ -1,7 +1,8 @@
 """The HTML book of a run: page generators, staging and the Jupyter Book build, and a small Sphinx extension.
 
 - :mod:`.context`: a completed run, the reference results, and the context every page generator receives.
-- :mod:`.pages` (with :mod:`.compare`, :mod:`.page_findings`, :mod:`.page_levels`): the generated pages.
+- :mod:`.pages` (with :mod:`.compare`, :mod:`.page_findings`, :mod:`.page_levels`, :mod:`.page_controls`): the
+  generated pages.
 - :mod:`.build`: staging the sources, running ``jupyter-book build``, publishing.
 - :mod:`.mathjax`: the Sphinx extension that ``_config.yml`` loads (MathJax served from the book itself); it
   imports nothing of the builder.
@@ -26,7 +27,7 @@ _EXPORTS = {
     "Run": "context", "load_run": "context", "Reference": "context", "load_reference": "context",
     "BookContext": "context",
     "GENERATED_PAGES": "pages", "GENERATED_INCLUDES": "pages", "run_page": "pages", "findings_page": "pages",
-    "levels_page": "pages", "data_card_page": "pages", "crossrun_page": "pages",
+    "levels_page": "pages", "data_card_page": "pages", "crossrun_page": "pages", "controls_page": "pages",
     "comparison_page": "compare", "replication_page": "compare",
     "MATHJAX_ENTRY": "mathjax", "mathjax_source": "mathjax", "mathjax_files": "mathjax",
 }

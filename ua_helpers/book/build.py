@@ -145,7 +145,8 @@ def _configure_launch(config: dict) -> None:
 
 
 def stage(run: Run, staging: Path, *, source_dir: Path = PROJECT_ROOT, replication: Run | None = None,
-          reference: Reference = Reference(), sweep_root: Path | None = None) -> Path:
+          reference: Reference = Reference(), sweep_root: Path | None = None, neutral: Run | None = None,
+          bos: Run | None = None) -> Path:
     """Copy the book's sources and the run's notebooks into ``staging`` (emptied first); write the generated pages."""
     import yaml
 
@@ -175,7 +176,8 @@ def stage(run: Run, staging: Path, *, source_dir: Path = PROJECT_ROOT, replicati
     config.setdefault("parse", {}).setdefault("myst_substitutions", {}).update(substitutions(run))
     _configure_launch(config)
     config_path.write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True), encoding="utf-8")
-    ctx = BookContext(run, staging / "book", replication=replication, reference=reference, sweep_root=sweep_root)
+    ctx = BookContext(run, staging / "book", replication=replication, reference=reference, sweep_root=sweep_root,
+                      neutral=neutral, bos=bos)
     for name, generate in {**GENERATED_PAGES, **GENERATED_INCLUDES}.items():
         (staging / "book" / f"{name}.md").write_text(generate(ctx), encoding="utf-8")
     return staging
@@ -192,7 +194,9 @@ def build_book(run_dir: str | os.PathLike, *, output_dir: str | os.PathLike = "_
                replication_run_dir: str | os.PathLike | None = None,
                reference: str | os.PathLike | None = "published", strict: bool = True,
                staging_dir: str | os.PathLike | None = None, source_dir: str | os.PathLike | None = None,
-               sweep_root: str | os.PathLike | None = None, verify: bool = True) -> Path:
+               sweep_root: str | os.PathLike | None = None, verify: bool = True,
+               neutral_run_dir: str | os.PathLike | None = None,
+               bos_run_dir: str | os.PathLike | None = None) -> Path:
     """Build the HTML book of a completed run.
 
     Parameters
@@ -218,6 +222,9 @@ def build_book(run_dir: str | os.PathLike, *, output_dir: str | os.PathLike = "_
     verify : bool, default=True
         Check the run's files against the SHA-256 its manifest records (``False``: ``--unverified``; every page's
         banner then says so).
+    neutral_run_dir, bos_run_dir : path-like, optional
+        The same analysis on the ``neutral-60`` control set, and with ``prefix bos``, for the controls chapter.
+        Without them, that chapter says how to make them.
 
     Returns
     -------
@@ -229,6 +236,8 @@ def build_book(run_dir: str | os.PathLike, *, output_dir: str | os.PathLike = "_
         raise BookError(f"refusing to replace {out}: it is not empty and holds no built book (no index.html)")
     run = load_run(run_dir, verify=verify)
     replication = load_run(replication_run_dir, verify=verify) if replication_run_dir is not None else None
+    neutral = load_run(neutral_run_dir, verify=verify) if neutral_run_dir is not None else None
+    bos = load_run(bos_run_dir, verify=verify) if bos_run_dir is not None else None
     source = Path(source_dir) if source_dir is not None else PROJECT_ROOT
     out.parent.mkdir(parents=True, exist_ok=True)
     private = staging_dir is None
@@ -239,7 +248,7 @@ def build_book(run_dir: str | os.PathLike, *, output_dir: str | os.PathLike = "_
                         f"their metrics ({', '.join(map(str, ref.results['metrics_tested']))}) is one of the run's")
     try:
         stage(run, staging, source_dir=source, replication=replication, reference=ref,
-              sweep_root=Path(sweep_root) if sweep_root is not None else None)
+              sweep_root=Path(sweep_root) if sweep_root is not None else None, neutral=neutral, bos=bos)
     except BaseException:
         if private:
             shutil.rmtree(staging, ignore_errors=True)

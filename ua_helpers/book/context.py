@@ -126,7 +126,8 @@ def load_reference(reference: str | os.PathLike | None) -> Reference:
 @dataclass
 class BookContext:
     """Everything a generated page may draw on: the run, the second run for the replication chapter (or
-    ``None``), the reference results for the comparison, and a sweep's root folder for the cross-run chapter (or
+    ``None``), the reference results for the comparison, a sweep's root folder for the cross-run chapter (or
+    ``None``), and for the controls chapter the same analysis on the neutral set and with a BOS prefix (or
     ``None``). ``book_dir`` is the staged ``book/`` folder."""
 
     run: Run
@@ -134,6 +135,8 @@ class BookContext:
     replication: Run | None = None
     reference: Reference = field(default_factory=Reference)
     sweep_root: Path | None = None
+    neutral: Run | None = None
+    bos: Run | None = None
 
     def attach(self, src: Path, name: str) -> str:
         """Copy ``src`` next to the generated pages for a ``{download}`` link; return its path from a page."""

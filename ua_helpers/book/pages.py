@@ -17,6 +17,7 @@ from .compare import comparison_page, replication_page
 from .context import BookContext, Run, model_identity, repo_relative
 from .page_findings import findings_page
 from .page_intro import abstract_include, glossary_ladder, references_include
+from .page_controls import controls_page
 from .page_levels import levels_page
 
 
@@ -158,6 +159,7 @@ def crossrun_page(ctx: BookContext) -> str:
 GENERATED_PAGES: dict[str, Callable[[BookContext], str]] = {
     "run": run_page,
     "findings": findings_page,
+    "controls": controls_page,
     "levels": levels_page,
     "comparison": comparison_page,
     "replication": replication_page,
