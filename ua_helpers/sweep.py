@@ -1,77 +1,10 @@
 """Sweeps: one ``ua-book run`` per model or training checkpoint, one after another or as Ray tasks.
 
-A sweep file (YAML) lists the runs::
-
-    root: runs/sweep-tiny                    # where the run directories go (optional; --root overrides it)
-    defaults: {dataset: replication-230, n_bootstrap: 2000, layers: all}
-    entries:
-      - {name: tiny-a, model: /path/to/tiny-a}
-      - {name: pythia-70m-step1000, model: EleutherAI/pythia-70m, revision: step1000, gpus: 1}
-      - {name: paper-data, dataset: ua-230, requires: [ua-230]}   # run only where ua-230 can be had
-
-``ua-book sweep SWEEP.yaml [--engine local|ray] [--address ADDR] [--root DIR]`` then
-
-1. **validates the whole file** before anything runs: the top-level keys (``root``, ``defaults``,
-   ``entries``), each entry's keys (``name``, ``gpus``, ``cpus``, ``requires`` and the run parameters of
-   :class:`ua_helpers.config.RunConfig` except ``run_dir``), unique names that are safe directory names, and each
-   entry's parameters (``defaults`` overlaid with the entry) through :meth:`RunConfig.from_mapping`. Every problem
-   is reported at once, each naming its entry (:class:`SweepError`, exit code 2).
-2. **runs each entry** with :func:`ua_helpers.rundir.execute` into ``<root>/<name>``. The extraction cache
-   (``$UA_CACHE_DIR``) is content-addressed, so entries that share a model, dataset and layers share one
-   extraction. An entry whose run directory already holds a complete run (:func:`ua_helpers.rundir.is_complete`)
-   of the same parameters and the same model weights is
-   **skipped**: re-running a sweep repeats no work, and adding an entry to a finished sweep runs only that entry.
-   A failed entry is recorded and the others go on. An entry with ``requires: [NAME, ...]`` (names from
-   :data:`ua_helpers.sweepfile.REQUIREMENTS`; today ``ua-230``, the paper's third-party dataset, available where
-   ``$UA_230_PATH`` names a copy, a copy is cached, or the pinned download works) runs only where every named
-   requirement is met; otherwise it is recorded as **unavailable** with the reason and not run. Each requirement
-   is checked once per sweep, by the process running ``ua-book sweep`` (also for ``--engine ray``). Unavailable
-   is not failed: a sweep whose other entries complete is complete (exit 0), and a later sweep where the
-   requirement is met runs the entry. An entry without ``requires`` whose dataset cannot be had fails as usual.
-3. **writes** ``<root>/sweep.json`` (atomically, after every entry): the sweep's ``status`` (``"running"``, then
-   ``"complete"`` or ``"failed"``) and, per entry, ``status`` (``complete`` / ``skipped`` / ``unavailable``,
-   with ``reason``, / ``failed``, with ``error``), ``run_dir`` (relative to the root), model, revision and time.
-   The command exits 1 if any entry failed, else 0.
-
-One sweep runs into a root at a time: the root is claimed as a run directory is (``.ROOT.lock`` beside it, see
-:mod:`ua_helpers.rundir`), and each entry's run directory is claimed by its run. A second sweep into the same
-root fails at once naming the holder; locks left by a sweep whose process is gone are taken over with
-``--take-over``. SIGINT / SIGTERM stop the sweep (``sweep.json`` says ``"interrupted"``) and leave the entry that
-was running marked ``"interrupted"`` in its run directory.
-
-Relative paths in the file (``root``, and ``model``, ``dataset`` or ``reference_results`` where they name an
-existing file or directory) are taken from the current directory, as ``ua-book run`` does; the sweep passes them
-on as absolute paths.
-
-Engines
--------
-``local`` (default)
-    Entries run one after another in this process. ``gpus`` and ``cpus`` are ignored: each run sees every GPU.
-``ray``
-    Each entry to run is a Ray task (``num_gpus=gpus``, default 0; ``num_cpus=cpus``, default 1;
-    ``max_retries=0``, a failed entry is recorded rather than retried) submitted to ``ray.init(address=ADDR)``;
-    without ``--address`` (or with ``--address local``) a local Ray instance is started for the sweep and shut
-    down after it. Ray gives a task with ``gpus: N`` its own N devices (``CUDA_VISIBLE_DEVICES``); an entry with
-    ``gpus: 0`` sees no GPU and runs on CPU. The driver checks for completed runs (skipped entries are never
-    submitted), collects the results and writes ``sweep.json``; ``$UA_CACHE_DIR`` and ``$UA_230_PATH`` are passed
-    to the tasks where set. On a cluster, every node needs ``ua_helpers`` installed (with the notebooks of its
-    source checkout and a ``python3`` Jupyter kernel) and the sweep root, and preferably the cache, on a shared
-    file system. Ray is an optional dependency: ``pip install "ua-helpers[sweep]"``; a Ray Client address
-    (``ray://HOST:10001``) also needs ``pip install "ray[client]"``.
-
-Models larger than one GPU
---------------------------
-Give the entry ``gpus: N`` for N devices: :func:`ua_helpers.models.load_model` loads the weights with
-``device_map="auto"`` whenever more than one CUDA device is visible, spreading the blocks over them. Extraction
-memory does not grow with the number of statements or layers beyond what is asked for:
-:func:`ua_helpers.extraction.extract` runs one padded batch at a time (``batch_size`` statements). Within a batch
-the forward pass returns every layer's hidden states (``(batch, pos, d_model)`` each, on the GPU holding that
-layer) and the logits; only the requested layers are mean-pooled over tokens, moved to the CPU as
-``(n_layers, batch, d_model)`` float32 and written into the result, and the batch's tensors are released before
-the next batch. The run keeps ``emb_a``/``emb_b`` of shape ``(n_layers, n_pairs, d_model)`` in host memory: for
-Pythia-12B (``d_model`` 5120, 37 ``hidden_states`` indices) on 230 pairs, all layers, about 350 MB. Peak GPU
-memory is therefore the weights plus one batch's activations and logits; lower ``batch_size`` if that does not
-fit.
+:func:`run_sweep` runs each entry of a validated sweep file (:mod:`ua_helpers.sweepfile`) with
+:func:`ua_helpers.rundir.execute` into ``<root>/<name>``, skips entries whose run is already complete with the same
+parameters and weights, records each entry's status in ``<root>/sweep.json`` after every entry, and claims the root
+as a run folder is claimed. The user's guide (file format, engines, requirements, models larger than one GPU) is
+the book's page ``book/sweeps.md``.
 """
 from __future__ import annotations
 
@@ -84,8 +17,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from . import rundir
 from ._io import atomic_write_json, to_jsonable
-from .sweepfile import (ENTRY_KEYS, PARAMETER_KEYS, PATH_PARAMETERS, REQUIREMENTS, SWEEP_KEYS,  # noqa: F401
-                        Sweep, SweepEntry, SweepError, default_root, load_sweep, parse_sweep, unmet_requirement)
+from .sweepfile import Sweep, SweepEntry, SweepError, default_root, load_sweep, unmet_requirement
 
 SWEEP_FILE = "sweep.json"
 ENGINES = ("local", "ray")

@@ -21,7 +21,7 @@ import pytest
 import yaml
 from tiny_models import build_tiny_tokenizer, save_tiny_model
 
-from ua_helpers import cli, crossrun, rundir, sweep
+from ua_helpers import cli, crossrun, rundir, sweep, sweepfile
 from ua_helpers.data import load_pairs
 from ua_helpers.results import results_table
 
@@ -107,22 +107,22 @@ GOOD = {"name": "a", "model": "EleutherAI/pythia-70m"}
     ({"defaults": {"name": "x"}, "entries": [GOOD]}, "defaults: unknown key(s) name"),
 ])
 def test_invalid_sweep_files_name_the_entry(doc, expected):
-    with pytest.raises(sweep.SweepError) as info:
-        sweep.parse_sweep(doc, source="s.yaml")
+    with pytest.raises(sweepfile.SweepError) as info:
+        sweepfile.parse_sweep(doc, source="s.yaml")
     assert expected in str(info.value)
 
 
 def test_every_problem_is_reported_at_once():
     doc = {"entries": [{**GOOD, "n_bootstrap": 0}, {"name": "b", "pooling": "max"}, {**GOOD, "name": "b"}]}
-    with pytest.raises(sweep.SweepError) as info:
-        sweep.parse_sweep(doc)
+    with pytest.raises(sweepfile.SweepError) as info:
+        sweepfile.parse_sweep(doc)
     message = str(info.value)
     assert "entry #1 ('a'): n_bootstrap" in message and "entry #2 ('b'): pooling" in message
     assert "entry #3 ('b'): duplicate name" in message
 
 
 def test_defaults_merge_and_resources():
-    parsed = sweep.parse_sweep({"defaults": {"n_bootstrap": 2000, "layers": "all", "gpus": 1},
+    parsed = sweepfile.parse_sweep({"defaults": {"n_bootstrap": 2000, "layers": "all", "gpus": 1},
                                 "entries": [GOOD, {"name": "big", "model": "m", "gpus": 4, "layers": [0, 8]}]})
     a, big = parsed.entries
     assert (a.params["n_bootstrap"], a.params["layers"], a.gpus, a.cpus) == (2000, "all", 1, 1)
@@ -173,13 +173,13 @@ NEEDS_UA230 = {"name": "paper-data", "model": "m", "dataset": "ua-230", "require
     ({"defaults": {"requires": ["ua-230"]}, "entries": [GOOD]}, "defaults: unknown key(s) requires"),
 ])
 def test_invalid_requires_names_the_entry(doc, expected):
-    with pytest.raises(sweep.SweepError) as info:
-        sweep.parse_sweep(doc)
+    with pytest.raises(sweepfile.SweepError) as info:
+        sweepfile.parse_sweep(doc)
     assert expected in str(info.value)
 
 
 def test_requires_is_parsed_per_entry():
-    parsed = sweep.parse_sweep({"entries": [GOOD, {**NEEDS_UA230, "requires": ["ua-230", "ua-230"]}]})
+    parsed = sweepfile.parse_sweep({"entries": [GOOD, {**NEEDS_UA230, "requires": ["ua-230", "ua-230"]}]})
     assert [e.requires for e in parsed.entries] == [(), ("ua-230",)]
 
 
@@ -228,7 +228,7 @@ def test_each_requirement_is_checked_once_and_a_met_one_runs(tmp_path, monkeypat
         checks.append("ua-230")
         return None
 
-    monkeypatch.setitem(sweep.REQUIREMENTS, "ua-230", ("test", available))
+    monkeypatch.setitem(sweepfile.REQUIREMENTS, "ua-230", ("test", available))
     path = _write_sweep(tmp_path, [NEEDS_UA230, {**NEEDS_UA230, "name": "paper-data-last", "pooling": "last"}])
     assert cli.main(["sweep", str(path), "--root", str(tmp_path / "root")]) == 0
     assert fake_runs == ["paper-data", "paper-data-last"] and checks == ["ua-230"]
@@ -239,7 +239,7 @@ def test_a_complete_run_is_skipped_before_its_requirement_is_checked(tmp_path, m
     def unreachable():
         raise AssertionError("the requirement of a complete entry was checked")
 
-    monkeypatch.setitem(sweep.REQUIREMENTS, "ua-230", ("test", unreachable))
+    monkeypatch.setitem(sweepfile.REQUIREMENTS, "ua-230", ("test", unreachable))
     monkeypatch.setattr(sweep, "rerun_reason", lambda entry, run_dir: None)  # as if complete with these parameters
     path = _write_sweep(tmp_path, [NEEDS_UA230])
     assert cli.main(["sweep", str(path), "--root", str(tmp_path / "root")]) == 0
@@ -307,9 +307,9 @@ def test_rerun_reason(local_sweep, monkeypatch, tmp_path):
     root = local_sweep["root"]
     manifest = json.loads((root / "tiny-a-step1" / "manifest.json").read_text())
     params = {k: v for k, v in manifest["parameters"].items() if k != "run_dir"}
-    entry = sweep.SweepEntry("tiny-a-step1", params)
+    entry = sweepfile.SweepEntry("tiny-a-step1", params)
     assert sweep.rerun_reason(entry, root / "tiny-a-step1") is None
-    changed = sweep.SweepEntry("tiny-a-step1", {**params, "n_bootstrap": 1300})
+    changed = sweepfile.SweepEntry("tiny-a-step1", {**params, "n_bootstrap": 1300})
     assert "n_bootstrap 1000 -> 1300" in sweep.rerun_reason(changed, root / "tiny-a-step1")
     assert sweep.rerun_reason(entry, root / "missing-model") == "no earlier run"  # failed before starting
     broken = tmp_path / "broken"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ua_helpers import cli, sweep
+from ua_helpers import cli, sweepfile
 from ua_helpers._io import atomic_write_json
 from ua_helpers.config import (MAX_RESAMPLES, MIN_RESAMPLES, MIN_RUN_PAIRS, ParameterError, RunConfig,
                                effective_knn_k, preflight)
@@ -36,12 +36,12 @@ def test_the_cli_help_lists_every_parameter():
 
 
 def test_sweep_keys_are_the_run_parameters():
-    assert list(sweep.PARAMETER_KEYS) == RUN_PARAMETERS
+    assert list(sweepfile.PARAMETER_KEYS) == RUN_PARAMETERS
 
 
 @pytest.mark.parametrize("path", sorted((REPO / "examples").glob("*.yaml")), ids=lambda p: p.name)
 def test_example_sweep_files_are_valid(path):
-    parsed = sweep.load_sweep(path)
+    parsed = sweepfile.load_sweep(path)
     assert parsed.entries and all(set(e.params) == set(RUN_PARAMETERS) for e in parsed.entries)
 
 
@@ -181,3 +181,27 @@ def test_written_files_get_the_umask_permissions(tmp_path):
     finally:
         os.umask(old)
     assert path.stat().st_mode & 0o777 == 0o640
+
+
+# --------------------------------------------------------------------------- representation and prefix
+def test_representation_and_prefix_are_validated():
+    cfg = RunConfig.from_mapping({"representation": "random-tokens", "prefix": "bos"})
+    assert (cfg.representation, cfg.prefix) == ("random-tokens", "bos")
+    assert (RunConfig().representation, RunConfig().prefix) == ("hidden-states", "none")  # the seed's
+    with pytest.raises(ParameterError, match="representation must be one of"):
+        RunConfig.from_mapping({"representation": "embeddings"})
+    with pytest.raises(ParameterError, match="prefix must be one of"):
+        RunConfig.from_mapping({"prefix": "eos"})
+
+
+def test_preflight_refuses_a_bos_prefix_without_a_bos_token(tiny_model_dir, small_pairs_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from ua_helpers import models
+
+    cfg = RunConfig.from_mapping({"model": str(tiny_model_dir), "dataset": str(small_pairs_path), "prefix": "bos"})
+    assert preflight(cfg)["n_pairs"] == 12
+    monkeypatch.setattr(models, "load_tokenizer", lambda *a, **k: SimpleNamespace(bos_token_id=None,
+                                                                                  eos_token_id=None))
+    with pytest.raises(ParameterError, match="^prefix: .*neither"):
+        preflight(cfg)

@@ -373,11 +373,11 @@ def test_a_run_refuses_a_folder_holding_files_its_run_did_not_write(tmp_path):
 
 
 def test_a_sweep_refuses_a_root_that_holds_a_run(tmp_path):
-    from ua_helpers import sweep
+    from ua_helpers import sweep, sweepfile
 
     run = _complete_run(tmp_path / "run")
     before = sorted(p.name for p in run.iterdir())
-    entries = sweep.parse_sweep({"entries": [{"name": "e1", "model": "EleutherAI/pythia-70m"}]})
+    entries = sweepfile.parse_sweep({"entries": [{"name": "e1", "model": "EleutherAI/pythia-70m"}]})
     with pytest.raises(rundir.RunDirError, match=r"sweep root .*run holds a run \(manifest\.json\)"):
         sweep.run_sweep(entries, root=run)
     assert sorted(p.name for p in run.iterdir()) == before
