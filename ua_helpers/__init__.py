@@ -8,6 +8,7 @@ level) and ``levels.analyse_levels`` (category level, random bins) -> ``stats.co
 ``inference.extended_analysis`` -> ``evidence.evidence_block`` -> ``results.build_run_results`` ->
 ``findings`` (sentences) and ``plots``.
 """
+from ._version import __version__
 from . import data, evidence, extraction, findings, inference, levels, metrics, models, results, stats
 from .data import PairSet, load_pairs
 from .extraction import Extraction, extract, get_layer_embedding, get_output_preference
@@ -15,7 +16,6 @@ from .metrics import METRIC_NAMES, compute_all_layers, compute_pair_metrics
 from .models import LoadedModel, load_model
 from .stats import bootstrap_correlation, correlation_table
 
-__version__ = "0.2.0"
 __all__ = [
     "data", "models", "extraction", "metrics", "stats", "inference", "levels", "evidence", "findings", "results",
     "PairSet", "load_pairs", "LoadedModel", "load_model", "Extraction", "extract",

