@@ -146,6 +146,27 @@ def test_knn_density_by_blocks_equals_the_full_matrix(block_rows):
     assert_allclose(ours, ref, rtol=0, atol=ref.max() ** 2 * delta)
 
 
+def distance_matrix_knn_density(x, k, block_rows):
+    """kNN density by the route before the negated products: distances formed, clipped and partitioned (a copy)."""
+    xn = x / np.linalg.norm(x, axis=1, keepdims=True)
+    out = np.empty(x.shape[0])
+    for start in range(0, x.shape[0], block_rows):
+        dist = np.clip(1.0 - xn[start:start + block_rows] @ xn.T, 0.0, 2.0)
+        out[start:start + block_rows] = 1.0 / (np.partition(dist, k - 1, axis=1)[:, :k].mean(axis=1) + 1e-10)
+    return out
+
+
+@pytest.mark.parametrize("k", [1, 10, 57])
+def test_knn_density_by_negated_products_equals_the_distance_route(k):
+    """Products against -x are exactly the negated products and clipping commutes with taking the k smallest,
+    so both routes select the same k distances; only the order in which ``mean`` adds them may differ: k
+    non-negative terms summed in two orders differ by at most 2 (k - 1) eps relative, as then 1 / (mean + EPS)."""
+    x = np.random.default_rng(5).normal(size=(700, 48)) + 0.2
+    x[3] = x[2]  # a duplicate row: a self-distance and a twin distance that round to or below 0 (clipped)
+    ref = distance_matrix_knn_density(x, k, 64)
+    assert_allclose(metrics.knn_density(x, k, block_rows=64), ref, rtol=2 * max(k - 1, 1) * EPS64, atol=0)
+
+
 def test_knn_density_memory_is_bounded_by_blocks():
     """6,000 rows: the full distance matrix would take 288 MB; blocks hold KNN_BLOCK_ELEMENTS at a time."""
     import tracemalloc
