@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .. import evidence, published, results
+from .. import evidence, findings, published, results
 from .._io import atomic_write
 from ._md import _excludes_zero, _fmt_ci, _fmt_r, _is_missing, md_text
 from .context import FILES_DIR, BookContext, Run, study_citation
@@ -107,7 +107,7 @@ def _r2(x: float) -> str:
 
 
 def _where(t: dict[str, Any], num_layers: int) -> str:
-    return f"{t['metric']} at layer {t['layer']} of {num_layers}"
+    return f"{t['metric']} at {findings.layer_label(t['layer'])} of {num_layers}"
 
 
 def _ladder_sentence(res: dict[str, Any]) -> str:
@@ -154,8 +154,8 @@ def _controls_sentence(res: dict[str, Any], lead: dict[str, Any] | None) -> str:
     levels = {lv["name"]: lv for lv in (res.get("evidence") or {}).get("levels", [])}
     if BEYOND_LEXICAL in levels:
         lv = levels[BEYOND_LEXICAL]
-        parts.append(f"{lv['count']} keep their sign after adjusting for the lexical covariates (rung "
-                     f"{lv['level']}, \"{BEYOND_LEXICAL}\")")
+        parts.append(f"{lv['count']} reach rung {lv['level']} (\"{BEYOND_LEXICAL}\": r keeps its sign once the "
+                     "lexical covariates are accounted for)")
     else:
         parts.append(f"the evidence ladder of this run has no \"{BEYOND_LEXICAL}\" rung")
     text = (f"Against the controls, of the {len(passing)} tests whose CI excludes zero, " + ", ".join(parts[:-1])
@@ -364,7 +364,7 @@ def published_example() -> str:
     $r = -0.677$ $[-0.765, -0.557]$" (Markdown with math)."""
     ref = published.load(published.PAIR_LEVEL)
     lead = _lead(ref)
-    return (f"{lead['metric']} at layer {lead['layer']} is $r = {_fmt_r(lead['r']).lstrip('+')}$ "
+    return (f"{lead['metric']} at {findings.layer_label(lead['layer'])} is $r = {_fmt_r(lead['r']).lstrip('+')}$ "
             f"${_fmt_ci(lead['ci_lower'], lead['ci_upper'])}$")
 
 
