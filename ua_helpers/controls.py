@@ -631,5 +631,5 @@ def read_controls(results: dict[str, Any]) -> str:
         reached = ev["levels"][6]["count"]
         text.append(f"{reached} of {len(lex['tests'])} tests keep their sign with a Holm-adjusted p < "
                     f"{ev['alpha']:g} given all of these and the same metric on random tokens and at layer 0 "
-                    f"(evidence level 6, {ev['levels'][6]['name']}).")
+                    f"(token embeddings) (evidence level 6, {ev['levels'][6]['name']}).")
     return " ".join(text)

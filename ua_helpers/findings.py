@@ -153,7 +153,8 @@ def _verdict(t, ev) -> str:
     if level == 4:
         return (f"{fw} and robust to ranks and to single pairs, but not adjusted for token count, length and "
                 f"category: {partial}")
-    lexical = (f"partial r given lexical controls, random tokens and layer 0 = {_r(t.get('lexical_partial_r'))} "
+    lexical = (f"partial r given lexical controls, random tokens and {layer_label(0)} = "
+               f"{_r(t.get('lexical_partial_r'))} "
                f"{_ci(t.get('lexical_ci_lower'), t.get('lexical_ci_upper'))}, "
                f"{_p('Holm-adjusted p', t.get('lexical_p_holm'))}")
     if level == 5:
@@ -268,7 +269,8 @@ def read_ladder(results: dict[str, Any]) -> str:
             f"{count(4)} of these are also robust to ranks and to single pairs; "
             f"{count(5)} are also adjusted for token count, length and category; "
             f"and {count(6)} of these also hold beyond lexical controls (token-count forms, frequency, digits, the "
-            f"same metric on random tokens and at layer 0). Each level requires all below it, so the counts can only shrink.")
+            f"same metric on random tokens and at {layer_label(0)}). Each level requires all below it, so the counts can "
+            "only shrink.")
 
 
 @_markup

@@ -116,7 +116,7 @@ def test_abstract_compares_with_the_published_result():
     ref = published.load(published.PAIR_LEVEL)
     text = " ".join(page_intro.abstract_sentences(_results(), ref, reference_published=True))
     assert f"the published Pythia-6.9B result (D'Elia, {published.STUDY['year']}" in text
-    assert "margin_asymmetry at layer 0 of 32 (r = \u22120.68)" in text
+    assert "margin_asymmetry at layer 0 (token embeddings) of 32 (r = \u22120.68)" in text
     none = " ".join(page_intro.abstract_sentences(_results()))
     assert "not compared with the published Pythia-6.9B result" in none
 
