@@ -232,8 +232,13 @@ def test_cache_key_depends_on_everything_that_determines_the_numbers(tiny_lm, sm
     key = cache_key(**base)
     assert cache_key(**base) == key
     for change in ({"layers": [0, 3]}, {"layers": "all"}, {"pooling": "last"}, {"dtype": "float16"},
-                   {"dataset_sha256": replication_pairs.sha256}, {"fingerprint": "hub:other@main"}):
+                   {"dataset_sha256": replication_pairs.sha256}, {"fingerprint": "hub:other@main"},
+                   {"representation": "token-embeddings"}, {"representation": "random-tokens"}, {"prefix": "bos"}):
         assert cache_key(**{**base, **change}) != key, change
+    # the seed draws random-token vectors only: it keys that representation and no other
+    assert cache_key(**base, seed=7) == key
+    rt = {**base, "representation": "random-tokens"}
+    assert cache_key(**rt, seed=7) != cache_key(**rt, seed=8)
     # and through extract: each variation is computed, none is served the other's file
     keys = set()
     for layers, pooling, pairs in (([0, 4], "mean", small_pairs), ([1, 4], "mean", small_pairs),
@@ -489,3 +494,76 @@ def test_seed_check_arguments(tiny_lm, small_pairs, tiny_ext):
     nan[seedcheck.EMB_COLUMN] = np.nan
     with pytest.raises(seedcheck.SeedPathMismatch):
         seedcheck.assert_matches_seed(nan)
+
+
+# --------------------------------------------------------------------------- representations and the BOS prefix
+def test_token_ids_are_stored_and_cached(tiny_lm, small_pairs, tmp_path):
+    ext = extract(tiny_lm, small_pairs, layers=[0, 2], cache=tmp_path, progress=False)
+    ids, offsets, digit = ext.require_tokens()
+    want = [tiny_lm.tokenizer(t)["input_ids"] for t in list(small_pairs.stmt_a) + list(small_pairs.stmt_b)]
+    assert [ids[offsets[j]:offsets[j + 1]].tolist() for j in range(len(want))] == want
+    assert np.diff(offsets).tolist() == ext.n_tokens_a.tolist() + ext.n_tokens_b.tolist()
+    tokens = tiny_lm.tokenizer.convert_ids_to_tokens(ids.tolist())
+    assert digit.tolist() == [any(c.isdigit() for c in t) for t in tokens]
+    again = extraction.load_cached(ext.meta["cache_key"], tmp_path)
+    for name in ("token_ids", "token_offsets", "token_has_digit"):
+        np.testing.assert_array_equal(getattr(again, name), getattr(ext, name), err_msg=name)
+    assert again.meta["representation"] == "hidden-states" and again.meta["prefix"] == "none"
+
+
+def test_token_embeddings_and_random_tokens_replace_only_the_geometry(tiny_lm, small_pairs, tmp_path):
+    layers = [0, 2, tiny_lm.num_layers]
+    hidden = extract(tiny_lm, small_pairs, layers=layers, cache=tmp_path, progress=False)
+    emb = extract(tiny_lm, small_pairs, layers=layers, cache=tmp_path, progress=False,
+                  representation="token-embeddings")
+    rand = extract(tiny_lm, small_pairs, layers=layers, cache=tmp_path, progress=False,
+                   representation="random-tokens", seed=5)
+    n = small_pairs.n_pairs
+    table = tiny_lm.model.get_input_embeddings().weight.detach().numpy()
+    ids, offsets, _ = hidden.require_tokens()
+    loop = np.array([table[ids[offsets[j] + 1:offsets[j + 1]]].mean(axis=0) for j in range(2 * n)])
+    for ext, want in ((emb, loop), (rand, extraction.random_token_embeddings(ids, offsets, tiny_lm.d_model, 5))):
+        for li in range(len(layers)):  # the same vectors at every layer
+            assert_allclose(ext.emb_a[li], want[:n], rtol=0, atol=1e-6)  # float32 means of float32 rows
+            assert_allclose(ext.emb_b[li], want[n:], rtol=0, atol=1e-6)
+        np.testing.assert_array_equal(ext.nll_a, hidden.nll_a)  # the preference is the model's, unchanged
+        np.testing.assert_array_equal(ext.nll_b, hidden.nll_b)
+    # GPT-NeoX adds no position embedding: layer 0 of the hidden states is the token-embedding table
+    assert_allclose(hidden.emb_a[0], emb.emb_a[0], rtol=0, atol=1e-6)
+    assert len({hidden.meta["cache_key"], emb.meta["cache_key"], rand.meta["cache_key"]}) == 3
+    with pytest.raises(ValueError, match="representation"):
+        extract(tiny_lm, small_pairs, layers=[0], cache=False, progress=False, representation="tokens")
+
+
+def test_bos_prefix_scores_every_word(tiny_lm, small_pairs, tmp_path):
+    plain = extract(tiny_lm, small_pairs, layers=[0, 2], cache=tmp_path, progress=False)
+    bos = extract(tiny_lm, small_pairs, layers=[0, 2], cache=tmp_path, progress=False, prefix="bos")
+    bos_id = tiny_lm.tokenizer.bos_token_id
+    ids, offsets, _ = bos.require_tokens()
+    plain_ids, plain_offsets, _ = plain.require_tokens()
+    for j in range(2 * small_pairs.n_pairs):
+        seq = ids[offsets[j]:offsets[j + 1]].tolist()
+        assert seq == [bos_id] + plain_ids[plain_offsets[j]:plain_offsets[j + 1]].tolist()
+    np.testing.assert_array_equal(bos.n_tokens_a, plain.n_tokens_a + 1)
+    assert bos.meta["prefix"] == "bos" and bos.meta["prefix_token_id"] == bos_id
+    # the NLL now scores the first word too: the seed's loss on the prefixed ids
+    import torch
+
+    i = 3
+    seq = torch.tensor([ids[offsets[i]:offsets[i + 1]].tolist()])
+    with torch.no_grad():
+        loss = tiny_lm.model(input_ids=seq, labels=seq).loss.item()
+    assert bos.nll_a[i] == pytest.approx(loss, abs=NLL_ATOL)
+    assert bos.meta["cache_key"] != plain.meta["cache_key"]
+
+
+def test_prefix_token_id_prefers_bos_then_end_of_text():
+    from types import SimpleNamespace
+
+    assert batching.prefix_token_id(SimpleNamespace(bos_token_id=1, eos_token_id=2), "none") is None
+    assert batching.prefix_token_id(SimpleNamespace(bos_token_id=1, eos_token_id=2), "bos") == 1
+    assert batching.prefix_token_id(SimpleNamespace(bos_token_id=None, eos_token_id=2), "bos") == 2
+    with pytest.raises(ValueError, match="neither"):
+        batching.prefix_token_id(SimpleNamespace(bos_token_id=None, eos_token_id=None), "bos")
+    with pytest.raises(ValueError, match="prefix must be"):
+        batching.prefix_token_id(SimpleNamespace(bos_token_id=1), "eos")
