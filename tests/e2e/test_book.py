@@ -48,6 +48,8 @@ TITLES = {
     "notebooks/05_visualization.html": "5. Visualization",
     "notebooks/06_summary.html": "6. Summary",
     "book/findings.html": "Findings",
+    "book/controls.html": "Controls: what could explain a finding away",
+    "book/data-card-neutral-60.html": "Data card: neutral-60",
     "book/levels.html": "Three levels of one question",
     "book/caveats.html": "Caveats",
     "book/comparison.html": "Comparison with the published results",

@@ -28,6 +28,7 @@ _EXPORTS = {
     "BookContext": "context",
     "GENERATED_PAGES": "pages", "GENERATED_INCLUDES": "pages", "run_page": "pages", "findings_page": "pages",
     "levels_page": "pages", "data_card_page": "pages", "crossrun_page": "pages", "controls_page": "pages",
+    "neutral_card_page": "pages",
     "comparison_page": "compare", "replication_page": "compare",
     "MATHJAX_ENTRY": "mathjax", "mathjax_source": "mathjax", "mathjax_files": "mathjax",
 }

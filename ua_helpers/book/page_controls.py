@@ -156,7 +156,7 @@ def controls_page(ctx: BookContext) -> str:
     parts += _other_run_section(
         "The neutral set", ctx.neutral, run,
         what=("`neutral-60` pairs say one thing in two wordings, with no framing difference between the sides "
-              "(see its data card, `ua_helpers/datasets/neutral-60.md`). An r as strong there as here is lexical: "
+              "(see its [data card](data-card-neutral-60.md)). An r as strong there as here is lexical: "
               "it needs no framing."),
         command=f"ua-book run -p dataset neutral-60 --run-dir runs/neutral-60\n"
                 f"ua-book build --run-dir {run_dir} --neutral-run-dir runs/neutral-60")

@@ -126,15 +126,25 @@ def run_page(ctx: BookContext) -> str:
     return "\n".join(parts)
 
 
-def data_card_page(ctx: BookContext) -> str:
-    """The bundled dataset's data card, as shipped in the package."""
-    card = (resources.files("ua_helpers") / "datasets" / "replication-230.md").read_text(encoding="utf-8")
+def _bundled_card(name: str) -> str:
+    """A bundled dataset's data card, as shipped in the package, under a page title."""
+    card = (resources.files("ua_helpers") / "datasets" / f"{name}.md").read_text(encoding="utf-8")
     lines = card.splitlines()
     if lines and lines[0].startswith("# "):
         lines = lines[1:]
-    return ("# Data card: replication-230\n\n"
-            "This is the data card shipped with the package as `ua_helpers/datasets/replication-230.md`; "
+    return (f"# Data card: {name}\n\n"
+            f"This is the data card shipped with the package as `ua_helpers/datasets/{name}.md`; "
             "\"this folder\" below is `ua_helpers/datasets/`.\n" + "\n".join(lines) + "\n")
+
+
+def data_card_page(ctx: BookContext) -> str:
+    """The bundled replication set's data card, as shipped in the package."""
+    return _bundled_card("replication-230")
+
+
+def neutral_card_page(ctx: BookContext) -> str:
+    """The bundled neutral control set's data card, as shipped in the package."""
+    return _bundled_card("neutral-60")
 
 
 def crossrun_page(ctx: BookContext) -> str:
@@ -160,6 +170,7 @@ GENERATED_PAGES: dict[str, Callable[[BookContext], str]] = {
     "run": run_page,
     "findings": findings_page,
     "controls": controls_page,
+    "data-card-neutral-60": neutral_card_page,
     "levels": levels_page,
     "comparison": comparison_page,
     "replication": replication_page,
