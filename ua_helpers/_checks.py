@@ -96,7 +96,13 @@ def check_indices(indices, n: int) -> np.ndarray:
 
 
 
-def t_pvalue(r: np.ndarray, df: int) -> np.ndarray:
+def t_pvalue(r, df) -> np.ndarray:
+    """Return the two-sided p-value of the t-test of a correlation ``r`` with ``df`` degrees of freedom.
+
+    The package's one t-test of a correlation: ``df`` is ``n - 2`` for a Pearson r over ``n`` items (``n - 2 - k``
+    for a partial r given ``k`` covariates), never the item count. ``r`` and ``df`` broadcast; NaN where ``df``
+    is not positive or ``r`` is NaN.
+    """
     r = np.asarray(r, dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         t = np.abs(r) * np.sqrt(df / np.maximum(1.0 - r**2, 0.0))

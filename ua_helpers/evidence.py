@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 from . import robustness as rb
+from ._checks import t_pvalue
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -278,7 +279,7 @@ def evidence_block(metric_values, preference, emb_a, emb_b, layers: Sequence[int
     n = values.shape[2]
     with np.errstate(invalid="ignore"):
         massive_changes = (n_drop > 0) & np.isfinite(r_wo) & (
-            (np.sign(r_wo) != np.sign(r)) | ((rb.t_pvalue(r_wo, n - n_drop) < alpha) != (rb.t_pvalue(r, n) < alpha)))
+            (np.sign(r_wo) != np.sign(r)) | ((t_pvalue(r_wo, n - n_drop - 2) < alpha) != (t_pvalue(r, n - 2) < alpha)))
     group_of: dict[tuple[int, str], int] = {}
     for gi, g in enumerate(red.groups):
         for m in g["metrics"]:

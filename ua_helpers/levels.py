@@ -18,7 +18,7 @@ from typing import Sequence
 import numpy as np
 from scipy import stats as sps
 
-from ._checks import check_ci_level, check_positive_int, check_seed
+from ._checks import check_ci_level, check_positive_int, check_seed, t_pvalue
 from ._io import to_jsonable
 from .bootstrap import bootstrap_indices, percentile_interval
 from .stats import bootstrap_rs
@@ -311,9 +311,7 @@ def _bin_correlations(ua: np.ndarray, pref: np.ndarray, valid: np.ndarray):
     scale = np.finfo(np.float64).eps * n  # zero variance, up to rounding of the centred sums
     bad = (n < MIN_GROUPS) | (sxx <= scale * (x**2).sum(-1)) | (syy <= scale * (y**2).sum(-1))
     r = np.where(bad, np.nan, r)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        t = r * np.sqrt((n - 2) / np.maximum(1 - r**2, 0.0))
-        p = 2 * sps.t.sf(np.abs(t), n - 2)
+    p = t_pvalue(r, np.where(bad, np.nan, n - 2))
     return r, np.where(bad, np.nan, p), n
 
 

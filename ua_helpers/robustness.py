@@ -18,8 +18,7 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
-from ._checks import as_tests, as_vector
-from ._checks import t_pvalue as _t_pvalue
+from ._checks import as_tests, as_vector, t_pvalue
 from .bootstrap import jackknife_pearson
 from .redundancy import COINCIDE_CORR, Redundancy, check_emb, check_layers, redundancy  # noqa: F401 (re-exported)
 
@@ -176,11 +175,6 @@ def pearson_rows(x, y, mask=None) -> np.ndarray:
     return np.clip(r, -1.0, 1.0)
 
 
-def t_pvalue(r, n) -> np.ndarray:
-    """Return the two-sided t-test p-value of Pearson r with ``n`` items (``n - 2`` degrees of freedom)."""
-    return _t_pvalue(r, np.asarray(n, dtype=np.float64) - 2)
-
-
 def leave_one_out_r(x, y) -> np.ndarray:
     """Compute the Pearson r of every row of ``x`` (n_tests, n) with ``y`` (n,) leaving out each item in turn.
 
@@ -237,8 +231,8 @@ def leave_one_out(metric_values, preference, layers: Sequence[int], metric_names
     delta = loo - r[:, None]
     absd = np.where(np.isfinite(delta), np.abs(delta), -1.0)
     most = absd.argmax(axis=1)
-    verdict = t_pvalue(r, n) < alpha
-    loo_verdict = t_pvalue(loo, n - 1) < alpha
+    verdict = t_pvalue(r, n - 2) < alpha
+    loo_verdict = t_pvalue(loo, n - 3) < alpha  # n - 1 items
     finite = np.isfinite(loo)
     sign_change = np.any(finite & (np.sign(loo) != np.sign(r)[:, None]) & (r[:, None] != 0), axis=1)
     n_verdict = (finite & (loo_verdict != verdict[:, None])).sum(axis=1)
@@ -248,7 +242,7 @@ def leave_one_out(metric_values, preference, layers: Sequence[int], metric_names
     out = pd.DataFrame({
         "layer": np.repeat(np.asarray(layers, dtype=int), len(metric_names)),
         "metric": np.tile(np.asarray(list(metric_names), dtype=object), len(layers)),
-        "r": r, "p_t": t_pvalue(r, n), "loo_r_min": lo, "loo_r_max": hi,
+        "r": r, "p_t": t_pvalue(r, n - 2), "loo_r_min": lo, "loo_r_max": hi,
         "most_influential_pair": np.where(defined, most, -1),
         "loo_delta_r": np.where(defined, delta[np.arange(len(r)), most], np.nan),
         "loo_sign_change": defined & sign_change,
