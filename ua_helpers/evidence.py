@@ -29,6 +29,7 @@ import numpy as np
 
 from . import robustness as rb
 from ._checks import t_pvalue
+from ._io import to_jsonable
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -182,20 +183,6 @@ def level_counts(levels, units=None) -> list[int]:
     return [int((levels >= k).sum()) for k in range(len(LEVELS))]
 
 
-def _clean(v):
-    if isinstance(v, (bool, np.bool_)):
-        return bool(v)
-    if isinstance(v, (int, np.integer)):
-        return int(v)
-    if isinstance(v, (float, np.floating)):
-        return float(v) if np.isfinite(v) else None
-    if isinstance(v, dict):
-        return {str(k): _clean(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple, np.ndarray)):
-        return [_clean(x) for x in v]
-    return v
-
-
 def evidence_block(metric_values, preference, emb_a, emb_b, layers: Sequence[int], metric_names: Sequence[str],
                    tests, *, controls: dict[str, Any], stmt_a: Sequence[str] | None = None, stmt_b: Sequence[str] | None = None,
                    alpha: float = 0.05, partial_adjust: str = "holm", massive_ratio: float = rb.MASSIVE_RATIO,
@@ -327,7 +314,7 @@ def evidence_block(metric_values, preference, emb_a, emb_b, layers: Sequence[int
     disagreements = [{k: rows[i][k] for k in ("layer", "metric", "r", "ci_lower", "ci_upper", "rho", "rho_ci_lower",
                                               "rho_ci_upper")} | {"kind": rows[i]["disagreement"]}
                      for i in np.flatnonzero(dis["disagree"])]
-    return _clean({
+    return to_jsonable({
         "schema_version": SCHEMA_VERSION, "alpha": alpha, "partial_adjust": partial_adjust,
         "levels": levels, "tests": rows, "redundant_groups": red.groups,
         "redundancy": red.per_layer.to_dict(orient="records"),

@@ -15,7 +15,6 @@ The figure of the confound analysis is :func:`ua_helpers.plots.plot_confounds`.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -24,6 +23,7 @@ from scipy import stats as sps
 
 from ._checks import (check_ci_level, check_positive_int, check_seed, check_table_inputs, layer_metric_columns,
                       row_notes, t_pvalue, zscore_rows)
+from ._io import to_jsonable
 from .bootstrap import (Resamples, bca_interval, bootstrap_pearson, bootstrap_spearman, jackknife_pearson,
                         percentile_interval)
 from .confounds import (COVARIATE_DESCRIPTIONS, COVARIATE_SETS, PARTIAL_CI_METHOD, confound_covariates, confound_table,
@@ -34,22 +34,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
-def _json_value(v):
-    if isinstance(v, (np.bool_, bool)):
-        return bool(v)
-    if isinstance(v, (np.integer,)):
-        return int(v)
-    if isinstance(v, (float, np.floating)):
-        return None if not math.isfinite(float(v)) else float(v)
-    if isinstance(v, dict):
-        return {str(k): _json_value(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple, np.ndarray)):
-        return [_json_value(x) for x in v]
-    return v
-
-
 def _records(df) -> list[dict[str, Any]]:
-    return [{k: _json_value(v) for k, v in row.items()} for row in df.to_dict(orient="records")]
+    return to_jsonable(df.to_dict(orient="records"))
 
 
 @dataclass
@@ -79,7 +65,7 @@ class ExtendedAnalysis:
         Keys: ``summary``, ``tests`` (list of row dicts), ``per_category`` (list of row dicts). The max-|r| null
         distribution itself is left out (its critical value is in the summary).
         """
-        return {"summary": _json_value(self.summary), "tests": _records(self.tests),
+        return {"summary": to_jsonable(self.summary), "tests": _records(self.tests),
                 "per_category": _records(self.per_category)}
 
 
