@@ -99,9 +99,17 @@ def _other_run_section(title: str, run: Run | None, main: Run, *, what: str, com
         rows.append([findings.layer_label(r.layer), md_text(r.metric), f"{_fmt_r(r.r)} {_fmt_ci(r.ci_lower, r.ci_upper)}",
                      "–" if o is None else f"{_fmt_r(o.r)} {_fmt_ci(o.ci_lower, o.ci_upper)}"])
     name = md_code(run.dataset_name)
+
+    def strongest(t):
+        row = t.loc[t["r"].abs().idxmax()]
+        return f"{md_text(row.metric)} at {findings.layer_label(row.layer)}, r = {_fmt_r(row.r)}"
+
+    ps, rs = main.results["summary"], run.results["summary"]
     parts += [f"That run: model {md_code(run.model.get('name'))} on {name} ({md_text(run.results.get('n_pairs'))} "
               f"pairs), prefix {md_code((run.parameters or {}).get('prefix', 'none'))}; its r is drawn in the "
-              "figure above as a thin line.\n",
+              f"figure above as a thin line. There, {rs['significant_tests']} of {rs['total_tests']} tests have a "
+              f"CI that excludes 0 (uncorrected; here {ps['significant_tests']} of {ps['total_tests']}), and the "
+              f"largest |r| is {strongest(theirs)} (here: {strongest(ours)}).\n",
               "```{dropdown} r per layer and metric, this run beside that run\n"
               + md_table(["layer", "metric", "this run: r [CI]", "that run: r [CI]"], rows) + "```\n"]
     return parts
