@@ -362,3 +362,23 @@ def test_sentences_are_markdown_with_dataset_text_escaped(built, text):
         assert "<script" not in rendered and "<img" not in rendered and "<b>" not in rendered
         assert 'href="javascript' not in rendered and "<em>" not in rendered and "<pre" not in rendered
     assert "&lt;" in md.render(findings.read_massive(res)) or "`" in text
+
+
+def test_rank_levels_and_their_sentence(built):
+    tests, ev = built["tests"], built["results"]["evidence"]
+    for t, row in zip(ev["tests"], tests.itertuples()):
+        excl = row.spearman_ci_lower > 0 or row.spearman_ci_upper < 0
+        want = 0 if not excl else 1 if not row.spearman_p_bh < 0.05 else 2 if not row.p_maxstat_spearman < 0.05 else 3
+        assert t["rank_level"] == want
+        assert t["p_maxstat_rho"] == pytest.approx(row.p_maxstat_spearman)
+        assert t["maxstat_uncertain"] == bool(row.maxstat_uncertain)
+    res = _force_levels(built["results"], [0] * 20)
+    for t in res["evidence"]["tests"]:
+        t["rank_level"], t["maxstat_uncertain"] = 0, False
+    assert findings.read_ranks(res).startswith("No test reaches a higher level on ranks")
+    t = res["evidence"]["tests"][7]
+    t.update(rank_level=3, rho=0.3141, maxstat_uncertain=True, p_maxstat=0.0497)
+    text = findings.read_ranks(res)
+    assert (f"{t['metric']} at layer {t['layer']} (rho = +0.31, level 3 (family-wise) on ranks, 0 on Pearson)"
+            in text)
+    assert "max-statistic p = 0.050) lies within two Monte Carlo standard errors of 0.05" in text

@@ -51,6 +51,24 @@ def test_extended_analysis_table_and_summary(result):
     assert summary["partial_df"] == {"tokens": 227, "length": 227, "category": 223, "all": 221}
 
 
+def test_ranks_get_their_own_max_statistic_test_and_p_values_their_monte_carlo_error(data, result):
+    """The max-statistic test on Spearman rho is the Pearson kernel on ranks with the same permutations."""
+    tests = result.tests
+    flat = data["values"].reshape(-1, data["values"].shape[-1])
+    ranked = multiplicity.max_stat_permutation(sps.rankdata(flat, axis=-1), sps.rankdata(data["preference"]),
+                                               2000, 7)
+    assert_allclose(tests["p_maxstat_spearman"], ranked.p_maxstat.ravel(), rtol=0, atol=0)
+    # rho from the ranks' Pearson r is what the table reports, so the two tests test the same statistic
+    assert_allclose(ranked.r.ravel(), tests["spearman_rho"], rtol=0, atol=1e-12)
+    assert_allclose(tests["spearman_p_bh"], multiplicity.benjamini_hochberg(tests["spearman_p_value"].to_numpy()))
+    for name in ("p_perm", "p_maxstat", "p_maxstat_spearman"):
+        p = tests[name].to_numpy()
+        assert_allclose(tests[f"{name}_se"], np.sqrt(p * (1 - p) / 2000), rtol=1e-12)
+    for name, flag in (("p_maxstat", "maxstat_uncertain"), ("p_maxstat_spearman", "maxstat_spearman_uncertain")):
+        want = [abs(p - 0.05) <= 2 * se for p, se in zip(tests[name], tests[f"{name}_se"])]
+        assert tests[flag].tolist() == want
+
+
 def test_bca_columns_present_but_empty_when_off(data):
     res = inference.extended_analysis(
         data["values"][:2], data["preference"], LAYERS[:2], METRICS, n_tokens_a=data["n_tokens_a"],

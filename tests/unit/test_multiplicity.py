@@ -209,3 +209,15 @@ def test_max_stat_controls_family_wise_error_under_null():
     assert any_raw / n_families > any_maxstat / n_families  # without correction the family errs more often
 
 
+
+
+def test_monte_carlo_standard_error_and_verdicts_near_alpha():
+    p = np.array([0.0001, 0.04, 0.05, 0.5, np.nan])
+    se = multiplicity.monte_carlo_se(p, 10_000)
+    assert_allclose(se[:4], [math.sqrt(x * (1 - x) / 10_000) for x in p[:4]])
+    assert np.isnan(se[4])
+    # 0.04 is 4.5 standard errors (0.0020) below 0.05: safe; 0.05 itself could flip; NaN is never "near"
+    assert multiplicity.near_alpha(p, se, 0.05).tolist() == [False, False, True, False, False]
+    assert multiplicity.near_alpha([0.046], [0.0021], 0.05).tolist() == [True]
+    with pytest.raises(ValueError, match="n_permutations"):
+        multiplicity.monte_carlo_se(p, 0)
