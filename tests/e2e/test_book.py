@@ -427,6 +427,7 @@ def test_staged_figures_get_alt_text_from_their_lead_in(tmp_path):
     nb.cells += [nbformat.v4.new_markdown_cell("## Heatmap\n\nEvery layer × metric at once; `*` marks a CI."), figure,
                  described]
     nbformat.write(nb, path / "notebooks" / "05_visualization.ipynb")
+    rundir.seal(path)
     staging = book.stage(book.load_run(path), tmp_path / "staging")
     cells = json.loads((staging / "notebooks" / "05_visualization.ipynb").read_text())["cells"]
     alts = [c["metadata"]["mystnb"]["image"]["alt"] for c in cells if "mystnb" in c.get("metadata", {})]
