@@ -356,7 +356,7 @@ def check_schema(results: Any, source: str = "results") -> None:
             missing = [k for k in error.validator_value if k not in error.instance]
             version = results.get("schema_version")
             why = (f" (results of schema version {version} always hold it: it was removed)"
-                   if error.absolute_path == type(error.absolute_path)() and version else "")
+                   if not error.absolute_path and version else "")
             raise ValueError(f"{source}: {where} lacks the required key{'s' if len(missing) > 1 else ''} "
                              f"{', '.join(repr(k) for k in missing)}{why}")
         raise ValueError(f"{source}: {where} = {_quote(error.instance)} is invalid: "
