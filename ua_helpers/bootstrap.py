@@ -8,11 +8,9 @@ few matrix products. :mod:`ua_helpers.stats` (the seed's API) and the extended a
 """
 from __future__ import annotations
 
-import numpy as np
-from scipy import special
-from scipy import stats as sps
-
-from typing import Iterator
+import os
+from collections import deque
+from typing import Callable, Iterable, Iterator, TypeVar
 
 import numpy as np
 from scipy import special
@@ -21,9 +19,43 @@ from scipy import stats as sps
 from ._checks import as_tests, as_vector, check_ci_level, check_indices, check_positive_int, zscore_rows
 
 #: Elements (resamples x pairs) that one chunk of a resampling loop may hold: every loop over resamples or
-#: permutations works on at most about this many numbers at once (2**22 float64 = 32 MiB per array), so peak
-#: memory does not grow with n_bootstrap x n_pairs.
+#: permutations works on at most about this many numbers per array and chunk (2**22 float64 = 32 MiB), and on
+#: :data:`CHUNK_THREADS` chunks at once, so peak memory does not grow with n_bootstrap x n_pairs.
 CHUNK_ELEMENTS = 2**22
+
+
+#: Threads a resampling loop spreads its chunks over (NumPy's array loops release the GIL); at most this many
+#: chunks (plus the one being drawn) are held at once. Results do not depend on it: chunks are computed alone,
+#: from resamples drawn in order, and stored in order.
+CHUNK_THREADS = max(1, min(4, os.cpu_count() or 1))
+
+_T = TypeVar("_T")
+
+
+def map_chunks(fn: Callable[[np.ndarray], _T], chunks: Iterable[np.ndarray],
+               n_threads: int | None = None) -> Iterator[tuple[np.ndarray, _T]]:
+    """Yield ``(chunk, fn(chunk))`` for each chunk in order, computing up to ``n_threads`` chunks at once.
+
+    ``chunks`` is consumed in order in the calling thread (a seeded Generator's stream stays as it is); ``fn``
+    must only read shared arrays. Default :data:`CHUNK_THREADS`; 1 runs everything in the calling thread.
+    """
+    n_threads = CHUNK_THREADS if n_threads is None else check_positive_int("n_threads", n_threads)
+    if n_threads == 1:
+        for chunk in chunks:
+            yield chunk, fn(chunk)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(n_threads) as pool:
+        pending: deque = deque()
+        for chunk in chunks:
+            pending.append((chunk, pool.submit(fn, chunk)))
+            if len(pending) >= n_threads:
+                done, future = pending.popleft()
+                yield done, future.result()
+        while pending:
+            done, future = pending.popleft()
+            yield done, future.result()
 
 
 def chunk_rows(n: int, per_row: int = 1, budget: int = CHUNK_ELEMENTS) -> int:
@@ -160,9 +192,8 @@ def bootstrap_pearson(x, y, indices, *, chunk_size: int | None = None) -> np.nda
     xz, yz = zscore_rows(x), zscore_rows(y[None])[0]
     out = np.empty((x.shape[0], n_boot))
     start = 0
-    for idx in chunks:
-        w = resample_counts(idx, n) / n  # [chunk, n]
-        out[:, start:start + len(idx)] = _weighted_corr(w, xz, yz)
+    for idx, r in map_chunks(lambda idx: _weighted_corr(resample_counts(idx, n) / n, xz, yz), chunks):
+        out[:, start:start + len(idx)] = r
         start += len(idx)
     return out
 
@@ -241,9 +272,9 @@ def bootstrap_spearman(x, y, indices, *, chunk_size: int | None = None) -> np.nd
     no_ties = np.all(hix - lox == 1, axis=1)  # rows whose values are all distinct
     nt, wt = np.flatnonzero(no_ties), np.flatnonzero(~no_ties)
     ox_nt = ox[nt]
-    out = np.empty((x.shape[0], n_boot))
-    start = 0
-    for idx in chunks:
+
+    def rho_of(idx: np.ndarray) -> np.ndarray:
+        """Spearman rho of every test on the chunk's resamples, (n_tests, chunk)."""
         c = resample_counts(idx, n).astype(itype)  # [B, n]
         ry = _doubled_resample_ranks(c, oy, loy, hiy)  # [B, n]: 2 * rank - (n + 1)
         cry = c * ry
@@ -253,9 +284,9 @@ def bootstrap_spearman(x, y, indices, *, chunk_size: int | None = None) -> np.nd
         if nt.size:
             # Distinct values: in sorted order the doubled centred rank is 2 cum - c_sorted - n, so
             # sum_k rank2_k cry_k = 2 sum_k cum_k cry_k - sum_i c_i cry_i (the n-term vanishes: sum cry = 0).
-            cs = c[:, ox_nt]  # [B, T', n]
+            cs = np.take(c, ox_nt, axis=1)  # [B, T', n] (take: the same gather as c[:, ox_nt], faster)
             cum = np.cumsum(cs, axis=-1, dtype=itype)
-            sxy[:, nt] = (2 * np.einsum("btn,btn->bt", cum, cry[:, ox_nt], dtype=np.int64)
+            sxy[:, nt] = (2 * np.einsum("btn,btn->bt", cum, np.take(cry, ox_nt, axis=1), dtype=np.int64)
                           - np.einsum("bn,bn->b", c, cry, dtype=np.int64)[:, None])
             c64 = c.astype(np.int64)
             # sum over the resample of (2 rank - (n + 1))^2 = 4 sum rank^2 - n (n + 1)^2, where
@@ -269,7 +300,12 @@ def bootstrap_spearman(x, y, indices, *, chunk_size: int | None = None) -> np.nd
         bad = (sxx <= 0) | (syy[:, None] <= 0)
         rho = sxy / np.sqrt(np.where(bad, 1.0, sxx * syy[:, None]))
         rho[bad] = np.nan
-        out[:, start:start + len(idx)] = np.clip(rho, -1.0, 1.0).T
+        return np.clip(rho, -1.0, 1.0).T
+
+    out = np.empty((x.shape[0], n_boot))
+    start = 0
+    for idx, rho in map_chunks(rho_of, chunks):
+        out[:, start:start + len(idx)] = rho
         start += len(idx)
     return out
 

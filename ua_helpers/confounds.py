@@ -5,7 +5,8 @@ from typing import Any, Mapping, NamedTuple, Sequence
 
 import numpy as np
 
-from .bootstrap import Resamples, bootstrap_pearson, chunk_rows, index_chunks, percentile_interval, resample_counts
+from .bootstrap import (Resamples, bootstrap_pearson, chunk_rows, index_chunks, map_chunks, percentile_interval,
+                        resample_counts)
 from ._checks import (as_tests, as_vector, check_ci_level, check_positive_int, check_seed,
                       check_table_inputs, layer_metric_columns, row_notes, t_pvalue, zscore_rows)
 from .multiplicity import benjamini_hochberg, holm
@@ -137,9 +138,9 @@ def bootstrap_partial(x, y, covariates, indices, *, chunk_size: int | None = Non
     zz = (z[:, :, None] * z[:, None, :]).reshape(n, q * q)  # [n, q*q]
     zx = (z[:, :, None] * xz.T[:, None, :]).reshape(n, q * n_tests)  # [n, q*T]
     zy = z * yz[:, None]  # [n, q]
-    out = np.empty((n_tests, n_boot))
-    start = 0
-    for idx in chunks:
+
+    def partial_of(idx: np.ndarray) -> np.ndarray:
+        """Partial r of every test on the chunk's resamples, (n_tests, chunk)."""
         w = resample_counts(idx, n) / n  # [B, n]
         b = w.shape[0]
         g = np.linalg.pinv((w @ zz).reshape(b, q, q), 1e-12, hermitian=True)  # [B, q, q]
@@ -153,8 +154,13 @@ def bootstrap_partial(x, y, covariates, indices, *, chunk_size: int | None = Non
         bad = (sxx <= 1e-12) | (syy[:, None] <= 1e-12)
         r = sxy / np.sqrt(np.where(bad, 1.0, sxx * syy[:, None]))
         r[bad] = np.nan
-        out[:, start:start + b] = np.clip(r, -1.0, 1.0).T
-        start += b
+        return np.clip(r, -1.0, 1.0).T
+
+    out = np.empty((n_tests, n_boot))
+    start = 0
+    for idx, r in map_chunks(partial_of, chunks):
+        out[:, start:start + len(idx)] = r
+        start += len(idx)
     return out
 
 

@@ -10,7 +10,7 @@ from typing import Iterable, Iterator, NamedTuple
 import numpy as np
 
 from ._checks import as_tests, as_vector, check_positive_int, check_seed, row_notes, zscore_rows
-from .bootstrap import chunk_rows
+from .bootstrap import chunk_rows, map_chunks
 
 _PERMUTATION_STREAM = 1  # spawn key of the permutations' child SeedSequence (bootstraps use the seed itself)
 _EPS_TIE = 100 * np.finfo(np.float64).eps  # relative tolerance for "null statistic >= observed", as SciPy's
@@ -173,12 +173,17 @@ def _permutation_core(x: np.ndarray, y: np.ndarray, perms: Iterable[np.ndarray],
     thresh = np.abs(r_obs) * (1 - _EPS_TIE)
     counts = np.zeros(x.shape[0], dtype=np.int64)
     null_max = np.empty(n_permutations)
-    start = 0
-    for perm in perms:
+
+    def null_of(perm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Exceedances per test and the max |r*| per permutation of one chunk."""
         yp = yz[perm]  # [chunk, n]: permuted z-scores (same mean and sd)
         r_perm = np.abs(xz @ yp.T) / n  # [tests, chunk]
-        counts += (r_perm >= thresh[:, None]).sum(axis=1)
-        null_max[start:start + len(perm)] = r_perm.max(axis=0)
+        return (r_perm >= thresh[:, None]).sum(axis=1), r_perm.max(axis=0)
+
+    start = 0
+    for perm, (exceed, chunk_max) in map_chunks(null_of, perms):
+        counts += exceed
+        null_max[start:start + len(perm)] = chunk_max
         start += len(perm)
     return r_obs, counts, null_max
 

@@ -55,8 +55,10 @@ def test_resamples_in_chunks_are_the_rows_of_bootstrap_indices(n, chunk_size):
     assert_array_equal(np.concatenate(list(lazy.chunks(chunk_size))), full)
 
 
-def test_resampling_memory_does_not_grow_with_n_bootstrap_times_n_pairs():
-    """8,000 resamples of 20,000 pairs: the index matrix alone would take 1.3 GB; chunks keep each array ~32 MB."""
+def test_resampling_memory_does_not_grow_with_n_bootstrap_times_n_pairs(monkeypatch):
+    """8,000 resamples of 20,000 pairs: the index matrix alone would take 1.3 GB; chunks keep each array ~32 MB
+    (one chunk at a time here; ``CHUNK_THREADS`` threads hold that many chunks at once)."""
+    monkeypatch.setattr(bootstrap, "CHUNK_THREADS", 1)
     rng = np.random.default_rng(3)
     n, n_boot = 20_000, 8_000
     x, y = rng.normal(size=(2, n)), rng.normal(size=n)
@@ -179,3 +181,28 @@ def test_resamples_must_match_the_data():
         bootstrap.Resamples(5, 0)
     with pytest.raises(ValueError, match="chunk_size must be a positive integer"):
         bootstrap.bootstrap_pearson(x, y, bootstrap.Resamples(5, 50), chunk_size=0)
+
+
+def test_threaded_chunks_give_the_serial_numbers(monkeypatch):
+    """Chunks computed on several threads are the serial loop's numbers, bit for bit (same resamples, same
+    arithmetic per chunk, stored in order)."""
+    from ua_helpers import confounds, multiplicity
+
+    rng = np.random.default_rng(8)
+    n = 300
+    x, y, cov = rng.normal(size=(7, n)), rng.normal(size=n), rng.normal(size=(n, 2))
+    res = bootstrap.Resamples(n, 500, seed=1)
+
+    def run():
+        return (bootstrap.bootstrap_pearson(x, y, res, chunk_size=37),
+                bootstrap.bootstrap_spearman(x, y, res, chunk_size=23),
+                confounds.bootstrap_partial(x, y, cov, res, chunk_size=41),
+                multiplicity.max_stat_permutation(x, y, 400, seed=2, chunk_size=29).null_max)
+
+    monkeypatch.setattr(bootstrap, "CHUNK_THREADS", 1)
+    serial = run()
+    monkeypatch.setattr(bootstrap, "CHUNK_THREADS", 3)
+    for one, threaded in zip(serial, run()):
+        np.testing.assert_array_equal(threaded, one)
+    seen = [int(c[0, 0]) for c, _ in bootstrap.map_chunks(lambda c: None, res.chunks(50), n_threads=4)]
+    assert seen == [int(c[0, 0]) for c in res.chunks(50)]  # chunks come back in order
