@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ua_helpers import evidence, inference, metrics, show, tables
+from ua_helpers import evidence, metrics, show, tables
 from ua_helpers._markdown import Markup
 
 LAYERS = [0, 4, 8]
@@ -18,17 +18,24 @@ N = 60
 
 @pytest.fixture(scope="module")
 def results():
+    """A results dict with an evidence block of the shape evidence.evidence_block writes (levels and tests),
+    built directly so that these tests read tables, not the ladder's arithmetic."""
     rng = np.random.default_rng(3)
-    emb_a = rng.normal(size=(len(LAYERS), N, 8)) + 1.0
-    emb_b = rng.normal(size=(len(LAYERS), N, 8)) + 1.0
-    values = metrics.compute_all_layers(emb_a, emb_b)
-    preference = values[1, 0] / values[1, 0].std() + rng.normal(size=N)  # one metric tracks it at layer 4
-    tok = rng.integers(5, 15, N)
-    ext = inference.extended_analysis(values, preference, LAYERS, NAMES, n_tokens_a=tok, n_tokens_b=tok + 1,
-                                      len_a=5 * tok, len_b=5 * tok + 2, categories=["x", "y"] * (N // 2),
-                                      n_bootstrap=200, n_permutations=200, seed=0)
-    ev = evidence.evidence_block(values, preference, emb_a, emb_b, LAYERS, NAMES, ext.tests)
-    return {"n_pairs": N, "ci_level": 0.9, "evidence": ev}
+    names = evidence.level_names()
+    tests = []
+    for layer in LAYERS:
+        for metric in NAMES:
+            r = float(rng.uniform(-0.4, 0.4))
+            level = int(rng.integers(0, len(names)))
+            tests.append({"layer": layer, "metric": metric, "level": level, "level_name": names[level],
+                          "passes": {"ci": level >= 1, "bh": level >= 2}, "r": r, "ci_lower": r - 0.1,
+                          "ci_upper": r + 0.1, "p_bh": float(rng.uniform()), "p_maxstat": float(rng.uniform()),
+                          "rho": r + 0.01, "rho_ci_lower": r - 0.09, "rho_ci_upper": r + 0.11, "partial_r": r / 2,
+                          "loo_delta_r": 0.01, "r_without_massive": None})
+    levels = [{"level": k, "name": name, "criterion": f"criterion {k}",
+               "count": sum(t["level"] >= k for t in tests), "count_distinct": sum(t["level"] >= k for t in tests)}
+              for k, name in enumerate(names)]
+    return {"n_pairs": N, "ci_level": 0.9, "evidence": {"levels": levels, "tests": tests}}
 
 
 def test_headline_table_has_few_plain_columns_and_only_the_tests_on_the_ladder(results):
@@ -55,9 +62,10 @@ def test_ladder_table_names_every_rung_from_the_evidence_block(results):
 def test_tests_csv_holds_every_statistic_of_every_test(results, tmp_path):
     path = tables.write_tests_csv(tmp_path, results)
     assert path == tmp_path / tables.TESTS_CSV
-    frame = pd.read_csv(path)
+    frame = pd.read_csv(path, float_precision="round_trip")
     assert len(frame) == len(LAYERS) * len(NAMES)
-    for col in ("r", "ci_lower", "p_bh", "p_maxstat", "rho", "partial_r", "level", "passes_ci", "loo_delta_r"):
+    for col in ("r", "ci_lower", "p_bh", "p_maxstat", "rho", "partial_r", "level", "passes_ci", "passes_bh",
+                "loo_delta_r", "r_without_massive"):
         assert col in frame.columns, col
     ours = np.array([t["r"] for t in results["evidence"]["tests"]], dtype=float)
     # CSV keeps floats at full precision (repr round-trips), so the values are equal, not merely close
