@@ -54,3 +54,10 @@ def collapsed(table, summary: str):
     from IPython.display import HTML
 
     return HTML(collapsed_html(table, summary))
+
+
+def table_or_note(table, note: str, min_filled: float = 0.5):
+    """Return ``table`` where it has rows and at least ``min_filled`` of its cells hold a value, else ``note`` as
+    prose: an empty or mostly empty table says less than one sentence."""
+    filled = float(table.notna().to_numpy().mean()) if table.size else 0.0
+    return table if len(table) and filled >= min_filled else prose(note)

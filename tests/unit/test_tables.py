@@ -102,3 +102,11 @@ def test_collapsed_table_is_closed_and_scrolls_in_its_own_box():
     assert html.startswith("<details><summary>All &lt;tests&gt;</summary>") and "overflow-x: auto" in html
     assert "1.235" in html and "–" in html
     assert "open" not in html.split(">")[0]
+
+
+def test_an_empty_or_mostly_empty_table_becomes_a_sentence():
+    full = pd.DataFrame({"a": [1.0, 2.0], "b": [3.0, np.nan]})
+    assert show.table_or_note(full, "none") is full
+    assert show.table_or_note(full.iloc[:0], "No test reaches rung 1.").data == "No test reaches rung 1."
+    sparse = pd.DataFrame({"a": [1.0, np.nan], "b": [np.nan, np.nan]})
+    assert show.table_or_note(sparse, "mostly empty").data == "mostly empty"
