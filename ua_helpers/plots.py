@@ -223,7 +223,7 @@ def plot_metric_distributions(values, layers, metric_names):
     axes = axes.flatten()
     for j, (ax, name) in enumerate(zip(axes, metric_names)):
         ax.boxplot([values[i, j] for i in range(len(layers))], showfliers=True, flierprops={"markersize": 2})
-        ax.set_xticks(range(1, len(layers) + 1), [str(l) for l in layers], fontsize=TICK_PT - 1)
+        ax.set_xticks(range(1, len(layers) + 1), [str(l) for l in layers], fontsize=TICK_PT)
         ax.axhline(0, color="grey", lw=0.5)
         ax.set_xlabel("layer")
         ax.set_ylabel("value per pair")

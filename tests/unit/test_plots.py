@@ -29,7 +29,7 @@ def _texts(fig):
 
 def _check_page_size(fig):
     assert fig.get_size_inches()[0] <= plots.WIDTH
-    small = [(t.get_text(), t.get_fontsize()) for t in _texts(fig) if t.get_fontsize() < plots.TICK_PT - 1]
+    small = [(t.get_text(), t.get_fontsize()) for t in _texts(fig) if t.get_fontsize() < plots.TICK_PT]
     assert not small, small
     for ax in fig.axes:
         if ax.axison and ax.get_label() != "<colorbar>":
