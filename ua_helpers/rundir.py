@@ -52,6 +52,19 @@ STAGING_ENV = "UA_RUN_STAGING"
 #: The kernels talk to papermill over Unix sockets where there are some (not TCP, which ipykernel warns is
 #: unencrypted): a local, private channel, and a quiet console.
 KERNEL_TRANSPORT = "ipc" if os.name == "posix" else "tcp"
+#: Run in each kernel at start-up. jupyter_client sends every kernel SIGINT as it shuts it down (before the
+#: shutdown request); a kernel caught handling a message then logs "KeyboardInterrupt caught in kernel." at
+#: ERROR level, which reads as a failure of a notebook that succeeded. Only that record is dropped.
+KERNEL_STARTUP = ('get_ipython().kernel.log.addFilter('
+                  'lambda record: "KeyboardInterrupt caught in kernel" not in record.getMessage())')
+
+
+def kernel_options() -> dict[str, Any]:
+    """Keyword arguments for ``papermill.execute_notebook``: the transport and the start-up line above."""
+    from traitlets.config import Config
+
+    return {"config": Config({"KernelManager": {"transport": KERNEL_TRANSPORT}}),
+            "extra_arguments": [f"--IPKernelApp.exec_lines={KERNEL_STARTUP}"]}
 
 
 class RunError(RuntimeError):
@@ -377,13 +390,12 @@ def execute(params: Mapping[str, Any], run_dir: str | os.PathLike | None = None,
 def _execute_claimed(cfg: RunConfig, effective: dict[str, Any], source: Path, held: Claim, staging: Path,
                      log: Callable[[str], None], given_run_dir: str) -> Path:
     import papermill as pm
-    from traitlets.config import Config
 
     target = held.run_dir
     (staging / "notebooks").mkdir(parents=True)
     # The notebooks show the run folder as given and write into the staging folder (STAGING_ENV).
     parameters = {**cfg.to_parameters(), "run_dir": given_run_dir}
-    kernel_config = Config({"KernelManager": {"transport": KERNEL_TRANSPORT}})
+    kernel = kernel_options()
     manifest: dict[str, Any] = {"status": "running", "parameters": cfg.to_parameters(), "effective": effective,
                                 "pid": held.holder["pid"], "host": held.holder["host"],
                                 "started": held.holder["started"], "staging": str(staging), "notebooks": [],
@@ -396,7 +408,7 @@ def _execute_claimed(cfg: RunConfig, effective: dict[str, Any], source: Path, he
                 current, t0 = nb, time.perf_counter()
                 pm.execute_notebook(str(source / f"{nb}.ipynb"), str(staging / "notebooks" / f"{nb}.ipynb"),
                                     parameters=parameters, kernel_name="python3", progress_bar=False,
-                                    cwd=str(staging), config=kernel_config)
+                                    cwd=str(staging), **kernel)
                 manifest["notebooks"].append(f"notebooks/{nb}.ipynb")
                 log(f"[ua-book] {nb} done in {time.perf_counter() - t0:.1f} s")
             current = None
