@@ -117,13 +117,14 @@ def check_scope(pooling: str = "mean", representation: str = "hidden-states", pr
         scope: ``"full"`` (embeddings and preference), ``"preference"`` or ``"none"``; reason: one sentence.
     """
     if prefix != "none":
-        return "none", (f"not applicable: with prefix={prefix!r} every statement starts with a token the seed's "
-                        "functions do not add, so neither its pooled states nor its NLL are the seed's")
+        return "none", (f"not applicable: with prefix={prefix!r} every statement starts with a token the original "
+                        "notebook's functions do not add, so neither its pooled states nor its NLL are theirs")
     if representation != "hidden-states":
         return "preference", (f"the preference only: representation={representation!r} replaces the hidden "
-                              "states the seed's functions pool")
+                              "states the original notebook's functions pool")
     if pooling != "mean":
-        return "preference", f"the preference only: the seed's functions mean-pool, this run uses pooling={pooling!r}"
+        return "preference", (f"the preference only: the original notebook's functions mean-pool, this run uses "
+                              f"pooling={pooling!r}")
     return "full", "pooled hidden states of every extracted layer and the preference"
 
 

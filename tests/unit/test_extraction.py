@@ -443,7 +443,7 @@ def tiny_ext(tiny_lm, small_pairs):
 def test_seed_check_passes_on_a_true_extraction(tiny_lm, small_pairs, tiny_ext):
     check = seedcheck.check_against_seed(tiny_lm, small_pairs, tiny_ext, n_sample=4, seed=3)
     assert len(check) == 4 and check.index.is_monotonic_increasing
-    assert check.attrs == {"dtype": "float32", "num_layers": 4}
+    assert check.attrs == {"dtype": "float32", "num_layers": 4, "embeddings": True}
     assert set(check.columns) >= {"category", seedcheck.EMB_COLUMN, seedcheck.PREF_COLUMN, "nll scale"}
     assert (check[seedcheck.EMB_COLUMN] <= check["embedding tolerance"]).all()
     seedcheck.assert_matches_seed(check, "float32")
@@ -494,6 +494,26 @@ def test_seed_check_arguments(tiny_lm, small_pairs, tiny_ext):
     nan[seedcheck.EMB_COLUMN] = np.nan
     with pytest.raises(seedcheck.SeedPathMismatch):
         seedcheck.assert_matches_seed(nan)
+
+
+def test_seed_check_scope_follows_what_the_original_functions_compute(tiny_lm, small_pairs, tmp_path):
+    assert seedcheck.check_scope("mean", "hidden-states", "none")[0] == "full"
+    assert seedcheck.check_scope("last", "hidden-states", "none")[0] == "preference"
+    assert seedcheck.check_scope("mean", "random-tokens", "none")[0] == "preference"
+    assert seedcheck.check_scope("mean", "hidden-states", "bos")[0] == "none"
+    rand = extract(tiny_lm, small_pairs, layers=[0, 2], cache=tmp_path, progress=False, representation="random-tokens")
+    check = seedcheck.check_against_seed(tiny_lm, small_pairs, rand, n_sample=3, embeddings=False)
+    assert check[seedcheck.EMB_COLUMN].isna().all() and check.attrs["embeddings"] is False
+    seedcheck.assert_matches_seed(check)  # the preference agrees; the geometry is not compared
+    wrong = check.copy()
+    wrong[seedcheck.PREF_COLUMN] = 1.0
+    with pytest.raises(seedcheck.SeedPathMismatch):
+        seedcheck.assert_matches_seed(wrong)
+    with pytest.raises(ValueError, match="cannot check this extraction's embeddings"):
+        seedcheck.check_against_seed(tiny_lm, small_pairs, rand, n_sample=1)
+    bos = extract(tiny_lm, small_pairs, layers=[0, 2], cache=tmp_path, progress=False, prefix="bos")
+    with pytest.raises(ValueError, match="not applicable"):
+        seedcheck.check_against_seed(tiny_lm, small_pairs, bos, n_sample=1, embeddings=False)
 
 
 # --------------------------------------------------------------------------- representations and the BOS prefix
