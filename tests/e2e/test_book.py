@@ -347,8 +347,14 @@ def test_glossary_defines_every_rung_the_run_names(tmp_path):
     intro = (staging / "book" / "intro.md").read_text()
     assert "{include} abstract.md" in intro and "findings-summary" not in intro
     assert published.STUDY["doi"] in (staging / "book" / "references.md").read_text()
-    config = (staging / "_config.yml").read_text()
-    assert published.STUDY["doi"] in config  # the study_citation substitution
+    import yaml
+
+    from ua_helpers.book import page_intro
+
+    subs = yaml.safe_load((staging / "_config.yml").read_text())["parse"]["myst_substitutions"]
+    assert published.STUDY["doi"] in subs["study_citation"]
+    assert subs["smallest_excluding_r"] == page_intro.smallest_phrase(run.results)  # the run's own, not "0.13"
+    assert subs["n_tests"] == "15" and "{{ smallest_excluding_r }}" in (staging / "book" / "method.md").read_text()
 
 
 def test_replication_counts_the_evidence_ladder_on_each_dataset(tmp_path):
