@@ -14,6 +14,10 @@ A run directory ``T`` is written by one process at a time and never holds a mix 
    ``"failed"``/``"interrupted"`` manifest; it replaces ``T`` only where ``T`` holds no complete run, else it is
    kept as ``T.parent/.T.failed-<time>`` and the previous complete run stays untouched.
 
+A complete run's manifest records the SHA-256 of ``results.json``, every executed notebook, figure and table
+(``checksums``) and every file the run wrote (``files``): :func:`completeness` refuses a run whose files were
+edited or swapped, and a run replaces ``T`` only where it holds nothing else.
+
 ``T`` itself may be absent, an empty directory or a run directory (a manifest written here); anything else is
 refused. :func:`completeness` / :func:`is_complete` is the one definition of a complete run that the book,
 ``crossrun``, ``sweep`` and the Makefile (``ua-book is-complete DIR``) use.
