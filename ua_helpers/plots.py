@@ -153,6 +153,7 @@ def plot_scatter(x, preference, ax=None, label: str = "", r: float | None = None
         xs = np.linspace(x.min(), x.max(), 2)
         ax.plot(xs, slope * xs + intercept, color="black", lw=1)
     ax.axhline(0, color="grey", lw=0.5)
+    ax.xaxis.set_major_locator(plt.MaxNLocator(nbins=4))  # a narrow panel's tick labels stay apart
     ax.set_xlabel(label)
     ax.set_ylabel("preference = NLL(B) - NLL(A)")
     if r is not None:
