@@ -29,11 +29,11 @@ CHUNK_ELEMENTS = 2**22
 #: from resamples drawn in order, and stored in order.
 CHUNK_THREADS = max(1, min(4, os.cpu_count() or 1))
 
+_C = TypeVar("_C")
 _T = TypeVar("_T")
 
 
-def map_chunks(fn: Callable[[np.ndarray], _T], chunks: Iterable[np.ndarray],
-               n_threads: int | None = None) -> Iterator[tuple[np.ndarray, _T]]:
+def map_chunks(fn: Callable[[_C], _T], chunks: Iterable[_C], n_threads: int | None = None) -> Iterator[tuple[_C, _T]]:
     """Yield ``(chunk, fn(chunk))`` for each chunk in order, computing up to ``n_threads`` chunks at once.
 
     ``chunks`` is consumed in order in the calling thread (a seeded Generator's stream stays as it is); ``fn``
