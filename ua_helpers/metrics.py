@@ -58,7 +58,7 @@ def knn_density(x: np.ndarray, k: int, *, block_rows: int | None = None) -> np.n
     elif not isinstance(block_rows, (int, np.integer)) or block_rows < 1:
         raise ValueError(f"block_rows must be a positive integer; got {block_rows!r}")
     xn = x / np.linalg.norm(x, axis=1, keepdims=True)  # [n_pairs, d_model]
-    neg_xn_t = np.ascontiguousarray(-xn.T)  # [d_model, n_pairs]: products come out negated, exactly
+    neg_xn = -xn  # [n_pairs, d_model]: products with it come out negated, exactly
     density = np.empty(n_pairs)
     for start in range(0, n_pairs, block_rows):
         stop = min(start + block_rows, n_pairs)
@@ -66,7 +66,7 @@ def knn_density(x: np.ndarray, k: int, *, block_rows: int | None = None) -> np.n
         # this is exactly -(xn[start:stop] @ xn.T) and 1 + it exactly the cosine distance 1 - cos. Partitioning
         # it in place puts the k smallest distances first (no copy, no pass to form distances); clipping (as
         # scikit-learn does) is monotone, so only those k need it.
-        neg_cos = xn[start:stop] @ neg_xn_t
+        neg_cos = xn[start:stop] @ neg_xn.T  # the transposed view, as xn @ xn.T: BLAS's fast layout
         neg_cos.partition(k - 1, axis=1)
         nearest = np.clip(1.0 + neg_cos[:, :k], 0.0, 2.0)  # the k smallest distances, unordered
         density[start:stop] = 1.0 / (nearest.mean(axis=1) + EPS)
