@@ -208,7 +208,7 @@ PARAMETER_HELP: dict[str, str] = {
     "revision": 'hub revision, e.g. Pythia\'s "step143000"',
     "dtype": "auto: float16 on CUDA (as the paper), float32 on CPU",
     "device": "auto, cpu, cuda, cuda:N or mps",
-    "dataset": '"replication-230" (bundled), "ua-230" (the paper\'s pairs), a path or a URL',
+    "dataset": '"replication-230" or "neutral-60" (bundled), "ua-230" (the paper\'s pairs), a path or a URL',
     "layers": '"paper" (0, 4, 8, ... and the last block), "all", or a list such as [0, 8, 16]',
     "pooling": '"mean" over tokens 1..T-1 (original notebook), or "last"',
     "representation": '"hidden-states" (original notebook), "token-embeddings" or "random-tokens" (controls)',
