@@ -178,3 +178,22 @@ def test_nbval_fails_when_a_checked_number_changes(tmp_path):
     n_cells = sum(c["cell_type"] == "code" for c in nb["cells"])
     assert re.search(rf"\b1 failed, {2 * n_cells - 1} passed\b", summary), proc.stdout[-3000:]
     assert "Cell outputs differ" in proc.stdout and changed in proc.stdout
+
+
+@pytest.mark.parametrize("params", [("representation", "random-tokens"), ("representation", "token-embeddings"),
+                                    ("prefix", "bos")])
+def test_a_control_run_completes_and_records_what_it_replaced(tmp_path, tiny_model_dir, small_pairs_path, params):
+    """``-p representation random-tokens|token-embeddings`` and ``-p prefix bos`` are complete runs: every notebook,
+    the controls block, the ladder, and an extraction that says which geometry and prefix it holds."""
+    run_dir = tmp_path / "control"
+    ua_book("run", "--run-dir", str(run_dir), "-p", "model", str(tiny_model_dir), "-p", "dataset",
+            str(small_pairs_path), "-p", "layers", "all", "-p", "n_bootstrap", str(N_BOOT), "-p", "batch_size", "4",
+            "-p", *params)
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["status"] == "complete"
+    ours = results.load_results(run_dir / "results.json")  # schema-checked
+    name, value = params
+    assert ours["controls"][name] == value and ours["extraction"][name] == value
+    assert [lv["level"] for lv in ours["evidence"]["levels"]] == list(range(7))  # rung 6: "beyond lexical"
+    if params == ("representation", "random-tokens"):  # a model-free geometry never reaches the top rung
+        assert all(t["level"] < 6 for t in ours["evidence"]["tests"])
