@@ -9,7 +9,7 @@ level) and ``levels.analyse_levels`` (category level, random bins) -> ``stats.co
 covariates) -> ``evidence.evidence_block`` -> ``results.build_run_results`` ->
 ``findings`` (sentences) and ``plots``.
 """
-from ._version import __version__
+from ._version import __version__  # noqa: F401 (the package version)
 from . import controls, data, evidence, extraction, findings, inference, levels, metrics, models, results, stats
 from .data import PairSet, load_pairs
 from .extraction import Extraction, extract, get_layer_embedding, get_output_preference

@@ -6,7 +6,7 @@ import re
 from typing import Any, Iterable, Sequence
 
 
-def _plain(value: Any) -> str | None:
+def plain_text(value: Any) -> str | None:
     """A value as one line of text (lists and dicts joined), or ``None`` for a missing value."""
     if value is None:
         return None
@@ -25,7 +25,7 @@ def md_text(value: Any) -> str:
     code span, role, substitution, math or raw HTML (``<img onerror=...>``) can form from the text; a missing
     value is a dash.
     """
-    text = _plain(value)
+    text = plain_text(value)
     if text is None:
         return "–"
     return "".join(f"\\{c}" if c in _ACTIVE or (i == 0 and c in _PUNCT) else c for i, c in enumerate(text))
@@ -37,7 +37,7 @@ def md_code(value: Any) -> str:
     The fence is one backtick longer than the longest run of backticks in the text (CommonMark), padded with a
     space where the text starts or ends with a backtick; a missing value is a dash.
     """
-    text = _plain(value)
+    text = plain_text(value)
     if text is None:
         return "–"
     longest = max((len(run) for run in re.findall(r"`+", text)), default=0)

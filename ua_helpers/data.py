@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import json
 import os
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path

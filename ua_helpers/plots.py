@@ -540,7 +540,7 @@ def plot_depth_overview(table, num_layers: int, reference=None, reference_num_la
     ylim = min(1.0, max(0.5, float(np.ceil((extent + 0.05) * 10) / 10)))
     axes[0].set_ylim(-ylim, ylim)
     axes[0].set_xlim(-0.03, 1.03)
-    handles, labels = {}, []
+    handles = {}
     for ax in axes[:len(metrics)]:
         for h, l in zip(*ax.get_legend_handles_labels()):
             if l not in handles:

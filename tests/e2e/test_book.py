@@ -22,7 +22,7 @@ import pytest
 from ua_helpers import book, data, metrics, published, results, rundir, stats
 from ua_helpers.book import compare
 from ua_helpers.config import RunConfig
-from ua_helpers.book._md import md_text
+from ua_helpers._markdown import md_text
 
 try:
     from . import book_browser as browser

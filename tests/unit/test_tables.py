@@ -2,7 +2,6 @@
 Markdown, escaped once; long tables collapsed)."""
 from __future__ import annotations
 
-import io
 
 import numpy as np
 import pandas as pd

@@ -4,47 +4,45 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .._markdown import _plain, md_code, md_text  # noqa: F401 (re-exported for the page modules)
+from .._markdown import plain_text
 
 
-def _is_missing(x: Any) -> bool:
+def is_missing(x: Any) -> bool:
     return x is None or (isinstance(x, float) and math.isnan(x))
 
 
-def _fmt_r(r: Any) -> str:
-    return "n/a" if _is_missing(r) else f"{float(r):+.3f}"
+def fmt_r(r: Any) -> str:
+    return "n/a" if is_missing(r) else f"{float(r):+.3f}"
 
 
-def _fmt_ci(lo: Any, hi: Any) -> str:
-    return "n/a" if _is_missing(lo) or _is_missing(hi) else f"[{float(lo):+.3f}, {float(hi):+.3f}]"
+def fmt_ci(lo: Any, hi: Any) -> str:
+    return "n/a" if is_missing(lo) or is_missing(hi) else f"[{float(lo):+.3f}, {float(hi):+.3f}]"
 
 
-def _fmt_test(r: Any, lo: Any, hi: Any) -> str:
-    return f"{_fmt_r(r)} {_fmt_ci(lo, hi)}" if not _is_missing(r) else "n/a"
+def fmt_test(r: Any, lo: Any, hi: Any) -> str:
+    return f"{fmt_r(r)} {fmt_ci(lo, hi)}" if not is_missing(r) else "n/a"
 
 
-def _excludes_zero(lo: Any, hi: Any) -> bool:
+def excludes_zero(lo: Any, hi: Any) -> bool:
     """The CI lies wholly above or below zero (an undefined CI does not)."""
-    return not (_is_missing(lo) or _is_missing(hi)) and (float(lo) > 0 or float(hi) < 0)
+    return not (is_missing(lo) or is_missing(hi)) and (float(lo) > 0 or float(hi) < 0)
 
-
-_code = md_code
 
 
 def _cell(value: Any) -> str:
     """A table cell: markup made by the page generators, escaped only for the table's ``|`` and newlines."""
-    text = _plain(value)
+    text = plain_text(value)
     return "–" if text is None else text.replace("|", "\\|")
 
 
 def md_table(headers: list[str], rows: list[list[Any]]) -> str:
-    """A Markdown table. Cells are page markup: pass user text through :func:`md_text` or :func:`md_code`."""
+    """A Markdown table. Cells are page markup: pass user text through ``_markdown.md_text`` or ``md_code``."""
     lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
     lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
     return "\n".join(lines) + "\n"
 
 
-def _sha_short(sha: Any) -> str:
+def sha_short(sha: Any) -> str:
     return f"{sha[:12]}…" if isinstance(sha, str) and len(sha) > 12 else _cell(sha)
 
 

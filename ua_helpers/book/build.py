@@ -20,7 +20,7 @@ from pathlib import Path
 from .. import results, rundir
 from .._io import sha256_bytes
 from . import BookError
-from ._md import _sha_short
+from ._md import sha_short
 from .context import BookContext, Reference, Run, load_reference, load_run, model_identity
 from .page_intro import substitutions
 from .pages import GENERATED_INCLUDES, GENERATED_PAGES
@@ -48,7 +48,7 @@ def _announcement(run: Run) -> str:
         bits.append(html.escape(ident["weights"].split(" (")[0]))
     bits += [html.escape(str(m[k])) for k in ("dtype", "device") if m.get(k)]
     text = (f"Results of the run of {', '.join(bits)} on <strong>{html.escape(run.dataset_name)}</strong> "
-            f"(SHA-256 {html.escape(_sha_short(d.get('sha256', 'unknown')))})")
+            f"(SHA-256 {html.escape(sha_short(d.get('sha256', 'unknown')))})")
     if not run.verified:
         text = (f"<strong>UNVERIFIED</strong>: built with --unverified; this run's files were not checked against "
                 f"the SHA-256 its manifest records. {text}")

@@ -8,8 +8,9 @@ from __future__ import annotations
 import shlex
 from typing import Any
 
-from .. import agreement, data, published, results
-from ._md import _excludes_zero, _fmt_test, _sha_short, headline, md_code, md_table, md_text
+from .. import agreement, data, results
+from .._markdown import md_code, md_text
+from ._md import excludes_zero, fmt_test, headline, md_table, sha_short
 from .context import BookContext, Run, model_identity, repo_relative, run_banner, run_line, study_citation
 
 #: What the published pair-level file does not record about itself (its provenance does).
@@ -31,7 +32,7 @@ def _describe_results(res: dict[str, Any], run: Run | None = None) -> dict[str, 
         "weights": md_text(ident["weights"] or "as published (no quantization recorded)"),
         "dtype": md_code((run.model.get("dtype") if run else None) or params.get("dtype")),
         "dataset": md_code(ds.get("name")),
-        "dataset SHA-256": md_code(_sha_short(ds.get("sha256"))),
+        "dataset SHA-256": md_code(sha_short(ds.get("sha256"))),
         "pairs": md_text(res.get("n_pairs")),
         "bootstrap resamples": md_text(res.get("n_bootstrap")),
         "layers": md_text(layers),
@@ -77,12 +78,12 @@ def _side_by_side(table, first: str, second: str, *, agree: str, metric_order: l
             continue
         body = []
         for row in rows.itertuples():
-            a = _excludes_zero(row.ci_lower, row.ci_upper)
-            b = _excludes_zero(row.ref_ci_lower, row.ref_ci_upper)
+            a = excludes_zero(row.ci_lower, row.ci_upper)
+            b = excludes_zero(row.ref_ci_lower, row.ref_ci_upper)
             excl = {(True, True): "both", (True, False): f"{first} only", (False, True): f"{second} only",
                     (False, False): "neither"}[(a, b)]
-            body.append([f"{row.depth:.2f}", row.layer, _fmt_test(row.r, row.ci_lower, row.ci_upper),
-                         row.ref_layer, _fmt_test(row.ref_r, row.ref_ci_lower, row.ref_ci_upper),
+            body.append([f"{row.depth:.2f}", row.layer, fmt_test(row.r, row.ci_lower, row.ci_upper),
+                         row.ref_layer, fmt_test(row.ref_r, row.ref_ci_lower, row.ref_ci_upper),
                          "yes" if row.same_sign else "no", excl])
         headers = ["depth", f"layer ({first})", f"r [CI] ({first})", f"layer ({second})",
                    f"r [CI] ({second})", agree, "CI excludes zero"]
@@ -91,8 +92,8 @@ def _side_by_side(table, first: str, second: str, *, agree: str, metric_order: l
 
 
 def _agreement_counts(table) -> dict[str, int]:
-    a = [_excludes_zero(lo, hi) for lo, hi in zip(table["ci_lower"], table["ci_upper"])]
-    b = [_excludes_zero(lo, hi) for lo, hi in zip(table["ref_ci_lower"], table["ref_ci_upper"])]
+    a = [excludes_zero(lo, hi) for lo, hi in zip(table["ci_lower"], table["ci_upper"])]
+    b = [excludes_zero(lo, hi) for lo, hi in zip(table["ref_ci_lower"], table["ref_ci_upper"])]
     return {
         "tests": len(table),
         "same_sign": int(table["same_sign"].sum()),

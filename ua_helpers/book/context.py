@@ -12,7 +12,7 @@ from typing import Any
 from .. import models, published, results, rundir
 from .._io import sha256_bytes, sha256_file
 from . import BookError
-from ._md import md_code, md_text
+from .._markdown import md_code, md_text
 
 #: Where generated pages put the files their readers can download (relative to the staged ``book/``).
 FILES_DIR = "files"

@@ -11,7 +11,8 @@ from typing import Any
 
 from .. import controls, findings, results
 from .._io import atomic_write
-from ._md import _fmt_ci, _fmt_r, _is_missing, md_code, md_table, md_text
+from .._markdown import md_code, md_text
+from ._md import fmt_ci, fmt_r, is_missing, md_table
 from .context import FILES_DIR, BookContext, Run, repo_relative, run_banner
 
 #: The controls figure inside the staged book, and its resolution (420 px wide; see plots.CONTROLS_DPI).
@@ -53,7 +54,7 @@ def _by_test(rows) -> dict[tuple[int, str], dict[str, Any]]:
 
 
 def _statement_table(ctl: dict[str, Any]) -> str:
-    rows = [[findings.layer_label(t["layer"]), md_text(t["metric"]), _fmt_r(t.get("r_a")), _fmt_r(t.get("r_b"))]
+    rows = [[findings.layer_label(t["layer"]), md_text(t["metric"]), fmt_r(t.get("r_a")), fmt_r(t.get("r_b"))]
             for t in (ctl.get("shuffled_pairing") or {}).get("statement_level") or []]
     return md_table(["layer", "metric", "side A: r(term, NLL(A))", "side B: r(term, NLL(B))"], rows)
 
@@ -65,9 +66,9 @@ def _shuffled_section(res: dict[str, Any]) -> list[str]:
     for t in sp["tests"]:
         out = findings.beyond(t.get("r_observed"), t.get("null_ci_lower"), t.get("null_ci_upper"))
         n_beyond += out
-        rows.append([findings.layer_label(t["layer"]), md_text(t["metric"]), _fmt_r(t.get("r_observed")),
-                     f"{_fmt_r(t.get('null_mean'))} {_fmt_ci(t.get('null_ci_lower'), t.get('null_ci_upper'))}",
-                     "n/a" if _is_missing(t.get("p_value")) else f"{float(t['p_value']):.3g}",
+        rows.append([findings.layer_label(t["layer"]), md_text(t["metric"]), fmt_r(t.get("r_observed")),
+                     f"{fmt_r(t.get('null_mean'))} {fmt_ci(t.get('null_ci_lower'), t.get('null_ci_upper'))}",
+                     "n/a" if is_missing(t.get("p_value")) else f"{float(t['p_value']):.3g}",
                      "yes" if out else "no"])
     return [f"In **{n_beyond} of {len(rows)}** tests the real pairing's r lies beyond the null interval on its own "
             "side of 0; in the others the re-paired statements reach it (or go further), so the pair-level r "
@@ -79,7 +80,7 @@ def _shuffled_section(res: dict[str, Any]) -> list[str]:
 
 def _covariate_table(ctl: dict[str, Any]) -> str:
     lex = ctl.get("lexical") or {}
-    rows = [[md_text(c["name"]), md_text(c.get("description", "")), _fmt_r(c.get("r"))]
+    rows = [[md_text(c["name"]), md_text(c.get("description", "")), fmt_r(c.get("r"))]
             for c in lex.get("covariates") or []]
     return md_table(["covariate (B − A)", "what it is", "r with the preference"], rows)
 
@@ -96,13 +97,13 @@ def _other_run_section(title: str, run: Run | None, main: Run, *, what: str, com
     rows = []
     for r in ours.itertuples():
         o = other.get((int(r.layer), r.metric))
-        rows.append([findings.layer_label(r.layer), md_text(r.metric), f"{_fmt_r(r.r)} {_fmt_ci(r.ci_lower, r.ci_upper)}",
-                     "–" if o is None else f"{_fmt_r(o.r)} {_fmt_ci(o.ci_lower, o.ci_upper)}"])
+        rows.append([findings.layer_label(r.layer), md_text(r.metric), f"{fmt_r(r.r)} {fmt_ci(r.ci_lower, r.ci_upper)}",
+                     "–" if o is None else f"{fmt_r(o.r)} {fmt_ci(o.ci_lower, o.ci_upper)}"])
     name = md_code(run.dataset_name)
 
     def strongest(t):
         row = t.loc[t["r"].abs().idxmax()]
-        return f"{md_text(row.metric)} at {findings.layer_label(row.layer)}, r = {_fmt_r(row.r)}"
+        return f"{md_text(row.metric)} at {findings.layer_label(row.layer)}, r = {fmt_r(row.r)}"
 
     ps, rs = main.results["summary"], run.results["summary"]
     parts += [f"That run: model {md_code(run.model.get('name'))} on {name} ({md_text(run.results.get('n_pairs'))} "

@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from .. import findings
-from ._md import _fmt_ci, _fmt_r, _is_missing, headline, md_table, md_text
+from .._markdown import md_text
+from ._md import fmt_ci, fmt_r, headline, is_missing, md_table
 from .context import BookContext, Run, model_identity, run_banner
 
 #: Tests listed where a run has no generated findings.
@@ -43,10 +44,10 @@ def _strongest_uncorrected(res: dict[str, Any]) -> str:
     rows = []
     for layer, tests in res["results"].items():
         for metric, t in tests.items():
-            if not _is_missing(t.get("r")):
+            if not is_missing(t.get("r")):
                 rows.append((abs(float(t["r"])), int(layer), metric, t))
     rows.sort(key=lambda x: (-x[0], x[1], x[2]))
-    body = [[layer, md_text(metric), _fmt_r(t["r"]), _fmt_ci(t.get("ci_lower"), t.get("ci_upper")),
+    body = [[layer, md_text(metric), fmt_r(t["r"]), fmt_ci(t.get("ci_lower"), t.get("ci_upper")),
              "no" if t.get("includes_zero") else "yes"] for _, layer, metric, t in rows[:TOP_TESTS]]
     return md_table(["layer", "metric", "r", "CI", "CI excludes 0 (uncorrected)"], body)
 

@@ -18,7 +18,8 @@ from typing import Any
 
 from .. import evidence, findings, published, results
 from .._io import atomic_write
-from ._md import _excludes_zero, _fmt_ci, _fmt_r, _is_missing, md_text
+from .._markdown import md_text
+from ._md import excludes_zero, fmt_ci, fmt_r, is_missing
 from .context import FILES_DIR, BookContext, Run, study_citation
 from .compare import PUBLISHED_MODEL
 
@@ -88,17 +89,17 @@ def _lead(res: dict[str, Any]) -> dict[str, Any] | None:
     """The run's strongest result: the highest evidence level, then the largest |r| (CI excluding 0 only)."""
     ev = res.get("evidence")
     if ev:
-        pool = [t for t in ev["tests"] if t["level"] >= 1 and not _is_missing(t["r"])]
+        pool = [t for t in ev["tests"] if t["level"] >= 1 and not is_missing(t["r"])]
         return max(pool, key=lambda t: (t["level"], abs(t["r"]), -t["layer"]), default=None)
-    pool = [t for t in _tests(res) if _excludes_zero(t.get("ci_lower"), t.get("ci_upper"))
-            and not _is_missing(t.get("r"))]
+    pool = [t for t in _tests(res) if excludes_zero(t.get("ci_lower"), t.get("ci_upper"))
+            and not is_missing(t.get("r"))]
     return max(pool, key=lambda t: (abs(t["r"]), -t["layer"]), default=None)
 
 
 def smallest_excluding_r(res: dict[str, Any]) -> float | None:
     """The smallest |r| among the run's tests whose CI excludes 0 (``None`` when none does)."""
-    found = [abs(float(t["r"])) for t in _tests(res) if _excludes_zero(t.get("ci_lower"), t.get("ci_upper"))
-             and not _is_missing(t.get("r"))]
+    found = [abs(float(t["r"])) for t in _tests(res) if excludes_zero(t.get("ci_lower"), t.get("ci_upper"))
+             and not is_missing(t.get("r"))]
     return min(found) if found else None
 
 
@@ -136,12 +137,12 @@ def _controls_sentence(res: dict[str, Any], lead: dict[str, Any] | None) -> str:
                 "cannot say whether its correlations go beyond what token identity and length alone would give.")
     tests = res["evidence"]["tests"] if res.get("evidence") else _tests(res)
     passing = [t for t in tests if (t["level"] >= 1 if "level" in t else
-                                    _excludes_zero(t.get("ci_lower"), t.get("ci_upper")))]
+                                    excludes_zero(t.get("ci_lower"), t.get("ci_upper")))]
     rt = {(int(c["layer"]), c["metric"]): c for c in (ctl.get("random_tokens") or {}).get("tests", [])}
     sh = {(int(c["layer"]), c["metric"]): c for c in (ctl.get("shuffled_pairing") or {}).get("tests", [])}
 
     def outside(t, lo, hi):
-        return not (_is_missing(lo) or _is_missing(hi)) and (t["r"] < lo or t["r"] > hi)
+        return not (is_missing(lo) or is_missing(hi)) and (t["r"] < lo or t["r"] > hi)
 
     beyond_rt = sum(outside(t, rt[k]["r_min"], rt[k]["r_max"]) for t in passing
                     if (k := (t["layer"], t["metric"])) in rt)
@@ -364,8 +365,8 @@ def published_example() -> str:
     $r = -0.677$ $[-0.765, -0.557]$" (Markdown with math)."""
     ref = published.load(published.PAIR_LEVEL)
     lead = _lead(ref)
-    return (f"{lead['metric']} at {findings.layer_label(lead['layer'])} is $r = {_fmt_r(lead['r']).lstrip('+')}$ "
-            f"${_fmt_ci(lead['ci_lower'], lead['ci_upper'])}$")
+    return (f"{lead['metric']} at {findings.layer_label(lead['layer'])} is $r = {fmt_r(lead['r']).lstrip('+')}$ "
+            f"${fmt_ci(lead['ci_lower'], lead['ci_upper'])}$")
 
 
 def smallest_phrase(res: dict[str, Any]) -> str:

@@ -9,16 +9,17 @@ from __future__ import annotations
 from typing import Any
 
 from .. import levels, levels_tables, published
-from ._md import _excludes_zero, _fmt_ci, _fmt_r, _is_missing, md_table, md_text
+from .._markdown import md_text
+from ._md import excludes_zero, fmt_ci, fmt_r, is_missing, md_table
 from .context import BookContext, run_banner, study_citation
 
 
 def _test(entry: dict[str, Any] | None) -> str:
     """``r [lo, hi]`` with a mark where the CI excludes zero (uncorrected), or a dash."""
-    if not entry or _is_missing(entry.get("r")):
+    if not entry or is_missing(entry.get("r")):
         return "–"
-    mark = " ◆" if _excludes_zero(entry.get("ci_lower"), entry.get("ci_upper")) else ""
-    return f"{_fmt_r(entry['r'])} {_fmt_ci(entry.get('ci_lower'), entry.get('ci_upper'))}{mark}"
+    mark = " ◆" if excludes_zero(entry.get("ci_lower"), entry.get("ci_upper")) else ""
+    return f"{fmt_r(entry['r'])} {fmt_ci(entry.get('ci_lower'), entry.get('ci_upper'))}{mark}"
 
 
 def _pair_level(tests: dict[str, Any]) -> str:
@@ -28,11 +29,11 @@ def _pair_level(tests: dict[str, Any]) -> str:
 
 def _spread(entry: dict[str, Any] | None) -> str:
     """``r mean ± sd (share of binnings whose interval excludes 0)`` over random binnings, or a dash."""
-    if not entry or _is_missing(entry.get("r_mean")) or _is_missing(entry.get("r_std")):
+    if not entry or is_missing(entry.get("r_mean")) or is_missing(entry.get("r_std")):
         return "–"
     share = entry.get("share_ci_excludes_zero")
-    return (f"{_fmt_r(entry['r_mean'])} ± {float(entry['r_std']):.3f}"
-            + ("" if _is_missing(share) else f" ({float(share):.0%} excl. 0)"))
+    return (f"{fmt_r(entry['r_mean'])} ± {float(entry['r_std']):.3f}"
+            + ("" if is_missing(share) else f" ({float(share):.0%} excl. 0)"))
 
 
 def levels_table(pair: dict[str, Any], category: dict[str, Any] | None, bins: dict[str, Any] | None,
@@ -96,8 +97,8 @@ def this_run_section(ctx: BookContext) -> list[str]:
                                                                           or max(int(k) for k in res["results"])),
                               spread))
     if by_k:
-        rows = [[k, layer, f"{_fmt_r(e.get('r_mean'))} ± {float(e['r_std']):.3f}" if not _is_missing(e.get("r_std"))
-                 else "–", "–" if _is_missing(e.get("share_ci_excludes_zero"))
+        rows = [[k, layer, f"{fmt_r(e.get('r_mean'))} ± {float(e['r_std']):.3f}" if not is_missing(e.get("r_std"))
+                 else "–", "–" if is_missing(e.get("share_ci_excludes_zero"))
                  else f"{float(e['share_ci_excludes_zero']):.0%}"]
                 for k, layers in by_k.items() for layer, e in layers.items()]
         parts += [f"Over {bins.get('n_binnings')} random binnings for each bin count k, the mean and sd of r, and "
@@ -129,7 +130,7 @@ def pythia_section() -> list[str]:
         row = [f"{depth:.2f}"]
         for m in models.values():
             hit = [v for l, v in m["layer_results"].items() if round(int(l) / m["n_layers"], 2) == depth]
-            row.append(_fmt_r(hit[0].get("correlation")) if hit else "–")
+            row.append(fmt_r(hit[0].get("correlation")) if hit else "–")
         rows.append(row)
     parts += ["### Category level across Pythia sizes\n",
               "The study's scaling file: category-level r (no CI; n = 6 categories) by relative depth for four "

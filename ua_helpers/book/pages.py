@@ -12,7 +12,8 @@ from typing import Callable
 
 from .. import crossrun
 from ..config import RunConfig
-from ._md import headline, md_code, md_table, md_text
+from .._markdown import md_code, md_text
+from ._md import headline, md_table
 from .compare import comparison_page, replication_page
 from .context import BookContext, Run, model_identity, repo_relative
 from .page_findings import findings_page
