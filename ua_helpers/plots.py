@@ -505,34 +505,16 @@ def plot_depth_overview(table, num_layers: int, reference=None, reference_num_la
     axes = axes.ravel()
     ours_color, ref_color = "tab:blue", "tab:gray"
     for ax, metric in zip(axes, metrics):
-        if random_tokens is not None and len(random_tokens):
-            rt = random_tokens[random_tokens["metric"] == metric]
-            if len(rt):
-                ax.axhspan(float(rt["r_min"].min()), float(rt["r_max"].max()), color="tab:orange", alpha=0.25,
-                           linewidth=0, label="random-token r range")
-        if shuffled is not None and len(shuffled):
-            sh = shuffled[shuffled["metric"] == metric].sort_values("layer")
-            if len(sh):
-                ax.fill_between(sh["layer"].to_numpy(dtype=float) / num_layers,
-                                sh["null_ci_lower"].to_numpy(dtype=float), sh["null_ci_upper"].to_numpy(dtype=float),
-                                color="tab:green", alpha=0.25, linewidth=0, label="shuffled-pairing null interval")
+        _control_bands(ax, metric, random_tokens, shuffled, x_scale=num_layers, alpha=0.25,
+                       labels=("random-token r range", "shuffled-pairing null interval"))
         if reference is not None:
             ref = reference[reference["metric"] == metric].sort_values("layer")
             x = ref["layer"].to_numpy(dtype=float) / reference_num_layers
             ax.plot(x, ref["r"].to_numpy(dtype=float), "o--", color=ref_color, mfc="white", markersize=4,
                     linewidth=1.2, label=reference_label)
         rows = table[table["metric"] == metric].sort_values("layer")
-        x = rows["layer"].to_numpy(dtype=float) / num_layers
-        r = rows["r"].to_numpy(dtype=float)
-        ax.fill_between(x, rows["ci_lower"].to_numpy(dtype=float), rows["ci_upper"].to_numpy(dtype=float),
-                        color=ours_color, alpha=0.15, linewidth=0, label=f"{label}: 95% CI")
-        ax.plot(x, r, "o-", color=ours_color, markersize=4, linewidth=1.5, label=f"{label}: r")
-        ax.axhline(0, color="black", linewidth=0.8, linestyle=":")
-        ax.set_title(metric, fontsize=11)
-        ax.grid(True, alpha=0.3)
-        ax.tick_params(labelsize=10, labelleft=True, labelbottom=True)
-        ax.set_ylabel("r", fontsize=10)
-        ax.set_xlabel("relative depth", fontsize=10)
+        _r_panel(ax, rows, metric, label=label, color=ours_color, x_scale=num_layers, xlabel="relative depth",
+                 text_size=10, markersize=4, linewidth=1.5)
     values = [table[["r", "ci_lower", "ci_upper"]].to_numpy(dtype=float)]
     if reference is not None:
         values.append(reference[["r"]].to_numpy(dtype=float))
@@ -593,20 +575,8 @@ def plot_controls(table, random_tokens, shuffled, *, extra=None):
     values = [table[["r", "ci_lower", "ci_upper"]].to_numpy(dtype=float)]
     for ax, metric in zip(axes, metrics):
         rows = table[table["metric"] == metric].sort_values("layer")
-        x = rows["layer"].to_numpy(dtype=float)
-        if random_tokens is not None and len(random_tokens):
-            rt = random_tokens[random_tokens["metric"] == metric]
-            if len(rt):
-                lo, hi = float(rt["r_min"].min()), float(rt["r_max"].max())
-                ax.axhspan(lo, hi, color="tab:orange", alpha=0.3, linewidth=0, label="random tokens (range)")
-                values.append(np.array([lo, hi]))
-        if shuffled is not None and len(shuffled):
-            sh = shuffled[shuffled["metric"] == metric].sort_values("layer")
-            if len(sh):
-                ax.fill_between(sh["layer"].to_numpy(dtype=float), sh["null_ci_lower"].to_numpy(dtype=float),
-                                sh["null_ci_upper"].to_numpy(dtype=float), color="tab:green", alpha=0.3,
-                                linewidth=0, label="shuffled pairing (null)")
-                values.append(sh[["null_ci_lower", "null_ci_upper"]].to_numpy(dtype=float))
+        values += _control_bands(ax, metric, random_tokens, shuffled, x_scale=1.0, alpha=0.3,
+                                 labels=("random tokens (range)", "shuffled pairing (null)"))
         zero = rows[rows["layer"] == 0]
         if len(zero) and np.isfinite(float(zero["r"].iloc[0])):
             ax.axhline(float(zero["r"].iloc[0]), color="tab:purple", linewidth=1.2, linestyle="--",
@@ -617,16 +587,8 @@ def plot_controls(table, random_tokens, shuffled, *, extra=None):
                 ax.plot(o["layer"].to_numpy(dtype=float), o["r"].to_numpy(dtype=float), marker=marker,
                         color=color, markersize=2.5, linewidth=0.9, label=label)
                 values.append(o[["r"]].to_numpy(dtype=float))
-        ax.fill_between(x, rows["ci_lower"].to_numpy(dtype=float), rows["ci_upper"].to_numpy(dtype=float),
-                        color="tab:blue", alpha=0.15, linewidth=0, label="this run: 95% CI")
-        ax.plot(x, rows["r"].to_numpy(dtype=float), "o-", color="tab:blue", markersize=3, linewidth=1.3,
-                label="this run: r")
-        ax.axhline(0, color="black", linewidth=0.6, linestyle=":")
-        ax.set_title(metric, fontsize=8)
-        ax.grid(True, alpha=0.3)
-        ax.tick_params(labelsize=7, labelleft=True, labelbottom=True)
-        ax.set_ylabel("r", fontsize=7)
-        ax.set_xlabel("layer", fontsize=7)
+        _r_panel(ax, rows, metric, label="this run", color="tab:blue", x_scale=1.0, xlabel="layer", text_size=7,
+                 markersize=3, linewidth=1.3, zero_width=0.6)
     extent = max(float(np.nanmax(np.abs(v), initial=0.0)) for v in values)
     ylim = min(1.0, max(0.3, float(np.ceil((extent + 0.05) * 10) / 10)))
     axes[0].set_ylim(-ylim, ylim)
@@ -639,3 +601,43 @@ def plot_controls(table, random_tokens, shuffled, *, extra=None):
     axes[len(metrics)].legend(list(handles.values()), list(handles), loc="center", frameon=False, fontsize=7)
     fig.tight_layout(pad=0.4)
     return fig
+
+
+def _control_bands(ax, metric: str, random_tokens, shuffled, *, x_scale: float, alpha: float,
+                   labels: tuple[str, str]) -> list[np.ndarray]:
+    """Draw one metric's random-token r range (a band across the panel) and shuffled-pairing null interval.
+
+    ``random_tokens`` and ``shuffled`` are the controls block's test rows as DataFrames (either may be None);
+    layers are divided by ``x_scale``. Returns the values drawn, for the caller's axis range.
+    """
+    drawn: list[np.ndarray] = []
+    if random_tokens is not None and len(random_tokens):
+        rt = random_tokens[random_tokens["metric"] == metric]
+        if len(rt):
+            lo, hi = float(rt["r_min"].min()), float(rt["r_max"].max())
+            ax.axhspan(lo, hi, color="tab:orange", alpha=alpha, linewidth=0, label=labels[0])
+            drawn.append(np.array([lo, hi]))
+    if shuffled is not None and len(shuffled):
+        sh = shuffled[shuffled["metric"] == metric].sort_values("layer")
+        if len(sh):
+            ax.fill_between(sh["layer"].to_numpy(dtype=float) / x_scale, sh["null_ci_lower"].to_numpy(dtype=float),
+                            sh["null_ci_upper"].to_numpy(dtype=float), color="tab:green", alpha=alpha, linewidth=0,
+                            label=labels[1])
+            drawn.append(sh[["null_ci_lower", "null_ci_upper"]].to_numpy(dtype=float))
+    return drawn
+
+
+def _r_panel(ax, rows, metric: str, *, label: str, color: str, x_scale: float, xlabel: str, text_size: float,
+             markersize: float, linewidth: float, zero_width: float = 0.8) -> None:
+    """Draw one metric's r by layer with its CI band (``rows``: its rows of a results table), labelled axes."""
+    x = rows["layer"].to_numpy(dtype=float) / x_scale
+    ax.fill_between(x, rows["ci_lower"].to_numpy(dtype=float), rows["ci_upper"].to_numpy(dtype=float),
+                    color=color, alpha=0.15, linewidth=0, label=f"{label}: 95% CI")
+    ax.plot(x, rows["r"].to_numpy(dtype=float), "o-", color=color, markersize=markersize, linewidth=linewidth,
+            label=f"{label}: r")
+    ax.axhline(0, color="black", linewidth=zero_width, linestyle=":")
+    ax.set_title(metric, fontsize=text_size + 1)
+    ax.grid(True, alpha=0.3)
+    ax.tick_params(labelsize=text_size, labelleft=True, labelbottom=True)
+    ax.set_ylabel("r", fontsize=text_size)
+    ax.set_xlabel(xlabel, fontsize=text_size)
