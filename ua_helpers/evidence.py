@@ -28,13 +28,16 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 from . import robustness as rb
+from .redundancy import COINCIDE_CORR, redundancy
 from ._checks import t_pvalue
 from ._io import to_jsonable
 
 if TYPE_CHECKING:
     import pandas as pd
 
-SCHEMA_VERSION = 1
+#: The evidence block's layout: 1 had rungs 0..5 (rung 5 "unconfounded"); 2 renames rung 5 "adjusted for token
+#: count, length and category" (``passes["adjusted"]``) and adds rung 6 "beyond lexical" (``passes["beyond_lexical"]``).
+SCHEMA_VERSION = 2
 #: (short name, criterion text) per level; level k's criterion is added to all of levels 1..k-1.
 LEVELS = (
     ("none", "no criterion met"),
@@ -186,7 +189,7 @@ def level_counts(levels, units=None) -> list[int]:
 def evidence_block(metric_values, preference, emb_a, emb_b, layers: Sequence[int], metric_names: Sequence[str],
                    tests, *, controls: dict[str, Any], stmt_a: Sequence[str] | None = None, stmt_b: Sequence[str] | None = None,
                    alpha: float = 0.05, partial_adjust: str = "holm", massive_ratio: float = rb.MASSIVE_RATIO,
-                   coincide_corr: float = rb.COINCIDE_CORR) -> dict[str, Any]:
+                   coincide_corr: float = COINCIDE_CORR) -> dict[str, Any]:
     """Build the ``"evidence"`` block of ``results.json``: the ladder, each test's level and its diagnostics.
 
     Parameters
@@ -255,7 +258,7 @@ def evidence_block(metric_values, preference, emb_a, emb_b, layers: Sequence[int
     lex = _lexical_frame(controls["lexical"]["tests"], lad[["layer", "metric"]])
     rank_level = _rank_level(tests, alpha)
     norms = rb.norm_diagnostics(emb_a, emb_b, layers, threshold=massive_ratio)
-    red = rb.redundancy(emb_a, emb_b, values, layers, names, threshold=coincide_corr)
+    red = redundancy(emb_a, emb_b, values, layers, names, threshold=coincide_corr)
     dis = rb.rank_disagreement(tests["r"], tests["ci_lower"], tests["ci_upper"], tests["spearman_rho"],
                                tests["spearman_ci_lower"], tests["spearman_ci_upper"])
 
@@ -371,4 +374,14 @@ def require_evidence(results: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(ev, dict) or "levels" not in ev:
         raise ValueError("results lack an 'evidence' block; build it with evidence.evidence_block(...) and store "
                          "it under results['evidence']")
+    check_version(ev)
     return ev
+
+
+def check_version(ev: dict[str, Any], source: str = "these results") -> None:
+    """Raise ValueError, in one line naming ``source``, when an evidence block is not of this ladder's layout."""
+    version = ev.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise ValueError(f"{source}: its evidence ladder is of layout version {version!r}, this version reads "
+                         f"{SCHEMA_VERSION} (rungs 0-{len(LEVELS) - 1}, rung {len(LEVELS) - 1} "
+                         f"{LEVELS[-1][0]!r}); run the analysis again with this version")

@@ -34,7 +34,8 @@ def results():
     levels = [{"level": k, "name": name, "criterion": f"criterion {k}",
                "count": sum(t["level"] >= k for t in tests), "count_distinct": sum(t["level"] >= k for t in tests)}
               for k, name in enumerate(names)]
-    return {"n_pairs": N, "ci_level": 0.9, "evidence": {"levels": levels, "tests": tests}}
+    return {"n_pairs": N, "ci_level": 0.9, "evidence": {"schema_version": evidence.SCHEMA_VERSION, "levels": levels,
+                                                     "tests": tests}}
 
 
 def test_headline_table_has_few_plain_columns_and_only_the_tests_on_the_ladder(results):

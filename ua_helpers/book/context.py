@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import models, published, results, rundir
+from .. import evidence, models, published, results, rundir
 from .._io import sha256_bytes, sha256_file
 from . import BookError
 from .._markdown import md_code, md_text
@@ -68,6 +68,8 @@ def load_run(run_dir: str | os.PathLike, *, verify: bool = True) -> Run:
     try:
         res = json.loads(raw)
         results.check_schema(res, source=str(path / rundir.RESULTS))
+        if isinstance(res.get("evidence"), dict):
+            evidence.check_version(res["evidence"], source=str(path / rundir.RESULTS))
     except (ValueError, RecursionError) as exc:
         raise BookError(f"refusing the run in {path}: {exc}") from None
     return Run(path, manifest, res, verified=verify)
