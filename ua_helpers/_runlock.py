@@ -22,11 +22,13 @@ class RunDirError(RuntimeError):
     """A run directory that cannot be used: refused, claimed by another run, stale, or not writable."""
 
 
-def _now() -> str:
+def now() -> str:
+    """The local time with its UTC offset, as a manifest records when a run started or finished."""
     return time.strftime("%Y-%m-%dT%H:%M:%S%z")
 
 
-def _stamp() -> str:
+def stamp() -> str:
+    """The local time as a compact stamp for the names of staging and set-aside folders."""
     return time.strftime("%Y%m%dT%H%M%S")
 
 
@@ -88,7 +90,7 @@ def claim(run_dir: Path, staging: Path, take_over: bool = False, log: Callable[[
         Take over a stale lock (its process is gone) and remove that process's unfinished staging directory.
     """
     lock = lock_path(run_dir)
-    holder = {"pid": os.getpid(), "host": socket.gethostname(), "started": _now(), "run_dir": str(run_dir),
+    holder = {"pid": os.getpid(), "host": socket.gethostname(), "started": now(), "run_dir": str(run_dir),
               "staging": str(staging)}
     payload = json.dumps(holder).encode()
     for _ in range(5):
@@ -164,7 +166,7 @@ def replace_run(staging: Path, target: Path) -> None:
     if _exchange(staging, target):
         shutil.rmtree(staging)  # now the previous run
         return
-    aside = target.parent / f".{target.name}.previous-{_stamp()}"
+    aside = target.parent / f".{target.name}.previous-{stamp()}"
     os.rename(target, aside)
     os.rename(staging, target)
     shutil.rmtree(aside)

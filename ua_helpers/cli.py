@@ -70,6 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run ``ua-book``; return the exit code (0 done, 1 failed, 2 bad parameters, 128+N stopped by signal N)."""
     args = build_parser().parse_args(argv)
     from . import rundir
+    from ._runlock import RunDirError
 
     try:
         if args.command == "run":
@@ -94,7 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except rundir.RunError as exc:
         print(f"ua-book: error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except (rundir.RunDirError, FileNotFoundError, ValueError) as exc:
+    except (RunDirError, FileNotFoundError, ValueError) as exc:
         print(f"ua-book: error: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:  # a full disk, a read-only or vanished folder: one line naming the path

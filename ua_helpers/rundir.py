@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from ._io import atomic_write_json, sha256_file
-from ._runlock import Claim, RunDirError, _now, _stamp, claim, lock_path, replace_run  # noqa: F401 (re-exported)
+from ._runlock import Claim, RunDirError, claim, now, replace_run, stamp
 from .config import ParameterError, RunConfig, preflight
 
 NOTEBOOKS = ("01_setup", "02_extraction", "03_metrics", "04_correlation", "05_visualization", "06_summary")
@@ -380,7 +380,7 @@ def execute(params: Mapping[str, Any], run_dir: str | os.PathLike | None = None,
             raise RunError(f"notebooks {missing} not found in {source}")
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            staging = target.parent / f".{target.name}.staging-{_stamp()}-{os.getpid()}"
+            staging = target.parent / f".{target.name}.staging-{stamp()}-{os.getpid()}"
             held = claim(target, staging, take_over=take_over, log=log)
         except OSError as exc:  # a read-only file system, a full disk, ...
             raise RunDirError(f"cannot write the run directory {target}: {exc.strerror or exc}") from None
@@ -433,7 +433,7 @@ def _execute_claimed(cfg: RunConfig, effective: dict[str, Any], source: Path, he
                                                     else None})
             raise RunError(f"{error}; {where}") from None
         _ignore_signals()  # the notebooks are done: finish putting the run in place
-        manifest.update(status="complete", finished=_now(), model=results.get("model_info", {}),
+        manifest.update(status="complete", finished=now(), model=results.get("model_info", {}),
                         dataset=results.get("dataset", {}),
                         figures=sorted(f"figures/{p.name}" for p in (staging / "figures").glob("*.png")),
                         tables=sorted(p.name for p in staging.glob("*.csv")))
@@ -501,7 +501,7 @@ def _clear_leftovers(target: Path, staging: Path, log: Callable[[str], None]) ->
 
 def _leave_failed(staging: Path, target: Path, manifest: dict[str, Any]) -> str:
     """Mark ``staging`` failed or interrupted; move it to ``target`` unless that holds a complete run."""
-    manifest = {**manifest, "finished": _now()}
+    manifest = {**manifest, "finished": now()}
     manifest.pop("staging", None)
     try:
         manifest["files"] = run_files(staging)
@@ -510,7 +510,7 @@ def _leave_failed(staging: Path, target: Path, manifest: dict[str, Any]) -> str:
         shutil.rmtree(staging, ignore_errors=True)
         return f"the unfinished run could not be kept ({_os_error(exc, staging)}); its staging folder was removed"
     if (read_manifest(target) or {}).get("status") == "complete":
-        kept = target.parent / f".{target.name}.failed-{_stamp()}-{os.getpid()}"
+        kept = target.parent / f".{target.name}.failed-{stamp()}-{os.getpid()}"
         os.rename(staging, kept)
         return f"the unfinished run is in {kept}; the previous complete run in {target} is untouched"
     replace_run(staging, target)

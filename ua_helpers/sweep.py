@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from . import rundir
+from ._runlock import RunDirError, claim
 from ._io import atomic_write_json, to_jsonable
 from .sweepfile import Sweep, SweepEntry, SweepError, default_root, load_sweep, unmet_requirement
 
@@ -152,9 +153,9 @@ def run_sweep(sweep: Sweep, root: str | os.PathLike | None = None, engine: str =
 
     Raises
     ------
-    ua_helpers.rundir.RunDirError
+    ua_helpers._runlock.RunDirError
         Another sweep is running into the same root (one sweep per root at a time: the root is claimed as a run
-        directory is, see :func:`ua_helpers.rundir.claim`).
+        directory is, see :func:`ua_helpers._runlock.claim`).
     """
     if engine not in ENGINES:
         raise SweepError(f"engine must be one of {', '.join(ENGINES)}; got {engine!r}")
@@ -165,13 +166,13 @@ def run_sweep(sweep: Sweep, root: str | os.PathLike | None = None, engine: str =
         raise SweepError("no root for the run directories: give --root or set 'root:' in the sweep file")
     root_path = Path(root if root is not None else sweep.root).expanduser().resolve()
     if rundir.read_manifest(root_path) is not None:  # a run would later replace the folder and the sweep in it
-        raise rundir.RunDirError(f"the sweep root {root_path} holds a run ({rundir.MANIFEST}); a sweep needs a "
+        raise RunDirError(f"the sweep root {root_path} holds a run ({rundir.MANIFEST}); a sweep needs a "
                                  "folder of its own: choose another root")
     root_path.mkdir(parents=True, exist_ok=True)
     try:  # one sweep per root at a time
-        held = rundir.claim(root_path, root_path, take_over=take_over, log=log)
+        held = claim(root_path, root_path, take_over=take_over, log=log)
     except OSError as exc:
-        raise rundir.RunDirError(f"cannot write beside the sweep root {root_path}: {exc.strerror or exc}") from None
+        raise RunDirError(f"cannot write beside the sweep root {root_path}: {exc.strerror or exc}") from None
     try:
         return _run_claimed(sweep, root_path, engine, ray, address, log, take_over)
     finally:
@@ -306,7 +307,7 @@ def sweep_command(sweep_file: str | os.PathLike, engine: str = "local", address:
     except rundir.RunInterrupted as exc:
         print(f"ua-book: error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except rundir.RunDirError as exc:
+    except RunDirError as exc:
         print(f"ua-book: error: {exc}", file=sys.stderr)
         return 1
     print(format_summary(state))

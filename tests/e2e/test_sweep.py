@@ -21,7 +21,7 @@ import pytest
 import yaml
 from tiny_models import build_tiny_tokenizer, save_tiny_model
 
-from ua_helpers import cli, crossrun, rundir, sweep, sweepfile
+from ua_helpers import _runlock, cli, crossrun, rundir, sweep, sweepfile
 from ua_helpers.data import load_pairs
 from ua_helpers.results import results_table
 
@@ -143,7 +143,7 @@ def test_a_second_sweep_into_a_busy_root_fails_naming_the_holder(tmp_path, capsy
     path.write_text(yaml.safe_dump({"entries": [GOOD]}))
     root = tmp_path / "root"
     root.mkdir()
-    held = rundir.claim(root, root)
+    held = _runlock.claim(root, root)
     try:
         assert cli.main(["sweep", str(path), "--root", str(root)]) == 1
     finally:

@@ -19,7 +19,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from ua_helpers import cli, published, rundir
+from ua_helpers import _runlock, cli, published, rundir
 from ua_helpers.config import RunConfig
 
 #: The parameters cell: every RunConfig field (papermill warns about parameters a notebook does not declare).
@@ -169,7 +169,7 @@ def test_a_directory_holding_something_else_is_refused(tmp_path, params):
     other.mkdir()
     (other / "holiday.jpg").write_bytes(b"jpeg")
     (other / "manifest.json").write_text('{"name": "a web app"}')  # a manifest, but not a run's
-    with pytest.raises(rundir.RunDirError, match="holds no run"):
+    with pytest.raises(_runlock.RunDirError, match="holds no run"):
         rundir.execute(params, run_dir=other)
     assert sorted(p.name for p in other.iterdir()) == ["holiday.jpg", "manifest.json"]
 
@@ -198,15 +198,15 @@ def test_a_run_dir_that_is_a_file_or_unwritable_gives_one_line_and_exit_1(tmp_pa
 
 def test_a_second_claim_fails_naming_the_holder(tmp_path):
     target = tmp_path / "run"
-    first = rundir.claim(target, tmp_path / ".run.staging-1")
+    first = _runlock.claim(target, tmp_path / ".run.staging-1")
     try:
-        with pytest.raises(rundir.RunDirError, match=rf"being written by another run: pid {os.getpid()} on "
+        with pytest.raises(_runlock.RunDirError, match=rf"being written by another run: pid {os.getpid()} on "
                                                      rf"{socket.gethostname()}"):
-            rundir.claim(target, tmp_path / ".run.staging-2")
+            _runlock.claim(target, tmp_path / ".run.staging-2")
     finally:
         first.release()
-    assert not rundir.lock_path(target).exists()
-    rundir.claim(target, tmp_path / ".run.staging-3").release()
+    assert not _runlock.lock_path(target).exists()
+    _runlock.claim(target, tmp_path / ".run.staging-3").release()
 
 
 def test_a_stale_lock_is_reported_and_taken_over_only_when_asked(tmp_path):
@@ -214,32 +214,32 @@ def test_a_stale_lock_is_reported_and_taken_over_only_when_asked(tmp_path):
     stale_staging = tmp_path / ".run.staging-old-1"
     stale_staging.mkdir()
     pid = _dead_pid()
-    rundir.lock_path(target).write_text(json.dumps({"pid": pid, "host": socket.gethostname(), "started": "then",
+    _runlock.lock_path(target).write_text(json.dumps({"pid": pid, "host": socket.gethostname(), "started": "then",
                                                     "staging": str(stale_staging)}))
-    with pytest.raises(rundir.RunDirError, match=rf"stale lock .*pid {pid} .*--take-over"):
-        rundir.claim(target, tmp_path / ".run.staging-2")
+    with pytest.raises(_runlock.RunDirError, match=rf"stale lock .*pid {pid} .*--take-over"):
+        _runlock.claim(target, tmp_path / ".run.staging-2")
     messages = []
-    held = rundir.claim(target, tmp_path / ".run.staging-2", take_over=True, log=messages.append)
+    held = _runlock.claim(target, tmp_path / ".run.staging-2", take_over=True, log=messages.append)
     try:
-        assert json.loads(rundir.lock_path(target).read_text())["pid"] == os.getpid()
+        assert json.loads(_runlock.lock_path(target).read_text())["pid"] == os.getpid()
         assert not stale_staging.exists() and "removed its unfinished staging directory" in messages[0]
-        with pytest.raises(rundir.RunDirError, match="being written by another run"):
-            rundir.claim(target, tmp_path / ".run.staging-3", take_over=True)  # a live holder is never stale
+        with pytest.raises(_runlock.RunDirError, match="being written by another run"):
+            _runlock.claim(target, tmp_path / ".run.staging-3", take_over=True)  # a live holder is never stale
     finally:
         held.release()
 
 
 def test_a_lock_from_another_host_is_not_taken_over(tmp_path):
     target = tmp_path / "run"
-    rundir.lock_path(target).write_text(json.dumps({"pid": 1, "host": "elsewhere", "started": "then"}))
-    with pytest.raises(rundir.RunDirError, match="on another host"):
-        rundir.claim(target, tmp_path / ".run.staging-2", take_over=True)
+    _runlock.lock_path(target).write_text(json.dumps({"pid": 1, "host": "elsewhere", "started": "then"}))
+    with pytest.raises(_runlock.RunDirError, match="on another host"):
+        _runlock.claim(target, tmp_path / ".run.staging-2", take_over=True)
 
 
 def test_replace_run_swaps_the_directories(tmp_path):
     old = _complete_run(tmp_path / "run", tag="old")
     new = _complete_run(tmp_path / ".run.staging-x", tag="new")
-    rundir.replace_run(new, old)
+    _runlock.replace_run(new, old)
     assert _tag(old) == "new"
     assert not new.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["run"]
 
@@ -292,7 +292,7 @@ def test_a_failed_rerun_leaves_the_previous_run_untouched(tmp_path, params, tiny
     manifest = rundir.read_manifest(kept)
     assert manifest["status"] == status and message in manifest["error"]
     assert manifest["notebooks"] == ["notebooks/01_setup.ipynb", "notebooks/02_extraction.ipynb"]
-    assert not rundir.lock_path(target).exists()
+    assert not _runlock.lock_path(target).exists()
 
 
 @pytest.mark.slow
@@ -307,7 +307,7 @@ def test_a_failed_first_run_is_left_in_the_run_dir_marked_failed(tmp_path, param
 
 SCRIPT = """import sys
 from pathlib import Path
-from ua_helpers import cli, published, rundir
+from ua_helpers import _runlock, cli, published, rundir
 from ua_helpers.config import RunConfig
 rundir.notebooks_source = lambda: Path(sys.argv[1])
 sys.exit(cli.main(sys.argv[2:]))
@@ -350,7 +350,7 @@ def test_a_signal_ends_the_run_interrupted_with_one_line(tmp_path, params, tiny_
     assert rundir.is_complete(target) and _tag(target) == "old"
     (kept,) = tmp_path.glob(".run.failed-*")
     assert rundir.read_manifest(kept)["status"] == "interrupted"
-    assert not rundir.lock_path(target).exists()
+    assert not _runlock.lock_path(target).exists()
     time.sleep(1)
     with pytest.raises(ProcessLookupError):  # the kernel was shut down, not orphaned
         os.kill(kernel_pid, 0)
@@ -364,7 +364,7 @@ def test_a_run_refuses_a_folder_holding_files_its_run_did_not_write(tmp_path):
     (run / "e1" / "manifest.json").write_text("{}")
     (run / "sweep.json").write_text("{}")
     (run / "notes.txt").write_text("mine")
-    with pytest.raises(rundir.RunDirError, match=r"holds files its run did not write \(e1/manifest\.json, "
+    with pytest.raises(_runlock.RunDirError, match=r"holds files its run did not write \(e1/manifest\.json, "
                                                  r"notes\.txt, sweep\.json\); refusing to replace it"):
         rundir.check_target(run)
     manifest = rundir.read_manifest(run)
@@ -378,7 +378,7 @@ def test_a_sweep_refuses_a_root_that_holds_a_run(tmp_path):
     run = _complete_run(tmp_path / "run")
     before = sorted(p.name for p in run.iterdir())
     entries = sweepfile.parse_sweep({"entries": [{"name": "e1", "model": "EleutherAI/pythia-70m"}]})
-    with pytest.raises(rundir.RunDirError, match=r"sweep root .*run holds a run \(manifest\.json\)"):
+    with pytest.raises(_runlock.RunDirError, match=r"sweep root .*run holds a run \(manifest\.json\)"):
         sweep.run_sweep(entries, root=run)
     assert sorted(p.name for p in run.iterdir()) == before
 

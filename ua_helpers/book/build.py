@@ -19,6 +19,7 @@ from pathlib import Path
 
 from .. import results, rundir
 from .._io import sha256_bytes
+from .._runlock import replace_run
 from . import BookError
 from ._md import sha_short
 from .context import BookContext, Reference, Run, load_reference, load_run, model_identity
@@ -265,7 +266,7 @@ def build_book(run_dir: str | os.PathLike, *, output_dir: str | os.PathLike = "_
     shutil.copytree(built, fresh, dirs_exist_ok=True)
     fresh.chmod(0o755)  # mkdtemp's folder is private; the book is for readers
     (fresh / ".nojekyll").touch()
-    rundir.replace_run(fresh, out)  # one exchange: a reader never sees half a book
+    replace_run(fresh, out)  # one exchange: a reader never sees half a book
     if private:
         shutil.rmtree(staging, ignore_errors=True)
     return out
