@@ -17,6 +17,7 @@ from scipy import stats as sps
 
 from . import results as results_mod
 from ._checks import check_positive_int, check_seed, check_table_inputs, row_notes, zscore_rows
+from .bootstrap import pearson
 from .multiplicity import permutation_chunks
 
 #: Central interval of the null distribution that is reported.
@@ -78,7 +79,9 @@ def sign_agreement_null(metric_values, preference, layers: Sequence[int], metric
     yz = zscore_rows(y[None])[0]
     xz = np.zeros_like(flat)
     xz[ok] = zscore_rows(flat[ok])
-    r = np.where(ok, xz @ yz / n, np.nan).reshape(n_layers, n_metrics)
+    r = np.full(len(flat), np.nan)
+    r[ok] = pearson(flat[ok], y)[:, 0]
+    r = r.reshape(n_layers, n_metrics)
     table = _matched(r, layers, metric_names, num_layers, reference)
     if table.empty:
         raise ValueError("no test of this run matches a test of the reference (no metric in common)")

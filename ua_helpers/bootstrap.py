@@ -149,17 +149,54 @@ def resample_counts(idx: np.ndarray, n: int) -> np.ndarray:
     return np.bincount(flat, minlength=b * n).reshape(b, n)
 
 
-def _weighted_corr(w: np.ndarray, xz: np.ndarray, yz: np.ndarray) -> np.ndarray:
-    """Weighted Pearson r of rows of ``xz`` (T, n) with ``yz`` (n,) under weights ``w`` (B, n) summing to 1.
+#: The zero-variance rule of :func:`pearson`: a weighted variance at or below this, of values standardised over
+#: all items (mean 0, population variance 1), is no spread (the kept items' sd is below 1e-6 of the sample's).
+ZERO_VARIANCE = 1e-12
+#: ... and a row whose population sd over all items is at most this many eps times its largest magnitude is
+#: constant up to rounding (its standardised values would be rounding noise).
+CONSTANT_EPS = 64
 
-    Returns (T, B); NaN where a resample has (near) zero variance in x or y.
+
+def pearson(x, y, weights=None) -> np.ndarray:
+    """Compute the weighted Pearson r of every row of ``x`` with ``y`` under every row of ``weights``.
+
+    The package's one Pearson kernel: a bootstrap resample is a row of counts, a subset of items a 0/1 row, the
+    plain r one row of ones. ``x`` and ``y`` are standardised over all ``n`` items first (an affine map, which
+    leaves r unchanged and keeps the weighted moments ``E_w[xy] - E_w[x] E_w[y]`` well conditioned), so every
+    resample costs a few matrix products. NaN where there is no spread: a weighted variance of the standardised
+    values at or below :data:`ZERO_VARIANCE`, a row constant over all items up to rounding
+    (:data:`CONSTANT_EPS`), or a weight row summing to 0.
+
+    Parameters
+    ----------
+    x : ndarray of shape (n_tests, n) or (n,)
+    y : ndarray of shape (n,)
+    weights : ndarray of shape (n_weightings, n), optional
+        Non-negative; each row is normalised to sum 1. Default: one row of ones.
+
+    Returns
+    -------
+    ndarray of shape (n_tests, n_weightings)
     """
-    mx, my = w @ xz.T, w @ yz  # [B, T], [B]
-    vx = w @ (xz**2).T - mx**2
-    vy = w @ yz**2 - my**2
-    cxy = w @ (xz * yz).T - mx * my[:, None]
-    bad = (vx <= 1e-12) | (vy[:, None] <= 1e-12)
-    r = cxy / np.sqrt(np.where(bad, 1.0, vx * vy[:, None]))
+    x = as_tests(x)
+    n = x.shape[1]
+    y = np.asarray(y, dtype=np.float64)
+    if y.shape != (n,):
+        raise ValueError(f"y must be 1-D of length {n}; got shape {y.shape}")
+    w = np.ones((1, n)) if weights is None else np.asarray(weights, dtype=np.float64)
+    if w.ndim != 2 or w.shape[1] != n:
+        raise ValueError(f"weights must be (n_weightings, {n}); got shape {w.shape}")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        w = w / w.sum(axis=1, keepdims=True)
+        xz, yz = zscore_rows(x), zscore_rows(y[None])[0]
+        mx, my = w @ xz.T, w @ yz  # [B, T], [B]
+        vx = w @ (xz**2).T - mx**2
+        vy = w @ yz**2 - my**2
+        cxy = w @ (xz * yz).T - mx * my[:, None]
+        bad = ~((vx > ZERO_VARIANCE) & (vy[:, None] > ZERO_VARIANCE))
+        tiny = CONSTANT_EPS * np.finfo(np.float64).eps
+        bad |= (x.std(axis=1) <= tiny * np.max(np.abs(x), axis=1))[None, :] | (y.std() <= tiny * np.max(np.abs(y)))
+        r = cxy / np.sqrt(np.where(bad, 1.0, vx * vy[:, None]))
     r[bad] = np.nan
     return np.clip(r, -1.0, 1.0).T
 
@@ -167,7 +204,7 @@ def _weighted_corr(w: np.ndarray, xz: np.ndarray, yz: np.ndarray) -> np.ndarray:
 def bootstrap_pearson(x, y, indices, *, chunk_size: int | None = None) -> np.ndarray:
     """Compute Pearson r of every row of ``x`` with ``y`` on every bootstrap resample of the pairs.
 
-    The engine behind :func:`ua_helpers.stats.bootstrap_rs`, computed in chunks of resamples so that memory
+    The engine behind :func:`ua_helpers.stats.bootstrap_correlation`, computed in chunks of resamples so that memory
     stays bounded for any ``n_bootstrap``.
 
     Parameters
@@ -189,10 +226,9 @@ def bootstrap_pearson(x, y, indices, *, chunk_size: int | None = None) -> np.nda
     n = x.shape[1]
     y = as_vector(y, n, "y")
     n_boot, chunks = index_chunks(indices, n, chunk_rows(n) if chunk_size is None else chunk_size)
-    xz, yz = zscore_rows(x), zscore_rows(y[None])[0]
     out = np.empty((x.shape[0], n_boot))
     start = 0
-    for idx, r in map_chunks(lambda idx: _weighted_corr(resample_counts(idx, n) / n, xz, yz), chunks):
+    for idx, r in map_chunks(lambda idx: pearson(x, y, resample_counts(idx, n)), chunks):
         out[:, start:start + len(idx)] = r
         start += len(idx)
     return out

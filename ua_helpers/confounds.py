@@ -5,8 +5,8 @@ from typing import Any, Mapping, NamedTuple, Sequence
 
 import numpy as np
 
-from .bootstrap import (Resamples, bootstrap_pearson, chunk_rows, index_chunks, map_chunks, percentile_interval,
-                        resample_counts)
+from .bootstrap import (Resamples, bootstrap_pearson, chunk_rows, index_chunks, map_chunks, pearson,
+                        percentile_interval, resample_counts)
 from ._checks import (as_tests, as_vector, check_ci_level, check_positive_int, check_seed,
                       check_table_inputs, layer_metric_columns, row_notes, t_pvalue, zscore_rows)
 from .multiplicity import benjamini_hochberg, holm
@@ -252,7 +252,7 @@ def confound_table(metric_values, preference, layers: Sequence[int], metric_name
     cols: dict[str, Any] = layer_metric_columns(layers, metric_names)
     r = np.full(len(flat), np.nan)
     if ok.any():
-        r[ok] = zscore_rows(flat[ok]) @ zscore_rows(y[None])[0] / n
+        r[ok] = pearson(flat[ok], y)[:, 0]
     cols["r"] = r
     for name, cov in covariates.items():
         pr, lo, hi, p = (np.full(len(flat), np.nan) for _ in range(4))
@@ -322,7 +322,7 @@ def per_category_table(metric_values, preference, layers: Sequence[int], metric_
             notes = row_notes(xc)
         ok = np.array([note == "" for note in notes])
         if ok.any():
-            r[ok] = zscore_rows(xc[ok]) @ zscore_rows(yc[None])[0] / nc
+            r[ok] = pearson(xc[ok], yc)[:, 0]
             p[ok] = t_pvalue(r[ok], nc - 2)
             boot = bootstrap_pearson(xc[ok], yc, Resamples(nc, n_bootstrap, seed))
             lo[ok], hi[ok] = percentile_interval(boot, ci_level)

@@ -26,6 +26,8 @@ import numpy as np
 from scipy import stats as sps
 
 from ._checks import check_ci_level, check_positive_int, check_seed, t_pvalue
+from ._io import to_jsonable
+from .bootstrap import pearson
 from .confounds import _design, _partial_many, category_dummies
 from .extraction import Extraction, random_token_embeddings
 from .metrics import EPS, METRIC_NAMES, _cos_to, _zscore, compute_pair_metrics, knn_density
@@ -67,15 +69,6 @@ def baseline_seeds(seed: int = 42, n_seeds: int = N_BASELINE_SEEDS) -> list[int]
     """
     seed = check_seed(seed)
     return [seed + 1 + i for i in range(check_positive_int("n_seeds", n_seeds))]
-
-
-def _pearson(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Pearson r of each row of ``x`` (..., n) with the matching row of ``y`` (broadcast), NaN if constant."""
-    xc = x - x.mean(axis=-1, keepdims=True)
-    yc = y - y.mean(axis=-1, keepdims=True)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        r = (xc * yc).sum(-1) / np.sqrt((xc**2).sum(-1) * (yc**2).sum(-1))
-    return np.clip(r, -1.0, 1.0)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -246,7 +239,7 @@ def shuffled_pairing_null(emb_a, emb_b, nll_a, nll_b, layers: Sequence[int], k: 
                 sxy = (nb_p @ ta - ta @ nll_a - tb @ nll_b + na_inv @ tb) - x_sum * y_sum / n
                 sxx = (ta**2).sum() + (tb**2).sum() - 2 * ta[inverse] @ tb - x_sum**2 / n
                 x_obs = ta - tb
-                r_a[li, mi], r_b[li, mi] = _pearson(ta, nll_a), _pearson(tb, nll_b)
+                r_a[li, mi], r_b[li, mi] = pearson(ta, nll_a)[0, 0], pearson(tb, nll_b)[0, 0]
             elif name == "within_pair_sim":
                 cos = (a @ b.T) / (np.linalg.norm(a, axis=1)[:, None] * np.linalg.norm(b, axis=1)[None, :] + EPS)
                 x_null = cos[rows, perms]  # [S, n]: cos(A_i, B_pi(i))
@@ -256,7 +249,7 @@ def shuffled_pairing_null(emb_a, emb_b, nll_a, nll_b, layers: Sequence[int], k: 
                 x_obs = np.diagonal(cos).copy()
             else:  # pragma: no cover - METRIC_NAMES and the branches above agree
                 raise ValueError(f"no null for metric {name!r}")
-            r_obs[li, mi] = _pearson(x_obs, y_obs)
+            r_obs[li, mi] = pearson(x_obs, y_obs)[0, 0]
             with np.errstate(invalid="ignore", divide="ignore"):
                 ok = (sxx > 1e-12 * max(1.0, float(np.abs(x_obs).max()) ** 2 * n)) & (y_ss > 0)
                 r_null[li, mi] = np.where(ok, np.clip(sxy / np.sqrt(np.where(ok, sxx * y_ss, 1.0)), -1, 1), np.nan)
@@ -326,7 +319,7 @@ def random_token_baseline(ext: Extraction, seeds: Sequence[int], k: int = 10,
         pooled = random_token_embeddings(ids, offsets, d_model, s, pooling)  # [2 n, d_model]
         m = compute_pair_metrics(pooled[:n], pooled[n:], k)
         values[si] = [m[name] for name in names]
-    r = _pearson(values, np.asarray(ext.preference, dtype=np.float64))
+    r = pearson(values.reshape(-1, n), ext.preference)[:, 0].reshape(values.shape[:2])
     return RandomTokenBaseline(seeds, names, values, r)
 
 
@@ -389,7 +382,7 @@ def covariate_correlations(covariates: dict[str, np.ndarray], preference) -> lis
     out = []
     for name, cov in covariates.items():
         cov = np.asarray(cov, dtype=np.float64)
-        r = float(_pearson(cov[:, 0], y)) if cov.shape[1] == 1 and np.ptp(cov) > 0 else None
+        r = float(pearson(cov[:, 0], y)[0, 0]) if cov.shape[1] == 1 and np.ptp(cov) > 0 else None
         design = _design(cov, y.size)
         fit = design @ np.linalg.lstsq(design, y, rcond=None)[0]
         multiple = float(np.sqrt(max(0.0, 1 - ((y - fit) ** 2).sum() / ((y - y.mean()) ** 2).sum())))
@@ -474,20 +467,6 @@ def lexical_controls(metric_values, preference, layers: Sequence[int], metric_na
 # All controls of a run
 # --------------------------------------------------------------------------------------------------------------
 
-def _clean(v):
-    if isinstance(v, (bool, np.bool_)):
-        return bool(v)
-    if isinstance(v, (int, np.integer)):
-        return int(v)
-    if isinstance(v, (float, np.floating)):
-        return float(v) if np.isfinite(v) else None
-    if isinstance(v, dict):
-        return {str(key): _clean(x) for key, x in v.items()}
-    if isinstance(v, (list, tuple, np.ndarray)):
-        return [_clean(x) for x in v]
-    return v
-
-
 @dataclass
 class Controls:
     """Result of :func:`compute_controls`; :meth:`to_json` is the ``controls`` block of ``results.json``.
@@ -541,7 +520,7 @@ class Controls:
                 for li, layer in enumerate(self.layers) for mi, name in enumerate(self.metric_names)
                 if name in ADDITIVE_METRICS]
         lex_cols = ["layer", "metric", "partial_r", "ci_lower", "ci_upper", "p_value", "p_holm", "df", "note"]
-        return _clean({
+        return to_jsonable({
             "schema_version": SCHEMA_VERSION, "representation": self.representation, "prefix": self.prefix,
             "random_tokens": {"seeds": self.baseline.seeds, "description": "each token id's seeded N(0, 1) "
                               "vector of width d_model, pooled over the positions the hidden states are pooled over",

@@ -22,10 +22,10 @@ import numpy as np
 from scipy import stats as sps
 
 from ._checks import (check_ci_level, check_positive_int, check_seed, check_table_inputs, layer_metric_columns,
-                      row_notes, t_pvalue, zscore_rows)
+                      row_notes, t_pvalue)
 from ._io import to_jsonable
 from .bootstrap import (Resamples, bca_interval, bootstrap_pearson, bootstrap_spearman, jackknife_pearson,
-                        percentile_interval)
+                        pearson, percentile_interval)
 from .confounds import (COVARIATE_DESCRIPTIONS, COVARIATE_SETS, PARTIAL_CI_METHOD, confound_covariates, confound_table,
                         partial_dof, per_category_table)
 from .multiplicity import benjamini_hochberg, holm, max_stat_permutation, monte_carlo_se, near_alpha
@@ -150,9 +150,9 @@ def extended_analysis(metric_values, preference, layers: Sequence[int], metric_n
 
     # Pearson r, percentile and BCa intervals
     boot = bootstrap_pearson(xo, y, idx)
-    r_obs = zscore_rows(xo) @ zscore_rows(y[None])[0] / n
+    r_obs = pearson(xo, y)[:, 0]
     lo, hi = percentile_interval(boot, ci_level)
-    cols.update(r=full(np.clip(r_obs, -1, 1)), ci_lower=full(lo), ci_upper=full(hi))
+    cols.update(r=full(r_obs), ci_lower=full(lo), ci_upper=full(hi))
     if bca:
         blo, bhi = bca_interval(r_obs, boot, jackknife_pearson(xo, y), ci_level)
         cols.update(bca_lower=full(blo), bca_upper=full(bhi))
@@ -171,9 +171,9 @@ def extended_analysis(metric_values, preference, layers: Sequence[int], metric_n
     # Spearman
     rank_x = sps.rankdata(xo, axis=-1)
     rank_y = sps.rankdata(y)
-    rho = zscore_rows(rank_x) @ zscore_rows(rank_y[None])[0] / n
+    rho = pearson(rank_x, rank_y)[:, 0]  # Spearman's rho: Pearson r of the ranks
     slo, shi = percentile_interval(bootstrap_spearman(xo, y, idx), ci_level)
-    cols.update(spearman_rho=full(np.clip(rho, -1, 1)), spearman_ci_lower=full(slo), spearman_ci_upper=full(shi),
+    cols.update(spearman_rho=full(rho), spearman_ci_lower=full(slo), spearman_ci_upper=full(shi),
                 spearman_p_value=full(t_pvalue(rho, n - 2)))
     cols["spearman_p_bh"] = benjamini_hochberg(cols["spearman_p_value"])
     # The max-statistic test on ranks: rank-transformed once, then the same kernel and the same permutations.

@@ -20,8 +20,7 @@ from scipy import stats as sps
 
 from ._checks import check_ci_level, check_positive_int, check_seed, t_pvalue
 from ._io import to_jsonable
-from .bootstrap import bootstrap_indices, percentile_interval
-from .stats import bootstrap_rs
+from .bootstrap import bootstrap_indices, bootstrap_pearson, pearson, percentile_interval
 
 EPS = 1e-10  # the study's norm guard
 #: Bin counts of the study's Option A distribution.
@@ -165,7 +164,7 @@ def _correlate(x: np.ndarray, y: np.ndarray, n_bootstrap: int, ci_level: float, 
              "UA is constant across " + what if np.ptp(row) == 0 else "" for row in x]
     ok = np.array([not note for note in notes])
     if ok.any():
-        boot = bootstrap_rs(x[ok], y, bootstrap_indices(n, n_bootstrap, seed))  # [layer, resample]
+        boot = bootstrap_pearson(x[ok], y, bootstrap_indices(n, n_bootstrap, seed))  # [layer, resample]
         lo[ok], hi[ok] = percentile_interval(boot, ci_level)
         for i in np.flatnonzero(ok):
             r[i], p[i] = sps.pearsonr(x[i], y)
@@ -298,21 +297,20 @@ def study_binning(n_pairs: int, k: int, seed: int = 42) -> np.ndarray:
 
 
 def _bin_correlations(ua: np.ndarray, pref: np.ndarray, valid: np.ndarray):
-    """Pearson r, its p-value and bin count per (layer, binning) over the valid bins; NaN where undefined."""
-    w = valid.astype(float)  # [binning, bin]
-    n = w.sum(axis=-1)  # [binning]
-    x = np.where(valid, ua, 0.0)  # [layer, binning, bin]
-    y = np.where(valid, pref, 0.0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        xc = (x - x.sum(-1, keepdims=True) / n[:, None]) * w
-        yc = (y - y.sum(-1, keepdims=True) / n[:, None]) * w
-        sxx, syy, sxy = (xc**2).sum(-1), (yc**2).sum(-1), (xc * yc).sum(-1)
-        r = np.clip(sxy / np.sqrt(sxx * syy), -1.0, 1.0)
-    scale = np.finfo(np.float64).eps * n  # zero variance, up to rounding of the centred sums
-    bad = (n < MIN_GROUPS) | (sxx <= scale * (x**2).sum(-1)) | (syy <= scale * (y**2).sum(-1))
-    r = np.where(bad, np.nan, r)
+    """Pearson r (:func:`ua_helpers.bootstrap.pearson`), its p-value and bin count per (layer, binning) over the
+    valid bins; NaN where undefined. ``ua`` (n_layers, n_binnings, k), ``pref`` and ``valid`` (n_binnings, k)."""
+    n = valid.sum(axis=-1)  # [binning]
+    r = np.full(ua.shape[:2], np.nan)
+    for b in np.flatnonzero(n >= MIN_GROUPS):
+        keep = valid[b]
+        # Invalid bins get weight 0; filling them with the valid bins' mean keeps the standardisation (and so the
+        # kernel's zero-variance rule) relative to the valid bins' own spread.
+        x = np.where(keep, ua[:, b], ua[:, b, keep].mean(axis=-1, keepdims=True))
+        y = np.where(keep, pref[b], pref[b, keep].mean())
+        r[:, b] = pearson(x, y, keep[None].astype(np.float64))[:, 0]
+    bad = np.isnan(r)
     p = t_pvalue(r, np.where(bad, np.nan, n - 2))
-    return r, np.where(bad, np.nan, p), n
+    return r, np.where(bad, np.nan, p), n.astype(np.float64)
 
 
 def option_a_bins(emb_a, emb_b, preference, layers: Sequence[int], *, n_bins: int = 20, n_binnings: int = 200,

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
+from .bootstrap import pearson
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -108,14 +110,8 @@ def redundancy(emb_a, emb_b, metric_values, layers: Sequence[int], metric_names:
     per_layer = pd.DataFrame({"layer": layers, "cos_centroids": cos, "centroid_distance": dist, "spread": spread,
                               "distance_ratio": ratio})
 
-    xc = values - values.mean(axis=2, keepdims=True)
-    ss = np.sqrt((xc**2).sum(axis=2))  # [layer, metric]
-    scale = np.max(np.abs(values), axis=2)
-    const = ss <= np.sqrt(values.shape[2]) * 64 * np.finfo(np.float64).eps * scale
-    with np.errstate(invalid="ignore", divide="ignore"):
-        z = xc / np.where(const, 1.0, ss)[:, :, None]
-    corr = np.clip(np.einsum("lmn,lkn->lmk", z, z), -1.0, 1.0)
-    corr[np.broadcast_to(const[:, :, None] | const[:, None, :], corr.shape)] = np.nan
+    # corr[l, m, k]: every metric with metric k at layer l (NaN where either is constant)
+    corr = np.stack([np.stack([pearson(v, v[k])[:, 0] for k in range(len(v))], axis=1) for v in values])
 
     groups = []
     names = list(metric_names)

@@ -6,7 +6,7 @@ Four questions a reader asks of a correlation before trusting it, each answered 
   ("massive activations")? Their pairs can drive a Pearson r on their own.
 - :func:`leave_one_out`: does any single pair's removal change the sign of r or its verdict?
 - :func:`rank_disagreement`: do Pearson r and Spearman rho tell the same story?
-- :func:`redundancy` (from :mod:`ua_helpers.redundancy`): do the A and B centroids nearly coincide (which makes the centroid metrics collapse onto
+- :func:`ua_helpers.redundancy.redundancy` (its own module): do the A and B centroids nearly coincide (which makes the centroid metrics collapse onto
   each other), and which metrics are the same test under two names?
 
 Everything takes arrays (no configuration object) and is vectorized over layers, metrics and pairs.
@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 
 from ._checks import as_tests, as_vector, t_pvalue
-from .bootstrap import jackknife_pearson
-from .redundancy import COINCIDE_CORR, Redundancy, check_emb, check_layers, redundancy  # noqa: F401 (re-exported)
+from .bootstrap import jackknife_pearson, pearson
+from .redundancy import check_emb, check_layers
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -147,32 +147,20 @@ def pearson_rows(x, y, mask=None) -> np.ndarray:
     Returns
     -------
     ndarray of shape (n_tests,)
-        NaN where a row (or ``y`` on the kept items) has no spread, or fewer than 3 items are kept.
+        NaN where fewer than 3 items are kept, or where a row (or ``y``) has no spread on the kept items by the
+        rule of :func:`ua_helpers.bootstrap.pearson`, which computes it.
     """
     x = as_tests(x)
-    n = x.shape[1]
-    y = np.asarray(y, dtype=np.float64)
-    if y.shape != (n,):
-        raise ValueError(f"y must be 1-D of length {n}; got shape {y.shape}")
-    w = np.ones(x.shape) if mask is None else np.asarray(mask, dtype=np.float64)
+    if mask is None:
+        return pearson(x, y)[:, 0]
+    w = np.asarray(mask, dtype=bool)
     if w.shape != x.shape:
         raise ValueError(f"mask must have shape {x.shape}; got {w.shape}")
-    k = w.sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mx = (w * x).sum(axis=1) / k
-        my = w @ y / k
-        xc, yc = x - mx[:, None], y[None, :] - my[:, None]
-        sxy = (w * xc * yc).sum(axis=1)
-        sxx = (w * xc**2).sum(axis=1)
-        syy = (w * yc**2).sum(axis=1)
-        r = sxy / np.sqrt(sxx * syy)
-    # "no spread" relative to the data's own scale: sums of squares below n * (64 eps * scale)^2
-    scale_x = np.max(np.abs(x), axis=1)
-    scale_y = np.max(np.abs(y))
-    eps = 64 * np.finfo(np.float64).eps
-    bad = (k < 3) | (sxx <= k * (eps * scale_x) ** 2) | (syy <= k * (eps * scale_y) ** 2)
-    r[bad] = np.nan
-    return np.clip(r, -1.0, 1.0)
+    # Rows share few distinct masks (one per layer): the kernel runs once per distinct mask, each row reads its own.
+    masks, which = np.unique(w, axis=0, return_inverse=True)
+    r = pearson(x, y, masks)[np.arange(x.shape[0]), which.ravel()]
+    r[w.sum(axis=1) < 3] = np.nan
+    return r
 
 
 def leave_one_out_r(x, y) -> np.ndarray:
