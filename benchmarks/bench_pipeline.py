@@ -35,7 +35,7 @@ sys.path.insert(0, str(REPO / "tests"))  # the seed's functions, copied verbatim
 sys.path.insert(0, str(REPO))
 
 import seed_reference as seed  # noqa: E402
-from ua_helpers import data, extraction, metrics, models, stats  # noqa: E402
+from ua_helpers import bootstrap, data, extraction, metrics, models, stats  # noqa: E402
 
 SHARED_UA230 = REPO.parent / "shared" / "data" / "ua-230" / "dataset.json"
 
@@ -166,7 +166,7 @@ def main(argv=None) -> int:
         seed_stats_subset_s += time.perf_counter() - t
         seed_ci.append((lo, hi))
         # ours on the seed's very resamples (exact check) and on its own stream (Monte Carlo agreement)
-        rs = stats.bootstrap_rs(flat[tst], pref, idx)[0]
+        rs = bootstrap.bootstrap_pearson(flat[tst], pref, idx)[0]
         same_ci.append(np.nanpercentile(rs, [2.5, 97.5]))
         ours_ci.append(table.iloc[tst][["ci_lower", "ci_upper"]].to_numpy(dtype=float))
     seed_stats_s = seed_stats_subset_s / len(chosen) * n_tests

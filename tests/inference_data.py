@@ -69,7 +69,7 @@ def resample_r_tolerance(x, y, indices) -> float:
 
 
 def count_matrix_rs(x, y, indices) -> np.ndarray:
-    """The bootstrap r of every resample as ``stats.bootstrap_rs`` computed it before resampling went by chunks:
+    """The bootstrap r of every resample as ``bootstrap.bootstrap_pearson`` computed it before resampling went by chunks:
     one full (n_bootstrap, n) count matrix. The reference that the chunked engine must reproduce."""
     x = np.atleast_2d(np.asarray(x, dtype=np.float64))
     y = np.asarray(y, dtype=np.float64)

@@ -130,7 +130,7 @@ def read_token_lengths(table) -> str:
 
 
 def read_centroids(per_layer) -> str:
-    """One sentence that reads a centroid-geometry table (``robustness.redundancy(...).per_layer``)."""
+    """One sentence that reads a centroid-geometry table (``redundancy.redundancy(...).per_layer``)."""
     cos = per_layer["cos_centroids"].to_numpy(dtype=float)
     ratio = per_layer["distance_ratio"].to_numpy(dtype=float)
     text = (f"cos(μ_A, μ_B) lies between {np.nanmin(cos):.3f} and {np.nanmax(cos):.3f} across layers, and the "

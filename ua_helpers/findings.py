@@ -22,7 +22,7 @@ import numpy as np
 
 from ._markdown import Markup, md_text
 
-from .evidence import evidence_block, level_names, require_evidence  # noqa: F401  (evidence_block re-exported)
+from .evidence import level_names, require_evidence
 
 _ADJUST = {"holm": "Holm", "bh": "Benjamini-Hochberg"}
 _TEXT_CHARS = 60

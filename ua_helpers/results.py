@@ -137,7 +137,7 @@ def build_run_results(table, *, pairs, ext, parameters: dict[str, Any], extended
     levels : dict, optional
         From :func:`ua_helpers.levels.analyse_levels`: its ``category_level`` and ``option_a_bins`` keys.
     evidence : dict, optional
-        From :func:`ua_helpers.findings.evidence_block`; stored under ``"evidence"``.
+        From :func:`ua_helpers.evidence.evidence_block`; stored under ``"evidence"``.
     sign_agreement_null : dict, optional
         From :func:`ua_helpers.agreement.sign_agreement_null`; stored under ``"comparison"``.
     controls : dict, optional

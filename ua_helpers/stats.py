@@ -17,7 +17,7 @@ from ._checks import check_ci_level
 from .bootstrap import Resamples, bootstrap_indices, bootstrap_pearson, percentile_interval
 
 __all__ = ["CorrelationResult", "DegenerateInputWarning", "bootstrap_correlation", "bootstrap_indices",
-           "bootstrap_rs", "correlation_table"]
+           "correlation_table"]
 
 
 class CorrelationResult(NamedTuple):
@@ -40,24 +40,6 @@ def _degenerate_reason(x: np.ndarray, y: np.ndarray) -> str | None:
         if np.ptp(v) == 0:
             return f"{name} is constant"
     return None
-
-
-def bootstrap_rs(x: np.ndarray, y: np.ndarray, indices: np.ndarray) -> np.ndarray:
-    """Compute Pearson r of every row of ``x`` with ``y`` on every resample (:func:`bootstrap.bootstrap_pearson`).
-
-    Parameters
-    ----------
-    x : ndarray of shape (n_tests, n) or (n,)
-        Rows must be finite and not constant.
-    y : ndarray of shape (n,)
-    indices : ndarray of shape (n_bootstrap, n), or bootstrap.Resamples
-
-    Returns
-    -------
-    ndarray of shape (n_tests, n_bootstrap)
-        NaN where a resample has zero variance in x or y (the seed skips those).
-    """
-    return bootstrap_pearson(x, y, indices)
 
 
 def bootstrap_correlation(x, y, n_bootstrap: int = 10000, ci_level: float = 0.95,
@@ -87,7 +69,7 @@ def bootstrap_correlation(x, y, n_bootstrap: int = 10000, ci_level: float = 0.95
         warnings.warn(f"correlation undefined: {reason}", DegenerateInputWarning, stacklevel=2)
         return CorrelationResult(np.nan, np.nan, np.nan, np.nan)
     r, p = sps.pearsonr(x, y)
-    lo, hi = percentile_interval(bootstrap_rs(x, y, Resamples(len(x), n_bootstrap, seed))[0], ci_level)
+    lo, hi = percentile_interval(bootstrap_pearson(x, y, Resamples(len(x), n_bootstrap, seed))[0], ci_level)
     return CorrelationResult(float(r), float(lo[0]), float(hi[0]), float(p))
 
 
@@ -132,7 +114,7 @@ def correlation_table(metric_values: np.ndarray, preference: np.ndarray, layers:
     hi = np.full(len(flat), np.nan)
     if ok.any():
         idx = Resamples(n, n_bootstrap, seed)  # the rows of bootstrap_indices(n, n_bootstrap, seed), in chunks
-        lo[ok], hi[ok] = percentile_interval(bootstrap_rs(flat[ok], y, idx), ci_level)
+        lo[ok], hi[ok] = percentile_interval(bootstrap_pearson(flat[ok], y, idx), ci_level)
         for t in np.flatnonzero(ok):
             r[t], p[t] = sps.pearsonr(flat[t], y)
     return pd.DataFrame({

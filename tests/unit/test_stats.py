@@ -10,10 +10,10 @@ from scipy import stats as sps
 
 import seed_reference as seed
 from inference_data import resample_r_tolerance
+from ua_helpers.bootstrap import bootstrap_pearson
 from ua_helpers.metrics import METRIC_NAMES
 from ua_helpers.stats import (
-    CorrelationResult, DegenerateInputWarning, bootstrap_correlation, bootstrap_indices, bootstrap_rs,
-    correlation_table,
+    CorrelationResult, DegenerateInputWarning, bootstrap_correlation, bootstrap_indices, correlation_table,
 )
 
 
@@ -43,7 +43,7 @@ def table_inputs():
 def test_resample_rs_equal_seed_loop(n, n_bootstrap):
     x, y = _correlated(n, n)
     idx = bootstrap_indices(n, n_bootstrap, seed=3)
-    ours = bootstrap_rs(x, y, idx)
+    ours = bootstrap_pearson(x, y, idx)
     assert ours.shape == (1, n_bootstrap)
     assert_allclose(ours[0], seed.bootstrap_rs(x, y, idx), rtol=0, atol=resample_r_tolerance(x, y, idx))
 
@@ -55,7 +55,7 @@ def test_resample_rs_equal_seed_loop_with_degenerate_resamples():
     x = np.array([0.0, 0.0, 0.0, 0.0, 1.0, 2.0])
     y = rng.normal(size=n)
     idx = bootstrap_indices(n, 2000, seed=5)
-    ours, ref = bootstrap_rs(x, y, idx)[0], seed.bootstrap_rs(x, y, idx)
+    ours, ref = bootstrap_pearson(x, y, idx)[0], seed.bootstrap_rs(x, y, idx)
     assert np.isnan(ref).sum() > 100  # the case really occurs
     np.testing.assert_array_equal(np.isnan(ours), np.isnan(ref))
     tol = resample_r_tolerance(x, y, idx)
@@ -70,7 +70,7 @@ def test_resample_rs_many_tests_at_once():
     rng = np.random.default_rng(4)
     xs, y = rng.normal(size=(7, 40)), rng.normal(size=40)
     idx = bootstrap_indices(40, 500, seed=0)
-    ours = bootstrap_rs(xs, y, idx)
+    ours = bootstrap_pearson(xs, y, idx)
     assert ours.shape == (7, 500)
     for t in range(7):
         assert_allclose(ours[t], seed.bootstrap_rs(xs[t], y, idx), rtol=0, atol=resample_r_tolerance(xs[t], y, idx))

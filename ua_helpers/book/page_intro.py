@@ -331,11 +331,12 @@ DIAGNOSTIC_TERMS = {"leave_one_out": "leave-one-out", "disagreement": "Pearson-S
 def _default_rules() -> dict[str, str]:
     """The rules with the package's defaults, for a run whose results do not state them."""
     from .. import robustness as rb
+    from ..redundancy import COINCIDE_CORR
 
     return {"leave_one_out": rb.LOO_CRITERION, "disagreement": rb.DISAGREEMENT_CRITERION,
             "massive_activation": f"pooled hidden-state norm > {rb.MASSIVE_RATIO:g} x the layer's median over all "
                                   "2 * n_pairs statements",
-            "coincide": f"|corr| > {rb.COINCIDE_CORR:g} between two metrics' values across pairs at a layer"}
+            "coincide": f"|corr| > {COINCIDE_CORR:g} between two metrics' values across pairs at a layer"}
 
 
 # --------------------------------------------------------------------------- citation
