@@ -440,8 +440,10 @@ def test_staged_figures_get_alt_text_from_their_lead_in(tmp_path):
     assert alts == ["Figure: Heatmap. Every layer × metric at once; * marks a CI.", "Given alt text"]
 
 
+@pytest.mark.slow
 def test_strict_build_fails_with_the_log(tmp_path):
-    """A Sphinx warning (here an unknown cross-reference) fails the build, and the error shows the log's end."""
+    """A Sphinx warning (here an unknown cross-reference) fails the build, and the error shows the log's end.
+    Slow: it runs a Sphinx build."""
     source = tmp_path / "source"
     source.mkdir()
     for name in book.BOOK_SOURCES:

@@ -123,17 +123,18 @@ def test_intervals_are_stable_from_10k_to_100k_resamples(data):
     cov = confounds.confound_covariates(data["n_tokens_a"], data["n_tokens_b"], data["len_a"], data["len_b"],
                                         data["categories"])["all"]
     small = stats.bootstrap_indices(N, 10_000, seed=42)
-    large = stats.bootstrap_indices(N, 100_000, seed=43)
-    for boot in (bootstrap.bootstrap_pearson, bootstrap.bootstrap_spearman):
-        a = np.array(bootstrap.percentile_interval(boot(x, y, small)))
-        b = np.array(bootstrap.percentile_interval(boot(x, y, large)))
+    large = bootstrap.Resamples(N, 100_000, seed=43)  # the rows of bootstrap_indices, drawn chunk by chunk
+    # each distribution drawn once; BCa below reads the Pearson ones again
+    dists = {boot: (boot(x, y, small), boot(x, y, large))
+             for boot in (bootstrap.bootstrap_pearson, bootstrap.bootstrap_spearman)}
+    for dist in dists.values():
+        a, b = (np.array(bootstrap.percentile_interval(d)) for d in dist)
         assert np.abs(a - b).max() < 0.01
     a = np.array(bootstrap.percentile_interval(confounds.bootstrap_partial(x, y, cov, small)))
     b = np.array(bootstrap.percentile_interval(confounds.bootstrap_partial(x, y, cov, large)))
     assert np.abs(a - b).max() < 0.01
     r, jack = sps.pearsonr(x, y)[0], bootstrap.jackknife_pearson(x, y)
-    a = np.array(bootstrap.bca_interval(r, bootstrap.bootstrap_pearson(x, y, small), jack))
-    b = np.array(bootstrap.bca_interval(r, bootstrap.bootstrap_pearson(x, y, large), jack))
+    a, b = (np.array(bootstrap.bca_interval(r, d, jack)) for d in dists[bootstrap.bootstrap_pearson])
     assert np.abs(a - b).max() < 0.01
 
 

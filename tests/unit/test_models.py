@@ -395,6 +395,7 @@ print(json.dumps({"digest": _cache.content_digest(record), "files": files}))
 """
 
 
+@pytest.mark.slow  # two Python processes each import torch and convert a model
 def test_two_processes_converting_at_once_both_succeed_identically(tmp_path):
     """Two cold processes build into one empty cache at the same moment (the build takes 0.4 s): both succeed,
     both read the same verified directory, and no temporary is left."""
