@@ -76,8 +76,16 @@ def test_no_statement_near_one_of_the_other_sets(other):
     ours = {normalize(s) for s in _statements(json.loads(JSON_PATH.read_text(encoding="utf-8")))}
     theirs = {normalize(s) for s in _statements(json.loads(path.read_text(encoding="utf-8")))}
     assert not ours & theirs, sorted(ours & theirs)
-    near = [(a, b) for a in sorted(ours) for b in sorted(theirs)
-            if difflib.SequenceMatcher(None, a, b, autojunk=False).ratio() >= NEAR_DUPLICATE_RATIO]
+    near = []
+    for b in sorted(theirs):
+        matcher = difflib.SequenceMatcher(None, autojunk=False)
+        matcher.set_seq2(b)  # difflib caches what it learns about the second sequence
+        for a in sorted(ours):
+            matcher.set_seq1(a)
+            # real_quick_ratio() >= quick_ratio() >= ratio() (difflib's upper bounds): the same pairs, found faster
+            if (matcher.real_quick_ratio() >= NEAR_DUPLICATE_RATIO and matcher.quick_ratio() >= NEAR_DUPLICATE_RATIO
+                    and matcher.ratio() >= NEAR_DUPLICATE_RATIO):
+                near.append((a, b))
     assert not near, near
 
 
