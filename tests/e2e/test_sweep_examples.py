@@ -97,6 +97,7 @@ def test_tiny_example_names_no_hub_model():
     assert "python examples/make_tiny_models.py" in text
 
 
+@pytest.mark.slow  # the script writes three models in a subprocess and one is loaded
 def test_make_tiny_models_writes_what_the_sweep_needs(tiny_models_dir, monkeypatch):
     monkeypatch.chdir(tiny_models_dir)  # the sweep file's model paths are relative to the current directory
     entries = {e.name: e for e in sweepfile.load_sweep(TINY).entries}
@@ -117,6 +118,7 @@ def test_make_tiny_models_writes_what_the_sweep_needs(tiny_models_dir, monkeypat
     assert len(ids) > 1 and lm.tokenizer.pad_token is None and lm.num_layers == 6
 
 
+@pytest.mark.slow  # the script runs twice more in a subprocess, writing models
 def test_make_tiny_models_keeps_existing_models_unless_forced(tiny_models_dir):
     weights = tiny_models_dir / "models" / "tiny-b" / "model.safetensors"
     before = (weights.stat().st_mtime_ns, weights.read_bytes())
