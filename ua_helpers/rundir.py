@@ -71,6 +71,109 @@ def kernel_options() -> dict[str, Any]:
             "extra_arguments": [f"--IPKernelApp.exec_lines={KERNEL_STARTUP}"]}
 
 
+#: The history file ``nbclient`` gives an ipykernel it starts itself (in memory: no SQLite file per kernel).
+KERNEL_HISTORY = "--HistoryManager.hist_file=:memory:"
+
+
+class _Kernels:
+    """Each notebook's kernel, started while the notebook before it runs, and shut down behind the next one.
+
+    Every notebook still gets a fresh kernel process, started as ``nbclient`` would start it (:func:`kernel_options`,
+    :data:`KERNEL_HISTORY`, the working directory and this process's environment at the time of the start); what
+    changes is *when*: kernel ``i + 1`` starts just before notebook ``i`` executes, and kernel ``i``'s graceful
+    shutdown (the same ``shutdown_kernel(now=False)`` that ``nbclient`` calls) proceeds on the event loop that
+    executes notebook ``i + 1``. :meth:`close` waits for every shutdown and shuts down any kernel not yet used,
+    on every path (success, a failed notebook, a signal).
+
+    Parameters
+    ----------
+    cwd : Path
+        The kernels' working directory.
+    """
+
+    def __init__(self, cwd: Path):
+        from jupyter_client.manager import AsyncKernelManager
+        from jupyter_core.utils import ensure_event_loop
+
+        class Manager(AsyncKernelManager):
+            """Remembers the clients made for it, so that their channels are stopped with the kernel."""
+
+            def client(self, **kwargs: Any) -> Any:
+                kc = super().client(**kwargs)
+                self.ua_clients = [*getattr(self, "ua_clients", []), kc]
+                return kc
+
+        self._manager_class = Manager
+        self._loop = ensure_event_loop()  # the loop nbclient's run_sync executes the notebooks on
+        self._cwd = str(cwd)
+        self._options = kernel_options()
+        self._waiting: dict[str, Any] = {}
+        self._stopping: list[Any] = []
+
+    def start(self, notebook: str) -> None:
+        """Start the kernel for ``notebook`` (returns once the process is launched, not when it is ready)."""
+        from papermill.utils import chdir
+
+        km = self._manager_class(kernel_name="python3", config=self._options["config"])
+        if km.transport == "ipc":
+            # Each kernel's own socket-file prefix (jupyter_client's default is "kernel-ipc" for every kernel, and
+            # picks the next free suffix by looking for files that a kernel still starting has not created yet).
+            km.ip = f"kernel-{notebook}-ipc"
+        self._waiting[notebook] = km
+        # In the kernels' folder, as papermill starts them: the IPC socket files are named relative to the current
+        # directory.
+        with chdir(self._cwd):
+            self._loop.run_until_complete(km.start_kernel(
+                extra_arguments=[*self._options["extra_arguments"], KERNEL_HISTORY], cwd=self._cwd))
+
+    def take(self, notebook: str) -> Any:
+        """The started kernel manager for ``notebook``; it is shut down by :meth:`stop` or :meth:`close`."""
+        return self._waiting.pop(notebook)
+
+    def stop(self, km: Any) -> None:
+        """Begin ``km``'s graceful shutdown on the notebooks' event loop; :meth:`close` waits for it.
+
+        The shutdown removes the kernel's IPC files relative to the current directory: it runs while papermill
+        executes the next notebook in the kernels' folder, or in :meth:`close`, which changes to that folder too.
+        """
+        self._stopping.append(self._loop.create_task(self._shutdown(km)))
+
+    @staticmethod
+    async def _shutdown(km: Any) -> None:
+        try:
+            if await km.is_alive():
+                await km.shutdown_kernel(now=False)
+        finally:
+            for kc in getattr(km, "ua_clients", []):
+                kc.stop_channels()
+            await km.cleanup_resources()
+
+    def close(self, abandon: bool = False) -> None:
+        """Shut down the kernels not yet used and wait for every shutdown; raise the first error of any.
+
+        With ``abandon`` (a notebook failed or a signal stopped it), what papermill left pending on the loop (the
+        interrupted notebook's execution) is cancelled first, so that it does not resume against a dead kernel.
+        """
+        import asyncio
+
+        for notebook in list(self._waiting):
+            self.stop(self._waiting.pop(notebook))
+        if abandon:
+            left = [t for t in asyncio.all_tasks(self._loop) if t not in self._stopping]
+            for task in left:
+                task.cancel()
+            self._stopping.extend(left)
+        if self._stopping:  # cleared only once all are done: a second call after an interruption waits again
+            from papermill.utils import chdir
+
+            with chdir(self._cwd):
+                results = self._loop.run_until_complete(asyncio.gather(*self._stopping, return_exceptions=True))
+            self._stopping = []
+            errors = [r for r in results if isinstance(r, BaseException) and not isinstance(r, asyncio.CancelledError)]
+            if errors:
+                raise errors[0]
+
+
 class RunError(RuntimeError):
     """A run that did not complete; the message names the notebook and the error, and where the run was left."""
 
@@ -399,7 +502,6 @@ def _execute_claimed(cfg: RunConfig, effective: dict[str, Any], source: Path, he
     (staging / "notebooks").mkdir(parents=True)
     # The notebooks show the run folder as given and write into the staging folder (STAGING_ENV).
     parameters = {**cfg.to_parameters(), "run_dir": given_run_dir}
-    kernel = kernel_options()
     manifest: dict[str, Any] = {"status": "running", "parameters": cfg.to_parameters(), "effective": effective,
                                 "pid": held.holder["pid"], "host": held.holder["host"],
                                 "started": held.holder["started"], "staging": str(staging), "notebooks": [],
@@ -407,18 +509,35 @@ def _execute_claimed(cfg: RunConfig, effective: dict[str, Any], source: Path, he
     write_manifest(staging, manifest)
     current = None
     with _signals_raise(), _staging_environment(staging):
+        kernels = None
         try:
-            for nb in NOTEBOOKS:
+            kernels = _Kernels(staging)
+            for i, nb in enumerate(NOTEBOOKS):
                 current, t0 = nb, time.perf_counter()
-                pm.execute_notebook(str(source / f"{nb}.ipynb"), str(staging / "notebooks" / f"{nb}.ipynb"),
-                                    parameters=parameters, kernel_name="python3", progress_bar=False,
-                                    cwd=str(staging), **kernel)
+                if i == 0:
+                    kernels.start(nb)
+                if i + 1 < len(NOTEBOOKS):
+                    current = NOTEBOOKS[i + 1]  # a kernel that fails to start fails its own notebook
+                    kernels.start(current)
+                    current = nb
+                km = kernels.take(nb)
+                try:
+                    pm.execute_notebook(str(source / f"{nb}.ipynb"), str(staging / "notebooks" / f"{nb}.ipynb"),
+                                        parameters=parameters, kernel_name="python3", progress_bar=False,
+                                        cwd=str(staging), km=km)
+                finally:
+                    kernels.stop(km)
                 manifest["notebooks"].append(f"notebooks/{nb}.ipynb")
                 log(f"[ua-book] {nb} done in {time.perf_counter() - t0:.1f} s")
             current = None
+            kernels.close()
+            kernels = None
             results = json.loads((staging / RESULTS).read_text(encoding="utf-8"))
         except (_Signalled, Exception) as exc:
             _ignore_signals()  # the clean-up is short: let it finish
+            if kernels is not None:
+                with contextlib.suppress(Exception):  # the run's own error is the one to report
+                    kernels.close(abandon=True)
             # Ctrl-C reaches the kernel too: a cell that raised KeyboardInterrupt is an interruption.
             signum = exc.signum if isinstance(exc, _Signalled) else \
                 signal.SIGINT if getattr(exc, "ename", None) == "KeyboardInterrupt" else None

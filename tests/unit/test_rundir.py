@@ -6,6 +6,7 @@ run takes seconds: each writes a marker file into the run directory; ``06_summar
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -295,6 +296,22 @@ def test_a_failed_rerun_leaves_the_previous_run_untouched(tmp_path, params, tiny
     assert not _runlock.lock_path(target).exists()
 
 
+def _kernels_of(pid: int) -> set[int]:
+    """The ipykernel processes that ``pid`` started and that are still alive (Linux ``/proc``)."""
+    children = set()
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(OSError):
+            children.update(int(c) for c in (task / "children").read_text().split())
+    return {c for c in children if _is_kernel(c)}
+
+
+def _is_kernel(pid: int) -> bool:
+    try:
+        return b"ipykernel" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
 @pytest.mark.slow
 def test_a_failed_first_run_is_left_in_the_run_dir_marked_failed(tmp_path, params, tiny_notebooks, monkeypatch):
     monkeypatch.setenv("UA_TEST_NOTEBOOK_MODE", "raise")
@@ -303,6 +320,10 @@ def test_a_failed_first_run_is_left_in_the_run_dir_marked_failed(tmp_path, param
     assert rundir.read_manifest(tmp_path / "run")["status"] == "failed"
     assert not (tmp_path / "run" / "results.json").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+    # The failed notebook's kernel and the next one's, started ahead, are both shut down, and their socket files
+    # are gone with them.
+    assert not _kernels_of(os.getpid())
+    assert not [p.name for p in (tmp_path / "run").rglob("kernel-*")]
 
 
 SCRIPT = """import sys
@@ -331,6 +352,9 @@ def test_a_signal_ends_the_run_interrupted_with_one_line(tmp_path, params, tiny_
         time.sleep(0.2)
     (sleeping,) = tmp_path.glob(".run.staging-*/sleeping")
     kernel_pid = int(sleeping.read_text())
+    # 03_metrics's kernel and 04_correlation's, started while 03 runs (and 02's, if its shutdown is still going on).
+    kernels = _kernels_of(proc.pid)
+    assert kernel_pid in kernels and len(kernels) >= 2, kernels
     # Meanwhile a second run into the directory fails at once, naming the holder.
     second = subprocess.run([sys.executable, "-c", SCRIPT, str(tiny_notebooks), "run", "--run-dir", str(target),
                              "-p", "model", params["model"], "-p", "dataset", params["dataset"]],
@@ -352,8 +376,9 @@ def test_a_signal_ends_the_run_interrupted_with_one_line(tmp_path, params, tiny_
     assert rundir.read_manifest(kept)["status"] == "interrupted"
     assert not _runlock.lock_path(target).exists()
     time.sleep(1)
-    with pytest.raises(ProcessLookupError):  # the kernel was shut down, not orphaned
-        os.kill(kernel_pid, 0)
+    for pid in kernels:  # both kernels were shut down, not orphaned
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
 
 
 # --------------------------------------------------------------------------- what a run may replace
