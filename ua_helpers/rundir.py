@@ -24,6 +24,7 @@ refused. :func:`completeness` / :func:`is_complete` is the one definition of a c
 """
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import importlib.resources
@@ -83,7 +84,8 @@ class _Kernels:
     changes is *when*: kernel ``i + 1`` starts just before notebook ``i`` executes, and kernel ``i``'s graceful
     shutdown (the same ``shutdown_kernel(now=False)`` that ``nbclient`` calls) proceeds on the event loop that
     executes notebook ``i + 1``. :meth:`close` waits for every shutdown and shuts down any kernel not yet used,
-    on every path (success, a failed notebook, a signal).
+    on every path (success, a failed notebook, a signal). Called from a running event loop (a notebook's cell),
+    where nbclient executes on another thread's loop, each shutdown completes before the next notebook instead.
 
     Parameters
     ----------
@@ -104,7 +106,12 @@ class _Kernels:
                 return kc
 
         self._manager_class = Manager
-        self._loop = ensure_event_loop()  # the loop nbclient's run_sync executes the notebooks on
+        try:  # called from a running event loop (a notebook's cell): nbclient runs on a loop of another thread
+            asyncio.get_running_loop()
+            self._loop = None  # then each shutdown completes before the next notebook starts
+        except RuntimeError:
+            self._loop = ensure_event_loop()  # the loop nbclient's run_sync executes the notebooks on
+        self._errors: list[BaseException] = []
         self._cwd = str(cwd)
         self._options = kernel_options()
         self._waiting: dict[str, Any] = {}
@@ -112,6 +119,7 @@ class _Kernels:
 
     def start(self, notebook: str) -> None:
         """Start the kernel for ``notebook`` (returns once the process is launched, not when it is ready)."""
+        from jupyter_core.utils import run_sync
         from papermill.utils import chdir
 
         km = self._manager_class(kernel_name="python3", config=self._options["config"])
@@ -123,8 +131,8 @@ class _Kernels:
         # In the kernels' folder, as papermill starts them: the IPC socket files are named relative to the current
         # directory.
         with chdir(self._cwd):
-            self._loop.run_until_complete(km.start_kernel(
-                extra_arguments=[*self._options["extra_arguments"], KERNEL_HISTORY], cwd=self._cwd))
+            run_sync(km.start_kernel)(extra_arguments=[*self._options["extra_arguments"], KERNEL_HISTORY],
+                                      cwd=self._cwd)
 
     def take(self, notebook: str) -> Any:
         """The started kernel manager for ``notebook``; it is shut down by :meth:`stop` or :meth:`close`."""
@@ -136,7 +144,17 @@ class _Kernels:
         The shutdown removes the kernel's IPC files relative to the current directory: it runs while papermill
         executes the next notebook in the kernels' folder, or in :meth:`close`, which changes to that folder too.
         """
-        self._stopping.append(self._loop.create_task(self._shutdown(km)))
+        if self._loop is not None:
+            self._stopping.append(self._loop.create_task(self._shutdown(km)))
+            return
+        from jupyter_core.utils import run_sync
+        from papermill.utils import chdir
+
+        with chdir(self._cwd):
+            try:
+                run_sync(self._shutdown)(km)
+            except Exception as exc:  # raised by close(), after the notebook's own error
+                self._errors.append(exc)
 
     @staticmethod
     async def _shutdown(km: Any) -> None:
@@ -154,10 +172,12 @@ class _Kernels:
         With ``abandon`` (a notebook failed or a signal stopped it), what papermill left pending on the loop (the
         interrupted notebook's execution) is cancelled first, so that it does not resume against a dead kernel.
         """
-        import asyncio
-
         for notebook in list(self._waiting):
             self.stop(self._waiting.pop(notebook))
+        if self._errors:
+            raise self._errors[0]
+        if self._loop is None:
+            return
         if abandon:
             left = [t for t in asyncio.all_tasks(self._loop) if t not in self._stopping]
             for task in left:

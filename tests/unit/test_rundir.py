@@ -6,6 +6,7 @@ run takes seconds: each writes a marker file into the run directory; ``06_summar
 """
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -324,6 +325,16 @@ def test_a_failed_first_run_is_left_in_the_run_dir_marked_failed(tmp_path, param
     # are gone with them.
     assert not _kernels_of(os.getpid())
     assert not [p.name for p in (tmp_path / "run").rglob("kernel-*")]
+
+
+@pytest.mark.slow
+def test_a_run_started_inside_a_running_event_loop_completes(tmp_path, params, tiny_notebooks):
+    """As from a notebook's cell (ipykernel runs cells in an event loop): every kernel is still shut down."""
+    async def run():
+        return rundir.execute(params, run_dir=tmp_path / "run", source=tiny_notebooks, log=lambda m: None)
+
+    assert rundir.read_manifest(asyncio.run(run()))["status"] == "complete"
+    assert not _kernels_of(os.getpid())
 
 
 SCRIPT = """import sys
