@@ -147,3 +147,11 @@ def p_value_rtol(r, n_pairs: int, dr: float, n_covariates: int = 0) -> float:
     p = 2 * sps.t.sf(t, df)
     sensitivity = 2 * sps.t.pdf(t, df) / p * np.sqrt(df) / (1 - r**2) ** 1.5
     return float(np.max(sensitivity) * dr + 64 * EPS64)
+
+
+def make_embeddings(seed: int = 0, n_layers: int = 3, n: int = 40, d: int = 16, offset: float = 0.0):
+    """Pooled states of shape (n_layers, n, d) for both sides, away from the origin; side B shifted by ``offset``."""
+    rng = np.random.default_rng(seed)
+    a = rng.normal(size=(n_layers, n, d)) + 3.0
+    b = rng.normal(size=(n_layers, n, d)) + 3.0 + offset
+    return a, b

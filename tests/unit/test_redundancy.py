@@ -5,6 +5,8 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
+from inference_data import make_embeddings
+
 from ua_helpers import metrics
 from ua_helpers.redundancy import redundancy
 
@@ -13,16 +15,10 @@ LAYERS = [0, 4, 8]
 NAMES = list(metrics.METRIC_NAMES)
 
 
-def _emb(seed=0, n_layers=3, n=40, d=16, offset=0.0):
-    rng = np.random.default_rng(seed)
-    a = rng.normal(size=(n_layers, n, d)) + 3.0
-    b = rng.normal(size=(n_layers, n, d)) + 3.0 + offset
-    return a, b
-
 
 # --------------------------------------------------------------------------------------------------- redundancy
 def test_redundancy_centroid_metrics_collapse_when_centroids_coincide():
-    a, b = _emb(seed=5, n=50, offset=0.0)
+    a, b = make_embeddings(seed=5, n=50, offset=0.0)
     b = b - b.mean(axis=1, keepdims=True) + a.mean(axis=1, keepdims=True)  # mu_B = mu_A
     vals = metrics.compute_all_layers(a, b)
     red = redundancy(a, b, vals, LAYERS, NAMES)
@@ -40,7 +36,7 @@ def test_redundancy_centroid_metrics_collapse_when_centroids_coincide():
 
 
 def test_redundancy_separated_centroids_keep_metrics_apart():
-    a, b = _emb(seed=6, n=50, offset=3.0)
+    a, b = make_embeddings(seed=6, n=50, offset=3.0)
     vals = metrics.compute_all_layers(a, b)
     red = redundancy(a, b, vals, LAYERS, NAMES)
     assert (red.per_layer["distance_ratio"] > 1).all()
@@ -51,7 +47,7 @@ def test_redundancy_groups_are_connected_components_with_signs():
     rng = np.random.default_rng(7)
     base = rng.normal(size=100)
     vals = np.stack([base, -base + 1e-3 * rng.normal(size=100), rng.normal(size=100), np.full(100, 1.0)])[None]
-    a, b = _emb(n=100, n_layers=1)
+    a, b = make_embeddings(n=100, n_layers=1)
     red = redundancy(a, b, vals, [3], ["p", "q", "r", "c"])
     assert red.groups == [{"layer": 3, "metrics": ["p", "q"], "min_abs_corr": pytest.approx(1, abs=1e-5),
                            "signs": [1, -1]}]

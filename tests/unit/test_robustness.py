@@ -5,6 +5,8 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
+from inference_data import make_embeddings
+
 from ua_helpers import metrics, robustness as rb
 
 EPS = np.finfo(np.float64).eps
@@ -12,16 +14,10 @@ LAYERS = [0, 4, 8]
 NAMES = list(metrics.METRIC_NAMES)
 
 
-def _emb(seed=0, n_layers=3, n=40, d=16, offset=0.0):
-    rng = np.random.default_rng(seed)
-    a = rng.normal(size=(n_layers, n, d)) + 3.0
-    b = rng.normal(size=(n_layers, n, d)) + 3.0 + offset
-    return a, b
-
 
 # --------------------------------------------------------------------------------------------------- norms
 def test_norm_diagnostics_finds_the_planted_statements():
-    a, b = _emb()
+    a, b = make_embeddings()
     a[1, 7] *= 20.0  # layer 4, pair 7, side A
     b[1, 3] *= 15.0
     b[2, 3] *= 12.0  # the same statement again at layer 8
@@ -40,7 +36,7 @@ def test_norm_diagnostics_finds_the_planted_statements():
 
 
 def test_norm_diagnostics_empty_and_errors():
-    a, b = _emb()
+    a, b = make_embeddings()
     d = rb.norm_diagnostics(a, b, LAYERS)
     assert d.massive.empty and d.statements().empty and not d.pair_mask(LAYERS).any()
     with pytest.raises(ValueError, match="layers"):
