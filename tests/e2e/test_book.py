@@ -246,6 +246,22 @@ def test_run_page_says_how_to_reproduce_the_run(tmp_path):
     assert "SmolLM2-135M-Instruct" in page and "de-quantized from Q4\\_1" in page
 
 
+def test_run_page_offers_the_full_tests_table_for_download(tmp_path):
+    """The run's tests.csv (listed in its manifest and checksummed) is a download on the run page."""
+    path = make_run(tmp_path / "run")
+    (path / "tests.csv").write_text("layer,metric,r\n0,centroid_asymmetry,-0.1\n")
+    manifest = json.loads((path / "manifest.json").read_text())
+    manifest["tables"] = ["tests.csv"]
+    (path / "manifest.json").write_text(json.dumps(manifest))
+    rundir.seal(path)
+    ctx = book.BookContext(book.load_run(path), tmp_path / "pages")
+    page = book.run_page(ctx)
+    link = next(line for line in page.splitlines() if "tests.csv" in line)
+    assert link.startswith("- {download}`tests.csv <") and "every statistic of every (layer, metric) test" in link
+    target = link.split("<", 1)[1].split(">", 1)[0]
+    assert (ctx.book_dir / target).read_bytes() == (path / "tests.csv").read_bytes()
+
+
 def _edit_results(path: Path, edit) -> Path:
     res = json.loads((path / "results.json").read_text())
     edit(res)

@@ -96,6 +96,7 @@ def run_page(ctx: BookContext) -> str:
     run = ctx.run
     res_link = ctx.attach(run.path / "results.json", "results.json")
     man_link = ctx.attach(run.path / "manifest.json", "manifest.json")
+    table_links = [(name, ctx.attach(run.path / name, name)) for name in run.manifest.get("tables", [])]
     m, d = run.model, run.dataset
     parts = [
         "# Run details\n",
@@ -105,7 +106,9 @@ def run_page(ctx: BookContext) -> str:
         "## Files\n",
         f"- {{download}}`results.json <{res_link}>`: every correlation with its confidence interval, in the "
         "original notebook's schema plus this project's additions (dataset, parameters).\n"
-        f"- {{download}}`manifest.json <{man_link}>`: the run's parameters, model, dataset and versions.\n",
+        f"- {{download}}`manifest.json <{man_link}>`: the run's parameters, model, dataset and versions.\n"
+        + "".join(f"- {{download}}`{md_text(name)} <{link}>`: every statistic of every (layer, metric) test, one "
+                  "row each (the notebooks and pages show a few columns of it).\n" for name, link in table_links),
         "## Headline\n",
         f"{headline(run.results)}, without correction for multiple comparisons (see {{ref}}`multiple-tests`).\n",
         "## Model\n",
