@@ -214,8 +214,11 @@ def environment() -> dict[str, str]:
 
 
 def headline_text(table, decimals: int = 2) -> str:
-    """The per-layer r and CI as fixed-width text, rounded so that another CPU prints the same characters."""
-    lines = [f"{'layer':>5}  {'metric':<22} {'r':>6}  {'CI':<16} CI excludes 0 (uncorrected)"]
+    """The per-layer r and CI as fixed-width text, rounded so that another CPU prints the same characters.
+
+    The last column says whether the CI excludes 0 without correction for multiple tests (the notebook says so).
+    """
+    lines = [f"{'layer':>5}  {'metric':<22} {'r':>6}  {'CI':<16} excludes 0"]
     for row in table.itertuples():
         ci = f"[{row.ci_lower:+.{decimals}f}, {row.ci_upper:+.{decimals}f}]"
         lines.append(f"{row.layer:>5}  {row.metric:<22} {row.r:+.{decimals}f}  {ci:<16} "
@@ -225,7 +228,7 @@ def headline_text(table, decimals: int = 2) -> str:
 
 def best_per_layer_text(table, decimals: int = 2) -> str:
     """The seed's "best metric by layer" as fixed-width text: highest |r| per layer, CI verdict uncorrected."""
-    lines = [f"{'layer':>5}  {'best metric':<22} {'r':>6}  CI excludes 0 (uncorrected)"]
+    lines = [f"{'layer':>5}  {'best metric':<22} {'r':>6}  excludes 0"]
     for row in best_per_layer(table):
         lines.append(f"{row['layer']:>5}  {str(row['best_metric']):<22} {row['r']:+.{decimals}f}  "
                      f"{'yes' if row['excludes_zero'] else 'no'}")
