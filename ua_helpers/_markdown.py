@@ -6,6 +6,14 @@ import re
 from typing import Any, Iterable, Sequence
 
 
+def fmt_r(x: Any, decimals: int = 2) -> str:
+    """Format a correlation (or any signed statistic) with its sign, or "n/a" for a missing or non-finite value."""
+    if x is None:
+        return "n/a"
+    x = float(x)
+    return f"{x:+.{decimals}f}" if math.isfinite(x) else "n/a"
+
+
 def plain_text(value: Any) -> str | None:
     """A value as one line of text (lists and dicts joined), or ``None`` for a missing value."""
     if value is None:

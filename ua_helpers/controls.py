@@ -27,6 +27,7 @@ from scipy import stats as sps
 
 from ._checks import check_ci_level, check_positive_int, check_seed, t_pvalue
 from ._io import to_jsonable
+from ._markdown import fmt_r
 from .bootstrap import pearson
 from .confounds import _design, _partial_many, category_dummies
 from .extraction import Extraction, random_token_embeddings
@@ -578,10 +579,6 @@ def compute_controls(ext: Extraction, metric_values, stmt_a: Sequence[str], stmt
 # In words
 # --------------------------------------------------------------------------------------------------------------
 
-def _f(x) -> str:
-    return "n/a" if x is None or not np.isfinite(x) else f"{x:+.2f}"
-
-
 def read_controls(results: dict[str, Any]) -> str:
     """Return a few sentences reading a ``controls`` block: what each control explains.
 
@@ -600,8 +597,8 @@ def read_controls(results: dict[str, Any]) -> str:
     hi = max(t["r_max"] for t in first.values())
     strongest = max(first.values(), key=lambda t: abs(t["r_mean"]))
     text = [f"A model-free representation (each token id a random vector, {len(rt['seeds'])} seeds) gives r from "
-            f"{_f(lo)} to {_f(hi)} across the metrics, strongest for {strongest['metric']} "
-            f"(mean r = {_f(strongest['r_mean'])})."]
+            f"{fmt_r(lo)} to {fmt_r(hi)} across the metrics, strongest for {strongest['metric']} "
+            f"(mean r = {fmt_r(strongest['r_mean'])})."]
     sp = ctrl["shuffled_pairing"]
     inside = [t for t in sp["tests"] if t["r_observed"] is not None and t["null_ci_lower"] is not None
               and t["null_ci_lower"] <= t["r_observed"] <= t["null_ci_upper"]]
@@ -614,7 +611,7 @@ def read_controls(results: dict[str, Any]) -> str:
     if covs:
         top = max(covs, key=lambda c: abs(c["r"]))
         text.append(f"Of the lexical covariates, {top['name']} correlates most with the preference "
-                    f"(r = {_f(top['r'])}).")
+                    f"(r = {fmt_r(top['r'])}).")
     ev = results.get("evidence")
     if isinstance(ev, dict) and len(ev.get("levels", [])) > 6:
         reached = ev["levels"][6]["count"]

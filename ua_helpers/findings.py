@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from ._markdown import Markup, md_text
+from ._markdown import Markup, fmt_r, md_text
 
 from .evidence import level_names, require_evidence
 
@@ -47,7 +47,7 @@ def _markup(func):
 # --------------------------------------------------------------------------------------------------------------
 
 def _r(x) -> str:
-    return "n/a" if x is None or not np.isfinite(x) else f"{x:+.2f}"
+    return fmt_r(x, 2)
 
 
 def _ci(lo, hi) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .._markdown import plain_text
+from .._markdown import fmt_r as _fmt_r, plain_text
 
 
 def is_missing(x: Any) -> bool:
@@ -12,7 +12,8 @@ def is_missing(x: Any) -> bool:
 
 
 def fmt_r(r: Any) -> str:
-    return "n/a" if is_missing(r) else f"{float(r):+.3f}"
+    """An r on a book page: three decimals (the notebooks' sentences use two)."""
+    return _fmt_r(r, 3)
 
 
 def fmt_ci(lo: Any, hi: Any) -> str:
