@@ -579,6 +579,20 @@ def compute_controls(ext: Extraction, metric_values, stmt_a: Sequence[str], stmt
 # In words
 # --------------------------------------------------------------------------------------------------------------
 
+def band_frames(results: dict[str, Any]):
+    """Return the random-token and shuffled-pairing test rows of ``results["controls"]`` as DataFrames.
+
+    Either is None where the run has no such rows (a run made before the controls, or an empty block); the
+    figures draw their control bands from them.
+    """
+    import pandas as pd
+
+    ctl = results.get("controls") or {}
+    rt = (ctl.get("random_tokens") or {}).get("tests") or []
+    sh = (ctl.get("shuffled_pairing") or {}).get("tests") or []
+    return (pd.DataFrame(rt) if rt else None), (pd.DataFrame(sh) if sh else None)
+
+
 def read_controls(results: dict[str, Any]) -> str:
     """Return a few sentences reading a ``controls`` block: what each control explains.
 

@@ -19,12 +19,6 @@ from .context import FILES_DIR, BookContext, Run, repo_relative, run_banner
 FIGURE = f"{FILES_DIR}/controls.png"
 
 
-def _frame(rows):
-    import pandas as pd
-
-    return pd.DataFrame(rows) if rows else None
-
-
 def write_figure(ctx: BookContext) -> str:
     """Draw the controls figure of ``ctx``'s run (with the neutral and BOS runs where given); return its path."""
     import matplotlib
@@ -34,14 +28,12 @@ def write_figure(ctx: BookContext) -> str:
 
     from .. import plots
 
-    ctl = ctx.run.results["controls"]
+    random_tokens, shuffled = controls.band_frames(ctx.run.results)
     extra = {}
     for label, run in (("neutral-60", ctx.neutral), ("BOS prefix", ctx.bos)):
         if run is not None:
             extra[f"{label}: r"] = results.results_table(run.results)
-    fig = plots.plot_controls(results.results_table(ctx.run.results),
-                              _frame((ctl.get("random_tokens") or {}).get("tests")),
-                              _frame((ctl.get("shuffled_pairing") or {}).get("tests")), extra=extra)
+    fig = plots.plot_controls(results.results_table(ctx.run.results), random_tokens, shuffled, extra=extra)
     path = ctx.book_dir / FIGURE
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=plots.CONTROLS_DPI))

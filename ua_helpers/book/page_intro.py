@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .. import evidence, findings, published, results
+from .. import controls, evidence, findings, published, results
 from .._io import atomic_write
 from .._markdown import md_text
 from ._md import excludes_zero, fmt_ci, fmt_r, is_missing
@@ -220,15 +220,6 @@ def abstract_sentences(res: dict[str, Any], reference: dict[str, Any] | None = N
 
 
 # --------------------------------------------------------------------------- the landing page's include
-def _controls_frames(res: dict[str, Any]):
-    import pandas as pd
-
-    ctl = res.get("controls") or {}
-    rt = (ctl.get("random_tokens") or {}).get("tests") or []
-    sh = (ctl.get("shuffled_pairing") or {}).get("tests") or []
-    return (pd.DataFrame(rt) if rt else None), (pd.DataFrame(sh) if sh else None)
-
-
 def write_key_figure(ctx: BookContext) -> dict[int, str]:
     """Draw the key figure of ``ctx``'s run into the staged book, in two and in one column; return the paths from
     a page, by column count."""
@@ -241,7 +232,7 @@ def write_key_figure(ctx: BookContext) -> dict[int, str]:
 
     res = ctx.run.results
     ref = ctx.reference.results
-    rt, sh = _controls_frames(res)
+    rt, sh = controls.band_frames(res)
     table = results.results_table(res)
     order = {m: i for i, m in enumerate(res.get("metrics_tested") or [])}  # panels in the run's metric order
     table = table.sort_values(["metric", "layer"], key=lambda c: c.map(order).fillna(len(order)) if c.name == "metric"
@@ -266,7 +257,7 @@ def _figure_caption(ctx: BookContext) -> str:
     bits = ["r with the preference by relative depth (layer / number of blocks): this run in blue with its 95% CI"]
     if ctx.reference.results is not None:
         bits.append("Pythia-6.9B (published) dashed grey" if ctx.reference.published else "the reference dashed grey")
-    rt, sh = _controls_frames(res)
+    rt, sh = controls.band_frames(res)
     if rt is not None:
         bits.append("orange: the random-token baseline's range of r")
     if sh is not None:
