@@ -86,7 +86,7 @@ book-only: setup
 
 # Rewrite every notebook's parameters cell from RunConfig (after adding or changing a parameter).
 sync-parameters: setup
-	$(BIN)/python -c "import glob; from ua_helpers import pipeline; print(pipeline.sync_parameters_cells(sorted(glob.glob('notebooks/0*.ipynb'))))"
+	$(BIN)/python -c "import glob; from ua_helpers.runs import pipeline; print(pipeline.sync_parameters_cells(sorted(glob.glob('notebooks/0*.ipynb'))))"
 
 # Re-execute the notebooks in notebooks/ in place, so that their stored outputs (what nbval compares) are current.
 # A relative UA_CACHE_DIR is taken from here, not from notebooks/ where the kernels run.

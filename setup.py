@@ -1,7 +1,7 @@
 """Build hook: the wheel carries the six notebooks, copied at build time from ``notebooks/`` (where they are edited).
 
 Everything else about the package is in ``pyproject.toml``. An editable install (``pip install -e .``) copies
-nothing: ``ua_helpers.rundir.notebooks_source`` then reads the checkout's ``notebooks/`` directly.
+nothing: ``ua_helpers.runs.rundir.notebooks_source`` then reads the checkout's ``notebooks/`` directly.
 """
 import shutil
 from pathlib import Path

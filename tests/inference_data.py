@@ -37,7 +37,7 @@ def flat_tests(values):
 
 def run_extended(data, **kwargs):
     """The extended analysis of the test data at 2,000 resamples and permutations, seed 7, BCa on."""
-    from ua_helpers import inference
+    from ua_helpers.analysis import inference
 
     return inference.extended_analysis(
         data["values"], data["preference"], LAYERS, METRICS, n_tokens_a=data["n_tokens_a"],

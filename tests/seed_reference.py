@@ -8,7 +8,7 @@ Source: ``shared/seed/option_b_pair_level_notebook.txt`` (sections 2 and 4). Two
   its per-row loops and scikit-learn ``NearestNeighbors`` are kept.
 - ``bootstrap_correlation`` takes an explicit resample index matrix ``indices`` of shape (n_bootstrap, n)
   instead of drawing ``np.random.choice(n, size=n, replace=True)`` inside its loop, so that it can be compared
-  with ``ua_helpers.stats`` on the same resamples. :func:`seed_indices` draws the matrix the way the seed did.
+  with ``ua_helpers.analysis.stats`` on the same resamples. :func:`seed_indices` draws the matrix the way the seed did.
 
 ``get_layer_embedding`` and ``get_output_preference`` are the seed's unbatched extraction, used by the
 equivalence tests and the benchmark.

@@ -1,6 +1,6 @@
 """Tiny random GPT-NeoX models (Pythia's architecture) with tokenizers trained on the fly, for tests.
 
-Saved with ``save_pretrained`` and loaded through :func:`ua_helpers.models.load_model`, the same
+Saved with ``save_pretrained`` and loaded through :func:`ua_helpers.inputs.models.load_model`, the same
 ``from_pretrained`` path a hub model takes.
 """
 from __future__ import annotations

@@ -6,7 +6,7 @@ import sys
 from dataclasses import fields
 from typing import Any, Sequence
 
-from .config import ParameterError, RunConfig
+from .runs.config import ParameterError, RunConfig
 
 
 def _parse_params(pairs: Sequence[Sequence[str]]) -> dict[str, Any]:
@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="build even where the run's files do not match the SHA-256 its manifest records "
                               "(every page's banner then says UNVERIFIED)")
     p_sweep = sub.add_parser("sweep", help="one run per entry of a sweep file (models, checkpoints), local or on Ray")
-    p_sweep.add_argument("sweep_file", metavar="SWEEP.yaml", help="the sweep file (see ua_helpers.sweep)")
+    p_sweep.add_argument("sweep_file", metavar="SWEEP.yaml", help="the sweep file (see ua_helpers.runs.sweep)")
     p_sweep.add_argument("--engine", choices=("local", "ray"), default="local",
                          help="local: one entry after another (default); ray: one Ray task per entry")
     p_sweep.add_argument("--address", default=None,
@@ -69,8 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``ua-book``; return the exit code (0 done, 1 failed, 2 bad parameters, 128+N stopped by signal N)."""
     args = build_parser().parse_args(argv)
-    from . import rundir
-    from ._runlock import RunDirError
+    from .runs import rundir
+    from .runs._runlock import RunDirError
 
     try:
         if args.command == "run":
@@ -85,7 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "build":
             return _build(args)
         elif args.command == "sweep":
-            from .sweep import sweep_command
+            from .runs.sweep import sweep_command
 
             return sweep_command(args.sweep_file, engine=args.engine, address=args.address, root=args.root,
                                  take_over=args.take_over)

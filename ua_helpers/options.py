@@ -1,6 +1,6 @@
 """The values the run parameters that name an engine choice can take: a leaf module (it imports nothing).
 
-:mod:`ua_helpers.config` validates parameters against these and the engine modules (``models``, ``batching``,
+:mod:`ua_helpers.runs.config` validates parameters against these and the engine modules (``models``, ``batching``,
 ``extraction``) implement them; both import them from here, so validating a parameter never loads the engine.
 """
 

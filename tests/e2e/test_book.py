@@ -19,10 +19,14 @@ import nbformat
 import numpy as np
 import pytest
 
-from ua_helpers import book, data, metrics, published, results, rundir, stats
+from ua_helpers import book
+from ua_helpers.inputs import data, published
+from ua_helpers.analysis import metrics, stats
+from ua_helpers.report import results
+from ua_helpers.runs import rundir
 from ua_helpers.book import compare
-from ua_helpers.config import RunConfig
-from ua_helpers._markdown import md_text
+from ua_helpers.runs.config import RunConfig
+from ua_helpers.report._markdown import md_text
 
 try:
     from . import book_browser as browser
@@ -186,11 +190,11 @@ def test_comparison_separates_model_from_dataset_with_a_ua230_run(tmp_path):
 def test_published_files_are_verified_when_read(tmp_path, monkeypatch):
     for name, record in published.FILES.items():
         assert data_sha(published.read_bytes(name)) == record.sha256
-    fake = tmp_path / "ua_helpers" / "published"
+    fake = tmp_path / "ua_helpers" / "inputs" / "published"
     fake.mkdir(parents=True)
     raw = published.read_bytes(published.PAIR_LEVEL).replace(b"-0.67", b"-0.68", 1)
     (fake / f"{published.PAIR_LEVEL}.json").write_bytes(raw)
-    monkeypatch.setattr(published.resources, "files", lambda package: tmp_path / "ua_helpers")
+    monkeypatch.setattr(published.resources, "files", lambda package: tmp_path / "ua_helpers" / "inputs")
     with pytest.raises(ValueError, match="damaged"):
         published.load(published.PAIR_LEVEL)
     with pytest.raises(book.BookError, match="cannot be read"):
@@ -288,7 +292,7 @@ def test_findings_follow_the_numbers(tmp_path):
 
 def add_evidence(path: Path, seed: int = 0) -> Path:
     """Give a hand-made run the seed results and the evidence block of one consistent random analysis."""
-    from ua_helpers import controls, evidence, inference
+    from ua_helpers.analysis import controls, evidence, inference
 
     res = json.loads((path / "results.json").read_text())
     layers, names, n = res["layers"], list(metrics.METRIC_NAMES), res["n_pairs"]
@@ -316,9 +320,9 @@ def add_evidence(path: Path, seed: int = 0) -> Path:
 
 
 def test_findings_page_states_the_generated_findings(tmp_path):
-    """With an evidence block: the page and the landing summary are ua_helpers.findings' sentences, escaped, and
+    """With an evidence block: the page and the landing summary are ua_helpers.report.findings' sentences, escaped, and
     a changed number in results.json changes them."""
-    from ua_helpers import findings
+    from ua_helpers.report import findings
 
     path = add_evidence(make_run(tmp_path / "run", dataset="toy`<b>x</b>`"))
     run = book.load_run(path)
@@ -350,7 +354,7 @@ def test_glossary_defines_every_rung_the_run_names(tmp_path):
     """The glossary's ladder is written from evidence.criteria_text at build time: every rung that results.json
     names is a glossary term with the run's criterion; and the landing page cites the study and links the
     findings instead of repeating them."""
-    from ua_helpers import evidence
+    from ua_helpers.analysis import evidence
 
     run = book.load_run(add_evidence(make_run(tmp_path / "run")))
     staging = book.stage(run, tmp_path / "staging")
@@ -384,7 +388,7 @@ def test_replication_counts_the_evidence_ladder_on_each_dataset(tmp_path):
 
 def test_three_levels_chapter(tmp_path):
     """This run's three levels per layer beside published Pythia's; an older run without them still renders."""
-    from ua_helpers import levels
+    from ua_helpers.analysis import levels
 
     old = book.levels_page(book.BookContext(book.load_run(make_run(tmp_path / "old")), tmp_path / "p0"))
     assert "This run has no group levels" in old and "-0.601" in old  # Pythia's category level at layer 0
@@ -413,7 +417,7 @@ def test_three_levels_chapter(tmp_path):
 
 def test_crossrun_chapter_says_what_depends_on_a_choice(tmp_path):
     """Two runs that differ in pooling alone: the chapter counts the tests that keep their sign, names the flips."""
-    from ua_helpers import crossrun
+    from ua_helpers.runs import crossrun
 
     def set_pooling(pooling, flip=None):
         def edit(res):

@@ -17,7 +17,10 @@ import nbformat
 import pytest
 from test_book import _edit_results, add_evidence, make_run
 
-from ua_helpers import book, findings, published, rundir, show
+from ua_helpers import book
+from ua_helpers.report import findings, show
+from ua_helpers.inputs import published
+from ua_helpers.runs import rundir
 
 TAGS = ["<script>alert(1)</script>", "<img src=x onerror=alert(2)>", "<b>bold</b>"]
 HOSTILE_NAME = "evil" + TAGS[1] + "`x`"

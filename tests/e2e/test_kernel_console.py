@@ -16,7 +16,7 @@ k.log.error("another kernel error")
 print("ran")"""
 
 DRIVER = """import sys, papermill as pm
-from ua_helpers import rundir
+from ua_helpers.runs import rundir
 pm.execute_notebook(sys.argv[1], sys.argv[2], kernel_name="python3", progress_bar=False, **rundir.kernel_options())
 """
 

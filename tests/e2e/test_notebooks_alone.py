@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from ua_helpers.rundir import NOTEBOOKS
+from ua_helpers.runs.rundir import NOTEBOOKS
 from ua_cli import REPO
 
 pytestmark = pytest.mark.slow

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from ua_helpers.rundir import NOTEBOOKS
+from ua_helpers.runs.rundir import NOTEBOOKS
 
 REPO = Path(__file__).resolve().parents[2]
 #: What a build needs: the package, its metadata, the build hook and the notebooks it copies.
@@ -58,9 +58,9 @@ def venv(wheel, tmp_path_factory) -> Path:
 
 def test_wheel_contains_the_dataset_the_notebooks_and_the_script(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
-    assert "ua_helpers/datasets/replication-230.json" in names
-    assert "ua_helpers/datasets/replication-230.md" in names
-    assert {"ua_helpers/datasets/neutral-60.json", "ua_helpers/datasets/neutral-60.md"} <= names
+    assert "ua_helpers/inputs/datasets/replication-230.json" in names
+    assert "ua_helpers/inputs/datasets/replication-230.md" in names
+    assert {"ua_helpers/inputs/datasets/neutral-60.json", "ua_helpers/inputs/datasets/neutral-60.md"} <= names
     assert {f"ua_helpers/notebooks/{nb}.ipynb" for nb in NOTEBOOKS} <= names
     with zipfile.ZipFile(wheel) as z:  # the copies are the notebooks people edit, byte for byte
         assert z.read("ua_helpers/notebooks/01_setup.ipynb") == (REPO / "notebooks" / "01_setup.ipynb").read_bytes()
@@ -71,7 +71,7 @@ def test_replication_set_loads_offline_from_an_installed_copy(wheel, tmp_path):
     site = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-index", "--target",
                     str(site), str(wheel)], check=True, capture_output=True, text=True, timeout=600)
-    code = ("import ua_helpers, ua_helpers.data as d; p = d.load_pairs('replication-230'); "
+    code = ("import ua_helpers, ua_helpers.inputs.data as d; p = d.load_pairs('replication-230'); "
             "print(ua_helpers.__file__); print(p.n_pairs, p.sha256)")
     env = {**os.environ, "PYTHONPATH": str(site)}
     proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
@@ -80,11 +80,11 @@ def test_replication_set_loads_offline_from_an_installed_copy(wheel, tmp_path):
     assert Path(location).is_relative_to(site), location
     n_pairs, sha = counts.split()
     assert n_pairs == "230"
-    assert sha == __import__("ua_helpers.data", fromlist=["x"]).load_pairs("replication-230").sha256
+    assert sha == __import__("ua_helpers.inputs.data", fromlist=["x"]).load_pairs("replication-230").sha256
 
 
 def test_the_installed_package_finds_its_notebooks_and_kernel(venv, tmp_path):
-    code = ("import ua_helpers, ua_helpers.rundir as r; from jupyter_client.kernelspec import KernelSpecManager; "
+    code = ("import ua_helpers, ua_helpers.runs.rundir as r; from jupyter_client.kernelspec import KernelSpecManager; "
             "print(ua_helpers.__file__); print(r.notebooks_source()); "
             "print(KernelSpecManager().get_kernel_spec('python3').argv[0])")
     proc = subprocess.run([str(venv / "bin" / "python"), "-c", code], cwd=tmp_path, capture_output=True,

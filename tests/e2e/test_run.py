@@ -13,9 +13,11 @@ import pytest
 
 from numpy.testing import assert_allclose
 
-from ua_helpers import extraction, metrics, models, results, stats
-from ua_helpers.rundir import NOTEBOOKS
-from ua_helpers.data import load_pairs
+from ua_helpers.inputs import extraction, models
+from ua_helpers.analysis import metrics, stats
+from ua_helpers.report import results
+from ua_helpers.runs.rundir import NOTEBOOKS
+from ua_helpers.inputs.data import load_pairs
 
 from ua_cli import REPO, ua_book
 

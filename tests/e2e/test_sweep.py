@@ -21,9 +21,10 @@ import pytest
 import yaml
 from tiny_models import build_tiny_tokenizer, save_tiny_model
 
-from ua_helpers import _runlock, cli, crossrun, rundir, sweep, sweepfile
-from ua_helpers.data import load_pairs
-from ua_helpers.results import results_table
+from ua_helpers.runs import _runlock, crossrun, rundir, sweep, sweepfile
+from ua_helpers import cli
+from ua_helpers.inputs.data import load_pairs
+from ua_helpers.report.results import results_table
 
 REPO = Path(__file__).resolve().parents[2]
 #: name -> (GPT-NeoX shape, weight seed). tiny-a-step1/2 share a configuration: two "checkpoints" of one model.
@@ -317,9 +318,9 @@ def test_rerun_reason(local_sweep, monkeypatch, tmp_path):
     (broken / "results.json").write_text("{}")
     (broken / "manifest.json").write_text(json.dumps({**manifest, "status": "failed"}))
     assert sweep.rerun_reason(entry, broken) == f"the run in {broken} is not complete (status 'failed')"
-    import ua_helpers.models
+    import ua_helpers.inputs.models
 
-    monkeypatch.setattr(ua_helpers.models, "model_fingerprint", lambda name, revision=None: "dir:other")
+    monkeypatch.setattr(ua_helpers.inputs.models, "model_fingerprint", lambda name, revision=None: "dir:other")
     assert "weights changed" in sweep.rerun_reason(entry, root / "tiny-a-step1")
 
 

@@ -14,7 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from ua_helpers import cli, config, data, models, sweep, sweepfile
+from ua_helpers import cli
+from ua_helpers.runs import config, sweep, sweepfile
+from ua_helpers.inputs import data, models
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"

@@ -6,7 +6,8 @@ import copy
 import numpy as np
 import pytest
 
-from ua_helpers import evidence, metrics, published
+from ua_helpers.analysis import evidence, metrics
+from ua_helpers.inputs import published
 from ua_helpers.book import page_intro
 
 
@@ -150,7 +151,7 @@ def test_key_figure_draws_the_reference_and_the_control_bands():
     matplotlib.use("Agg")
     import pandas as pd
 
-    from ua_helpers import plots, results
+    from ua_helpers.report import plots, results
 
     res = _results(-0.35, controls=True)
     table = results.results_table(res)

@@ -1,11 +1,14 @@
-"""Sign agreement with a reference beside its permutation null (``ua_helpers.agreement``)."""
+"""Sign agreement with a reference beside its permutation null (``ua_helpers.report.agreement``)."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 from scipy import stats as sps
 
-from ua_helpers import agreement, metrics, multiplicity, results, stats
+from ua_helpers.analysis import metrics, multiplicity, stats
+
+from ua_helpers.report import agreement
+from ua_helpers.report import results
 
 LAYERS = [0, 4, 8, 12, 16, 20, 24, 28, 30]  # a 30-block model, matched to Pythia's 32 by relative depth
 N = 60

@@ -1,4 +1,4 @@
-"""Bootstrap Pearson/Spearman, jackknife, percentile and BCa intervals against loops, SciPy and ua_helpers.stats."""
+"""Bootstrap Pearson/Spearman, jackknife, percentile and BCa intervals against loops, SciPy and ua_helpers.analysis.stats."""
 from __future__ import annotations
 
 import numpy as np
@@ -8,7 +8,7 @@ from scipy import stats as sps
 
 from inference_data import (EPS64, LAYERS, METRICS, N, corr_tolerance, count_matrix_rs, flat_tests, make_data,
                             p_value_rtol, peak_bytes, resample_r_tolerance, run_extended)
-from ua_helpers import bootstrap, stats
+from ua_helpers.analysis import bootstrap, stats
 
 
 @pytest.fixture(scope="module")
@@ -186,7 +186,7 @@ def test_resamples_must_match_the_data():
 def test_threaded_chunks_give_the_serial_numbers(monkeypatch):
     """Chunks computed on several threads are the serial loop's numbers, bit for bit (same resamples, same
     arithmetic per chunk, stored in order)."""
-    from ua_helpers import confounds, multiplicity
+    from ua_helpers.analysis import confounds, multiplicity
 
     rng = np.random.default_rng(8)
     n = 300

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from ua_helpers import cli, sweepfile
+from ua_helpers import cli
+from ua_helpers.runs import sweepfile
 from ua_helpers._io import atomic_write_json
-from ua_helpers.config import (MAX_RESAMPLES, MIN_RESAMPLES, MIN_RUN_PAIRS, ParameterError, RunConfig,
-                               effective_knn_k, preflight)
+from ua_helpers.runs.config import MAX_RESAMPLES, MIN_RESAMPLES, MIN_RUN_PAIRS, ParameterError, RunConfig, effective_knn_k, preflight
 
 REPO = Path(__file__).resolve().parents[2]
 FIELDS = [f.name for f in fields(RunConfig)]
@@ -109,7 +109,7 @@ def test_preflight_records_effective_values(tiny_model_dir, small_pairs_path):
 
 def test_preflight_refuses_what_would_not_fit_in_memory_unless_allowed(tiny_model_dir, small_pairs_path,
                                                                          monkeypatch):
-    from ua_helpers import config
+    from ua_helpers.runs import config
 
     cfg = RunConfig.from_mapping({"model": str(tiny_model_dir), "dataset": str(small_pairs_path), "layers": "all"})
     need = preflight(cfg)["estimate"]["embeddings_bytes"]
@@ -121,7 +121,7 @@ def test_preflight_refuses_what_would_not_fit_in_memory_unless_allowed(tiny_mode
 
 
 def test_resource_estimate_scales_with_pairs_layers_and_width():
-    from ua_helpers.config import resource_estimate
+    from ua_helpers.runs.config import resource_estimate
 
     # The example: 403,646 pairs, 9 layers of width 576 hold 16.7 GB of float32 hidden states.
     assert resource_estimate(403_646, 9, 576, 30, 1)["embeddings_bytes"] / 1e9 == pytest.approx(16.74, abs=0.01)
@@ -131,7 +131,7 @@ def test_resource_estimate_scales_with_pairs_layers_and_width():
 
 
 def test_duplicate_pairs_are_reported_with_their_indices(tiny_model_dir, tmp_path):
-    from ua_helpers import rundir
+    from ua_helpers.runs import rundir
 
     pairs = [["One statement here", "Another one here"], ["A third one", "A fourth one"],
              ["One statement here", "Another one here"], ["A fifth one", "A sixth one"],
@@ -156,7 +156,7 @@ def test_preflight_refuses_too_few_pairs(tiny_model_dir, tmp_path):
 
 
 def test_preflight_refuses_one_token_statements_and_a_dataset_without_roles_for_by_role(tiny_model_dir, tmp_path):
-    from ua_helpers.models import load_tokenizer
+    from ua_helpers.inputs.models import load_tokenizer
 
     tokenizer = load_tokenizer(str(tiny_model_dir))
     short = next(w for w in ("a", "A", ".", "x") if len(tokenizer(w)["input_ids"]) == 1)
@@ -197,7 +197,7 @@ def test_representation_and_prefix_are_validated():
 def test_preflight_refuses_a_bos_prefix_without_a_bos_token(tiny_model_dir, small_pairs_path, monkeypatch):
     from types import SimpleNamespace
 
-    from ua_helpers import models
+    from ua_helpers.inputs import models
 
     cfg = RunConfig.from_mapping({"model": str(tiny_model_dir), "dataset": str(small_pairs_path), "prefix": "bos"})
     assert preflight(cfg)["n_pairs"] == 12

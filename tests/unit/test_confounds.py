@@ -11,7 +11,7 @@ from scipy import stats as sps
 
 from inference_data import (CATEGORY_SIZES, LAYERS, METRICS, N, flat_tests, make_data, p_value_rtol,
                             partial_tolerance, resample_r_tolerance, run_extended)
-from ua_helpers import confounds, multiplicity, stats
+from ua_helpers.analysis import confounds, multiplicity, stats
 
 
 @pytest.fixture(scope="module")

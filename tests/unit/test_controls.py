@@ -1,5 +1,5 @@
-"""Tests of ua_helpers.controls (random-token baseline, shuffled-pairing null, lexical covariates) and of the
-token-level representations in ua_helpers.extraction, each checked by an independent route (a direct loop)."""
+"""Tests of ua_helpers.analysis.controls (random-token baseline, shuffled-pairing null, lexical covariates) and of the
+token-level representations in ua_helpers.inputs.extraction, each checked by an independent route (a direct loop)."""
 from __future__ import annotations
 
 import json
@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
-from ua_helpers import controls, evidence, extraction, inference, metrics, multiplicity
-from ua_helpers.extraction import Extraction
+from ua_helpers.analysis import controls, evidence, inference, metrics, multiplicity
+from ua_helpers.inputs import extraction
+from ua_helpers.inputs.extraction import Extraction
+from ua_helpers.report import findings
 
 NAMES = list(metrics.METRIC_NAMES)
 N_PAIRS = 230
@@ -302,14 +304,14 @@ def test_controls_block_layout_and_sentence(small):
     tokens = next(c for c in lex["covariates"] if c["name"] == "tokens")
     assert tokens["r"] == pytest.approx(np.corrcoef(small.n_tokens_b - small.n_tokens_a, small.preference)[0, 1])
     assert set(lex["tests"][0]) >= {"layer", "metric", "partial_r", "ci_lower", "ci_upper", "p_value", "p_holm"}
-    text = controls.read_controls({"controls": block})
+    text = findings.read_controls({"controls": block})
     lo = min(min(t["r"]) for t in rt["tests"])
     assert f"r from {lo:+.2f}" in text and "1,000 re-pairings" in text
     inside = sum(t["null_ci_lower"] <= t["r_observed"] <= t["null_ci_upper"] for t in sp["tests"])
     assert f"leaves {inside} of {len(sp['tests'])} tests" in text
-    assert controls.read_controls(block) == text  # the block alone reads the same
+    assert findings.read_controls(block) == text  # the block alone reads the same
     with pytest.raises(ValueError, match="controls"):
-        controls.read_controls({"model": "m"})
+        findings.read_controls({"model": "m"})
 
 
 # --------------------------------------------------------------------------------------------------- rung 6

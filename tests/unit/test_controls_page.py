@@ -9,7 +9,8 @@ import json
 import numpy as np
 import pytest
 
-from ua_helpers import findings, metrics, plots, results, stats
+from ua_helpers.report import findings, plots, results
+from ua_helpers.analysis import metrics, stats
 from ua_helpers.book.context import BookContext, Run
 from ua_helpers.book.page_controls import FIGURE, controls_page
 

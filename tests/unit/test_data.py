@@ -8,13 +8,13 @@ from importlib import resources
 import numpy as np
 import pytest
 
-from ua_helpers import data
-from ua_helpers.data import UA230_SHA256, DatasetError, PairSet, load_pairs
+from ua_helpers.inputs import data
+from ua_helpers.inputs.data import UA230_SHA256, DatasetError, PairSet, load_pairs
 
 
 def test_replication_set_loads():
     pairs = load_pairs("replication-230")
-    raw = (resources.files("ua_helpers") / "datasets" / "replication-230.json").read_bytes()
+    raw = (resources.files("ua_helpers.inputs") / "datasets" / "replication-230.json").read_bytes()
     assert isinstance(pairs, PairSet)
     assert len(pairs) == pairs.n_pairs == 230
     assert pairs.sha256 == hashlib.sha256(raw).hexdigest()

@@ -1,10 +1,10 @@
-"""Tests of ua_helpers.describe: the notebooks' descriptive tables."""
+"""Tests of ua_helpers.report.describe: the notebooks' descriptive tables."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from ua_helpers import describe
+from ua_helpers.report import describe
 
 
 def test_metric_summary_is_one_mean_and_sd_column_per_metric():

@@ -5,7 +5,8 @@ import errno
 
 import pytest
 
-from ua_helpers import _cache, _io
+from ua_helpers.inputs import _cache
+from ua_helpers import _io
 
 
 def test_a_full_cache_disk_names_the_cache_folder(tmp_path):

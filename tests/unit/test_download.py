@@ -8,8 +8,9 @@ import time
 
 import pytest
 
-from ua_helpers import _io, data
-from ua_helpers.data import DatasetError
+from ua_helpers import _io
+from ua_helpers.inputs import data
+from ua_helpers.inputs.data import DatasetError
 
 PAIRS = {"colours": {"pairs": [["The sky is blue.", "The sky is green."], ["Grass is green.", "Grass is red."],
                                ["Snow is white.", "Snow is black."]]}}
@@ -141,7 +142,9 @@ def test_tampered_cached_ua230_is_refused(tmp_path, monkeypatch):
 def test_published_results_are_read_from_the_package_never_downloaded(monkeypatch):
     import urllib.request
 
-    from ua_helpers import _io, published, results
+    from ua_helpers import _io
+    from ua_helpers.inputs import published
+    from ua_helpers.report import results
 
     def no_network(*args, **kwargs):
         raise AssertionError("the published results were downloaded")
@@ -155,7 +158,8 @@ def test_published_results_are_read_from_the_package_never_downloaded(monkeypatc
 def test_shipped_published_results_that_do_not_match_their_sha256_are_refused(monkeypatch):
     import dataclasses
 
-    from ua_helpers import published, results
+    from ua_helpers.inputs import published
+    from ua_helpers.report import results
 
     record = published.info(published.PAIR_LEVEL)
     monkeypatch.setitem(published.FILES, published.PAIR_LEVEL, dataclasses.replace(record, sha256="0" * 64))

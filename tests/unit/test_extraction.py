@@ -9,9 +9,10 @@ from numpy.testing import assert_allclose
 
 import seed_reference as seed
 from tiny_models import TINY
-from ua_helpers import _io, batching, extraction
-from ua_helpers.data import PairSet
-from ua_helpers.extraction import cache_key, extract, get_layer_embedding, get_nll, resolve_layers
+from ua_helpers import _io
+from ua_helpers.inputs import batching, extraction
+from ua_helpers.inputs.data import PairSet
+from ua_helpers.inputs.extraction import cache_key, extract, get_layer_embedding, get_nll, resolve_layers
 
 # Batched (right-padded, masked) and the seed's unbatched float32 forwards form the same sums in another order.
 # Each layer of the tiny model sums about 3 x hidden (Q/K/V, output, MLP-in projections) + sequence length
@@ -253,7 +254,7 @@ def test_cache_key_depends_on_everything_that_determines_the_numbers(tiny_lm, sm
 def test_model_fingerprint_changes_with_the_weights(tiny_model_dir, tmp_path):
     import shutil
 
-    from ua_helpers.models import model_fingerprint
+    from ua_helpers.inputs.models import model_fingerprint
 
     copy = shutil.copytree(tiny_model_dir, tmp_path / "copy")
     assert model_fingerprint(str(copy)) != model_fingerprint(str(tiny_model_dir))  # another directory
@@ -416,7 +417,7 @@ def test_bytes_per_token_counts_logits_and_hidden_states(tiny_lm):
 
 
 # --------------------------------------------------------------------------- the seed-path check of a run
-from ua_helpers import seedcheck  # noqa: E402
+from ua_helpers.inputs import seedcheck  # noqa: E402
 
 
 def test_seed_tolerances_follow_precision_and_depth():

@@ -1,4 +1,4 @@
-"""Tests of ua_helpers.evidence (the nested ladder and the results' evidence block) and ua_helpers.findings
+"""Tests of ua_helpers.analysis.evidence (the nested ladder and the results' evidence block) and ua_helpers.report.findings
 (sentences generated from a results dict)."""
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ua_helpers import controls, evidence, findings, inference, metrics, robustness as rb
+from ua_helpers.analysis import controls, evidence, inference, metrics, robustness as rb
+from ua_helpers.report import findings
 
 LAYERS = [0, 4, 8, 12]
 NAMES = list(metrics.METRIC_NAMES)
@@ -282,7 +283,7 @@ def test_figures_say_uncorrected_and_show_spearman_and_outliers(built):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ua_helpers import plots
+    from ua_helpers.report import plots
 
     tests = built["tests"]
     fig = plots.plot_layer_correlations(tests, n_pairs=N)
@@ -316,7 +317,7 @@ def test_plot_norms_marks_the_massive_statements():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ua_helpers import plots
+    from ua_helpers.report import plots
 
     emb_a, emb_b, *_ = _arrays()
     d = rb.norm_diagnostics(emb_a, emb_b, LAYERS)
@@ -348,7 +349,7 @@ def test_sentences_are_markdown_with_dataset_text_escaped(built, text):
     math renders as text wherever the sentence is displayed as Markdown (the notebooks, the book)."""
     from markdown_it import MarkdownIt
 
-    from ua_helpers._markdown import Markup
+    from ua_helpers.report._markdown import Markup
 
     res = copy.deepcopy(built["results"])
     res["evidence"]["massive_activations"]["statements"][0]["text"] = text

@@ -18,50 +18,116 @@ def _modules_after(code: str) -> set[str]:
     return set(done.stdout.split())
 
 
-def _imported(path: Path) -> set[str]:
-    """The package-relative modules ``path`` imports at module level (``from .x import`` / ``from . import x``)."""
+#: The package's folders from the bottom up: a module may import its own folder and those before it, never one
+#: after it. The leaves are single modules every folder may use; ``book`` renders run folders, so it sits above
+#: ``runs``; ``cli`` parses arguments on top.
+FLOORS = ("leaves", "inputs", "analysis", "report", "runs", "book", "cli")
+LEAVES = {"_io", "_checks", "options", "_version"}
+
+
+def _floor(module: str) -> str:
+    """The floor of a dotted module name inside the package (``ua_helpers.analysis.metrics`` -> ``analysis``)."""
+    parts = module.split(".")[1:]
+    if not parts:
+        return "root"
+    return "leaves" if parts[0] in LEAVES else parts[0]
+
+
+def _module_name(path: Path) -> str:
+    parts = ("ua_helpers",) + path.relative_to(PACKAGE).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(path: Path) -> set[str]:
+    """Every package module ``path`` imports, at module level or inside a function, as dotted names."""
+    name = _module_name(path)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     out = set()
-    for node in ast.parse(path.read_text(encoding="utf-8")).body:
-        if isinstance(node, ast.ImportFrom) and node.level == 1:
-            out |= {node.module} if node.module else {alias.name for alias in node.names}
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                source = ".".join(base + ([node.module] if node.module else []))
+            else:
+                source = node.module or ""
+            if source.split(".")[0] != "ua_helpers":
+                continue
+            for alias in node.names:  # ``from .. import x``: x may be a module of that package
+                full = f"{source}.{alias.name}"
+                is_module = (PACKAGE.parent / (full.replace(".", "/") + ".py")).is_file() or \
+                    (PACKAGE.parent / full.replace(".", "/")).is_dir()
+                out.add(full if is_module else source)
+        elif isinstance(node, ast.Import):
+            out |= {alias.name for alias in node.names if alias.name.split(".")[0] == "ua_helpers"}
     return out
 
 
-def test_config_and_cli_help_do_not_import_torch():
-    assert "torch" not in _modules_after("import ua_helpers.config")
-    loaded = _modules_after("from ua_helpers.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass")
-    assert "ua_helpers.cli" in loaded and "torch" not in loaded and "transformers" not in loaded
+def _modules():
+    return sorted(p for p in PACKAGE.rglob("*.py") if p != PACKAGE / "__init__.py")
 
 
-def test_config_imports_no_engine_module():
-    """config validates against the leaf module's choices; it does not import what implements them."""
-    assert _imported(PACKAGE / "config.py").isdisjoint({"extraction", "models", "batching"})
-    assert _imported(PACKAGE / "options.py") == set()
+def test_every_module_sits_on_a_known_floor():
+    assert {_floor(_module_name(p)) for p in _modules()} == set(FLOORS)
 
 
-def test_no_module_imports_the_package_root():
-    """``from . import __version__`` inside the package closed a cycle results -> root -> findings -> results."""
-    for path in PACKAGE.rglob("*.py"):
-        tree = ast.parse(path.read_text(encoding="utf-8"))
-        for node in ast.walk(tree):
-            if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module is None \
-                    and path.parent == PACKAGE:
-                assert "__version__" not in {alias.name for alias in node.names}, path
+def test_folders_import_only_downward():
+    """A module imports only its own floor and the floors below it, deferred imports included."""
+    upward = []
+    for path in _modules():
+        own = FLOORS.index(_floor(_module_name(path)))
+        for target in _imports(path):
+            floor = _floor(target)
+            if floor == "root" or FLOORS.index(floor) > own:
+                upward.append(f"{_module_name(path)} -> {target}")
+    assert upward == []
+
+
+def test_the_direction_check_sees_an_upward_import(tmp_path, monkeypatch):
+    """The checker itself: a module of ``inputs`` importing ``report`` is found, also inside a function."""
+    fake = tmp_path / "ua_helpers"
+    (fake / "inputs").mkdir(parents=True)
+    (fake / "report").mkdir()
+    (fake / "report" / "results.py").write_text("")
+    (fake / "inputs" / "data.py").write_text("def f():\n    from ..report import results\n")
+    monkeypatch.setattr(sys.modules[__name__], "PACKAGE", fake)
+    assert _imports(fake / "inputs" / "data.py") == {"ua_helpers.report.results"}
+
+
+def test_leaves_import_only_leaves():
+    for path in _modules():
+        if _floor(_module_name(path)) == "leaves":
+            assert {_floor(t) for t in _imports(path)} <= {"leaves"}, path
+
+
+def test_config_imports_no_engine_module_at_import_time():
+    """config validates against the leaf module's choices; what implements them is imported only when used."""
+    tree = ast.parse((PACKAGE / "runs" / "config.py").read_text(encoding="utf-8"))
+    top = {node.module for node in tree.body if isinstance(node, ast.ImportFrom) and node.module}
+    assert not any(m.startswith(("..inputs", "inputs")) for m in top)
+    assert _imports(PACKAGE / "options.py") == set()
+
+
+def test_the_package_root_imports_nothing_but_its_version():
+    """``import ua_helpers`` loads the seed's public names on first use only (and no module imports the root)."""
+    loaded = _modules_after("import ua_helpers")
+    assert {m for m in loaded if m.startswith("ua_helpers")} == {"ua_helpers", "ua_helpers._version"}
+    for path in _modules():
+        assert "ua_helpers" not in _imports(path), path
 
 
 def test_a_notebook_reading_the_cache_resolves_the_device_without_torch():
-    from ua_helpers import models
+    from ua_helpers.inputs import models
 
     if models.gpu_driver_present():
         pytest.skip("a GPU driver is present: 'auto' must ask torch")
-    loaded = _modules_after("from ua_helpers import models, pipeline\n"
+    loaded = _modules_after("from ua_helpers.inputs import models\nfrom ua_helpers.runs import pipeline\n"
                             "assert models.resolve_dtype('auto', 'auto') == 'float32'\n"
                             "assert models.resolve_device('auto') == 'cpu'")
     assert "torch" not in loaded and "transformers" not in loaded
 
 
 def test_gpu_driver_files_decide_the_shortcut(monkeypatch):
-    from ua_helpers import models
+    from ua_helpers.inputs import models
 
     monkeypatch.setattr(models.sys, "platform", "linux")
     monkeypatch.setattr(models.os.path, "exists", lambda path: False)

@@ -10,7 +10,8 @@ from numpy.testing import assert_allclose, assert_array_equal
 from scipy import stats as sps
 
 from inference_data import LAYERS, METRICS, N, make_data, run_extended
-from ua_helpers import bootstrap, confounds, inference, multiplicity, plots, stats
+from ua_helpers.analysis import bootstrap, confounds, inference, multiplicity, stats
+from ua_helpers.report import plots
 
 
 @pytest.fixture(scope="module")

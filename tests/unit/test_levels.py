@@ -10,7 +10,9 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 from scipy import stats as sps
 
-from ua_helpers import levels, levels_tables, published
+from ua_helpers.analysis import levels
+from ua_helpers.report import levels_tables
+from ua_helpers.inputs import published
 
 EPS64 = float(np.finfo(np.float64).eps)
 SIZES = {"numeric": 9, "facts": 6, "tech": 12, "life": 7, "biz": 11, "science": 5}  # 50 pairs, 6 categories
@@ -344,7 +346,7 @@ def test_plot_levels_draws_each_level_with_its_ci():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ua_helpers import plots
+    from ua_helpers.report import plots
 
     emb_a, emb_b, pref, cats = _data()
     ours = levels.analyse_levels(emb_a, emb_b, pref, cats, LAYERS, n_bootstrap=200, n_bins=10, n_binnings=5)

@@ -6,9 +6,9 @@ import pytest
 from numpy.testing import assert_allclose
 
 import seed_reference as seed
-from ua_helpers import metrics
-from ua_helpers.extraction import extract
-from ua_helpers.metrics import METRIC_NAMES, compute_all_layers, compute_pair_metrics
+from ua_helpers.analysis import metrics
+from ua_helpers.inputs.extraction import extract
+from ua_helpers.analysis.metrics import METRIC_NAMES, compute_all_layers, compute_pair_metrics
 
 EPS32, EPS64 = float(np.finfo(np.float32).eps), float(np.finfo(np.float64).eps)
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from ua_helpers import models
-from ua_helpers.models import ModelLoadError, load_model, resolve_dtype
+from ua_helpers.inputs import models
+from ua_helpers.inputs.models import ModelLoadError, load_model, resolve_dtype
 
 
 
@@ -240,7 +240,7 @@ def test_hub_fingerprint_asks_the_hub_when_not_cached(tmp_path, monkeypatch):
 
 
 # --------------------------------------------------------------------------- content-verified, concurrency-safe cache
-from ua_helpers import _cache  # noqa: E402
+from ua_helpers.inputs import _cache  # noqa: E402
 
 STUB_FILES = {"config.json": b'{"stub": true}', "model.safetensors": bytes(range(256)) * 64}
 
@@ -385,7 +385,7 @@ import json, sys, time
 from pathlib import Path
 sys.path.insert(0, sys.argv[3])
 from test_models import STUB_FILES, _stub_build
-from ua_helpers import _cache
+from ua_helpers.inputs import _cache
 start = float(sys.argv[2])
 while time.time() < start:
     time.sleep(0.005)
@@ -457,7 +457,7 @@ def test_embedded_model_verification_cost(smollm2):
 def test_gguf_fingerprint_carries_the_converted_weights_digest(tmp_path, monkeypatch):
     """The extraction key follows the verified converted weights: a conversion that yields other weights
     (here: a damaged directory rebuilt by a converter that now writes other bytes) gets another key."""
-    from ua_helpers.extraction import cache_key
+    from ua_helpers.inputs.extraction import cache_key
 
     monkeypatch.setenv("UA_CACHE_DIR", str(tmp_path / "cache"))
     gguf = tmp_path / "stub.gguf"

@@ -9,8 +9,8 @@ from numpy.testing import assert_allclose, assert_array_equal
 from scipy import stats as sps
 
 from inference_data import N, corr_tolerance, flat_tests, make_data, peak_bytes
-from ua_helpers import multiplicity
-from ua_helpers.bootstrap import CHUNK_ELEMENTS
+from ua_helpers.analysis import multiplicity
+from ua_helpers.analysis.bootstrap import CHUNK_ELEMENTS
 
 
 @pytest.fixture(scope="module")

@@ -13,8 +13,8 @@ import re
 
 import pytest
 
-from ua_helpers import data
-from ua_helpers.data import DatasetError, load_pairs
+from ua_helpers.inputs import data
+from ua_helpers.inputs.data import DatasetError, load_pairs
 
 from test_replication_set import (DATA_DIR, EXPECTED_SIZES, NEAR_DUPLICATE_RATIO, _statements, _ua230_path,
                                    normalize)

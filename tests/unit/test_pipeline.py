@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 from numpy.testing import assert_array_equal
 
-from ua_helpers import config, extraction, levels_tables, pipeline, results, rundir
+from ua_helpers.runs import config, pipeline, rundir
+from ua_helpers.inputs import extraction
+from ua_helpers.report import levels_tables, results
 from ua_helpers._io import to_jsonable
-from ua_helpers.config import ParameterError, RunConfig
+from ua_helpers.runs.config import ParameterError, RunConfig
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 
@@ -68,7 +70,8 @@ def test_results_are_recomputed_where_the_run_folder_lacks_them_then_read_back(c
 
 def test_analyse_equals_the_steps_of_notebook_4(cfg):
     """The glue's recomputation and the notebook's visible cells give the same numbers (same engine calls)."""
-    from ua_helpers import agreement, controls, evidence, inference, levels, metrics, stats
+    from ua_helpers.analysis import controls, evidence, inference, levels, metrics, stats
+    from ua_helpers.report import agreement
 
     pairs = pipeline.load_pairs(cfg)
     ext = pipeline.load_extraction(cfg, pairs)

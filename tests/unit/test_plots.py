@@ -11,7 +11,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from ua_helpers import metrics, plots  # noqa: E402
+from ua_helpers.analysis import metrics
+from ua_helpers.report import plots  # noqa: E402
 
 LAYERS = [0, 4, 8]
 NAMES = list(metrics.METRIC_NAMES)

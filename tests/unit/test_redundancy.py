@@ -1,4 +1,4 @@
-"""Tests of ua_helpers.redundancy: centroid coincidence and groups of metrics that are one test."""
+"""Tests of ua_helpers.analysis.redundancy: centroid coincidence and groups of metrics that are one test."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,8 +7,8 @@ from numpy.testing import assert_allclose
 
 from inference_data import make_embeddings
 
-from ua_helpers import metrics
-from ua_helpers.redundancy import redundancy
+from ua_helpers.analysis import metrics
+from ua_helpers.analysis.redundancy import redundancy
 
 EPS = np.finfo(np.float64).eps
 LAYERS = [0, 4, 8]

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-DATA_DIR = REPO / "ua_helpers" / "datasets"
+DATA_DIR = REPO / "ua_helpers" / "inputs" / "datasets"
 JSON_PATH = DATA_DIR / "replication-230.json"
 CARD_PATH = DATA_DIR / "replication-230.md"
 
@@ -169,7 +169,7 @@ def test_numeric_side_holds_the_number(data):
 
 
 def test_by_role_orientation_of_the_bundled_set():
-    from ua_helpers.data import load_pairs
+    from ua_helpers.inputs.data import load_pairs
 
     given, oriented = load_pairs("replication-230"), load_pairs("replication-230", orientation="by-role")
     assert sum(oriented.swapped) == 115 and oriented.sha256 == given.sha256

@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 
 import seed_reference as seed
-from ua_helpers import results as res
+from ua_helpers.report import results as res
 from ua_helpers._io import to_jsonable
-from ua_helpers.metrics import METRIC_NAMES
-from ua_helpers.stats import correlation_table
+from ua_helpers.analysis.metrics import METRIC_NAMES
+from ua_helpers.analysis.stats import correlation_table
 
 PAPER_LAYERS = [0, 4, 8, 12, 16, 20, 24, 28, 32]
 
@@ -288,7 +288,7 @@ def test_write_results_validates_before_writing(random_table, tmp_path):
 def test_the_schema_file_ships_with_the_package():
     import importlib.resources
 
-    shipped = importlib.resources.files("ua_helpers") / "results.schema.json"
+    shipped = importlib.resources.files("ua_helpers.report") / "results.schema.json"
     schema = json.loads(shipped.read_text(encoding="utf-8"))
     assert set(res.SEED_KEYS) <= set(schema["required"])
 

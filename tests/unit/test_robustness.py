@@ -1,4 +1,4 @@
-"""Tests of ua_helpers.robustness: each diagnostic against a plain loop or a hand-built case."""
+"""Tests of ua_helpers.analysis.robustness: each diagnostic against a plain loop or a hand-built case."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,7 +7,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 
 from inference_data import make_embeddings
 
-from ua_helpers import metrics, robustness as rb
+from ua_helpers.analysis import metrics, robustness as rb
 
 EPS = np.finfo(np.float64).eps
 LAYERS = [0, 4, 8]

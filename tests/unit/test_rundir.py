@@ -21,8 +21,10 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from ua_helpers import _runlock, cli, published, rundir
-from ua_helpers.config import RunConfig
+from ua_helpers.runs import _runlock, rundir
+from ua_helpers import cli
+from ua_helpers.inputs import published
+from ua_helpers.runs.config import RunConfig
 
 #: The parameters cell: every RunConfig field (papermill warns about parameters a notebook does not declare).
 PARAMS_CELL = "\n".join(f"{k} = {v!r}" for k, v in RunConfig().to_parameters().items())
@@ -39,7 +41,7 @@ if NAME == "03_metrics" and mode == "sleep":
     time.sleep(120)
 (run / (NAME + ".done")).write_text(os.environ.get("UA_TEST_NOTEBOOK_TAG", ""))
 if NAME == "06_summary":
-    from ua_helpers import published
+    from ua_helpers.inputs import published
     res = json.loads(published.read_bytes(published.PAIR_LEVEL))  # a results file valid against the schema
     res.update(model_info={"name": model}, dataset_path=dataset, cache=os.environ.get("UA_CACHE_DIR"))
     (run / "results.json").write_text(json.dumps(res))
@@ -339,8 +341,10 @@ def test_a_run_started_inside_a_running_event_loop_completes(tmp_path, params, t
 
 SCRIPT = """import sys
 from pathlib import Path
-from ua_helpers import _runlock, cli, published, rundir
-from ua_helpers.config import RunConfig
+from ua_helpers import cli
+from ua_helpers.inputs import published
+from ua_helpers.runs import _runlock, rundir
+from ua_helpers.runs.config import RunConfig
 rundir.notebooks_source = lambda: Path(sys.argv[1])
 sys.exit(cli.main(sys.argv[2:]))
 """
@@ -409,7 +413,7 @@ def test_a_run_refuses_a_folder_holding_files_its_run_did_not_write(tmp_path):
 
 
 def test_a_sweep_refuses_a_root_that_holds_a_run(tmp_path):
-    from ua_helpers import sweep, sweepfile
+    from ua_helpers.runs import sweep, sweepfile
 
     run = _complete_run(tmp_path / "run")
     before = sorted(p.name for p in run.iterdir())

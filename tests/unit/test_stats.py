@@ -10,11 +10,9 @@ from scipy import stats as sps
 
 import seed_reference as seed
 from inference_data import resample_r_tolerance
-from ua_helpers.bootstrap import bootstrap_pearson
-from ua_helpers.metrics import METRIC_NAMES
-from ua_helpers.stats import (
-    CorrelationResult, DegenerateInputWarning, bootstrap_correlation, bootstrap_indices, correlation_table,
-)
+from ua_helpers.analysis.bootstrap import bootstrap_pearson
+from ua_helpers.analysis.metrics import METRIC_NAMES
+from ua_helpers.analysis.stats import CorrelationResult, DegenerateInputWarning, bootstrap_correlation, bootstrap_indices, correlation_table
 
 
 def _correlated(seed_, n=230, rho=0.3):

@@ -1,4 +1,4 @@
-"""Tests of ua_helpers.tables (headline tables and tests.csv from a results dict) and ua_helpers.show (prose as
+"""Tests of ua_helpers.report.tables (headline tables and tests.csv from a results dict) and ua_helpers.report.show (prose as
 Markdown, escaped once; long tables collapsed)."""
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ua_helpers import evidence, metrics, show, tables
-from ua_helpers._markdown import Markup
+from ua_helpers.analysis import evidence, metrics
+from ua_helpers.report import show, tables
+from ua_helpers.report._markdown import Markup
 
 LAYERS = [0, 4, 8]
 NAMES = list(metrics.METRIC_NAMES)

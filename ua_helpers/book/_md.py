@@ -4,7 +4,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .._markdown import fmt_r as _fmt_r, plain_text
+from ..report._markdown import fmt_r as _fmt_r
+from ..report._markdown import plain_text
 
 
 def is_missing(x: Any) -> bool:

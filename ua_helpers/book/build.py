@@ -17,12 +17,20 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .. import results, rundir
 from .._io import sha256_bytes
-from .._runlock import replace_run
+from ..report import results
+from ..runs import rundir
+from ..runs._runlock import replace_run
 from . import BookError
 from ._md import sha_short
-from .context import BookContext, Reference, Run, load_reference, load_run, model_identity
+from .context import (
+    BookContext,
+    Reference,
+    Run,
+    load_reference,
+    load_run,
+    model_identity,
+)
 from .page_intro import substitutions
 from .pages import GENERATED_INCLUDES, GENERATED_PAGES
 

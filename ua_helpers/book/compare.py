@@ -1,17 +1,26 @@
 """Pages that set two results side by side: this run and the published Pythia-6.9B results, and two datasets.
 
 The comparison page always renders offline: the published file is shipped in the package
-(:mod:`ua_helpers.published`), so no network error can reach it.
+(:mod:`ua_helpers.inputs.published`), so no network error can reach it.
 """
 from __future__ import annotations
 
 import shlex
 from typing import Any
 
-from .. import agreement, data, results
-from .._markdown import md_code, md_text
+from ..inputs import data
+from ..report import agreement, results
+from ..report._markdown import md_code, md_text
 from ._md import excludes_zero, fmt_test, headline, md_table, sha_short
-from .context import BookContext, Run, model_identity, repo_relative, run_banner, run_line, study_citation
+from .context import (
+    BookContext,
+    Run,
+    model_identity,
+    repo_relative,
+    run_banner,
+    run_line,
+    study_citation,
+)
 
 #: What the published pair-level file does not record about itself (its provenance does).
 PUBLISHED_MODEL = {"name": "EleutherAI/pythia-6.9b", "dtype": "float16", "num_layers": 32, "d_model": 4096}
@@ -70,7 +79,7 @@ def differences(run: Run, ref_model: dict[str, Any], ref_dataset: str) -> list[s
 
 
 def _side_by_side(table, first: str, second: str, *, agree: str, metric_order: list[str]) -> list[str]:
-    """Per-metric tables from a :func:`ua_helpers.results.compare_results` frame, metrics in ``metric_order``."""
+    """Per-metric tables from a :func:`ua_helpers.report.results.compare_results` frame, metrics in ``metric_order``."""
     parts = []
     for metric in metric_order:
         rows = table[table["metric"] == metric]

@@ -9,10 +9,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import evidence, models, published, results, rundir
 from .._io import sha256_bytes, sha256_file
+from ..analysis import evidence
+from ..inputs import models, published
+from ..report import results
+from ..report._markdown import md_code, md_text
+from ..runs import rundir
 from . import BookError
-from .._markdown import md_code, md_text
 
 #: Where generated pages put the files their readers can download (relative to the staged ``book/``).
 FILES_DIR = "files"
@@ -49,7 +52,7 @@ class Run:
 def load_run(run_dir: str | os.PathLike, *, verify: bool = True) -> Run:
     """Read a run directory made by ``ua-book run``; raise :class:`BookError` (one line) unless it is complete.
 
-    Completeness is :func:`ua_helpers.rundir.completeness` (the one definition every command uses): the
+    Completeness is :func:`ua_helpers.runs.rundir.completeness` (the one definition every command uses): the
     results valid against the schema and, with ``verify``, the results, notebooks and figures byte for byte
     those the manifest's SHA-256 record, and the results the manifest's dataset and parameters. The results
     are parsed from the same bytes whose hash was checked.

@@ -1,6 +1,6 @@
 """The chapter "Controls": what could explain a finding away, drawn and tabled from results.json's ``controls``.
 
-One figure (:func:`ua_helpers.plots.plot_controls`): per metric, r by layer beside the random-token band, the
+One figure (:func:`ua_helpers.report.plots.plot_controls`): per metric, r by layer beside the random-token band, the
 token-embedding line (layer 0) and the shuffled-pairing interval; then the statement-level decomposition, the
 lexical covariates, and where the build was given them, the neutral control set's run and the BOS-prefix run.
 """
@@ -9,9 +9,9 @@ from __future__ import annotations
 import shlex
 from typing import Any
 
-from .. import controls, findings, results
 from .._io import atomic_write
-from .._markdown import md_code, md_text
+from ..report import findings, results
+from ..report._markdown import md_code, md_text
 from ._md import fmt_ci, fmt_r, is_missing, md_table
 from .context import FILES_DIR, BookContext, Run, repo_relative, run_banner
 
@@ -26,9 +26,9 @@ def write_figure(ctx: BookContext) -> str:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .. import plots
+    from ..report import plots
 
-    random_tokens, shuffled = controls.band_frames(ctx.run.results)
+    random_tokens, shuffled = results.band_frames(ctx.run.results)
     extra = {}
     for label, run in (("neutral-60", ctx.neutral), ("BOS prefix", ctx.bos)):
         if run is not None:
@@ -142,7 +142,7 @@ def controls_page(ctx: BookContext) -> str:
         "frequency proxy, the share of digit tokens, the category, the same metric on random tokens and, above "
         "layer 0, at layer 0.\n",
         f"```{{figure}} {figure}\n:name: controls-figure\n:alt: {md_text(caption)}\n\n{md_text(caption)}\n```\n",
-        md_text(controls.read_controls(res)) + "\n",
+        md_text(findings.read_controls(res)) + "\n",
         "## Statement-level or pair-level?\n",
         "Re-pairing keeps every statement's own terms and changes only who is paired with whom.\n",
         *_shuffled_section(res),

@@ -1,6 +1,6 @@
 """The findings of a run, in words generated from its ``results.json``: the one page that lists them.
 
-The sentences come from :mod:`ua_helpers.findings` (``findings.markdown(results)``) as Markdown whose dataset
+The sentences come from :mod:`ua_helpers.report.findings` (``findings.markdown(results)``) as Markdown whose dataset
 names and statement texts are escaped where they enter. A run without an ``evidence`` block (made before the evidence ladder) gets a page
 that says so and shows what its results do hold: the original notebook's uncorrected counts and its strongest tests.
 """
@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import findings
-from .._markdown import md_text
+from ..report import findings
+from ..report._markdown import md_text
 from ._md import fmt_ci, fmt_r, headline, is_missing, md_table
 from .context import BookContext, Run, model_identity, run_banner
 

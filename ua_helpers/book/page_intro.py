@@ -6,9 +6,9 @@ no direction of an effect is typed by hand:
 - :func:`direction`: which way a metric goes with the preference, in plain words, from the metric's definition
   and the sign of r;
 - :func:`abstract_sentences` / :func:`abstract_include`: four to six sentences and the key figure
-  (:func:`ua_helpers.plots.plot_depth_overview`) for ``book/intro.md``;
+  (:func:`ua_helpers.report.plots.plot_depth_overview`) for ``book/intro.md``;
 - :func:`glossary_ladder`: the evidence ladder's rungs with their exact criteria for ``book/glossary.md``;
-- :func:`references_include`: the original study's citation (``ua_helpers.published.STUDY``);
+- :func:`references_include`: the original study's citation (``ua_helpers.inputs.published.STUDY``);
 - :func:`substitutions`: run-derived phrases that static pages use as MyST substitutions (``{{ name }}``).
 """
 from __future__ import annotations
@@ -16,12 +16,14 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .. import controls, evidence, findings, published, results
 from .._io import atomic_write
-from .._markdown import md_text
+from ..analysis import evidence
+from ..inputs import published
+from ..report import findings, results
+from ..report._markdown import md_text
 from ._md import excludes_zero, fmt_ci, fmt_r, is_missing
-from .context import FILES_DIR, BookContext, Run, study_citation
 from .compare import PUBLISHED_MODEL
+from .context import FILES_DIR, BookContext, Run, study_citation
 
 #: For a metric defined as property(A) - property(B): the property of one statement, in words.
 STATEMENT_PROPERTY = {
@@ -228,11 +230,11 @@ def write_key_figure(ctx: BookContext) -> dict[int, str]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .. import plots
+    from ..report import plots
 
     res = ctx.run.results
     ref = ctx.reference.results
-    rt, sh = controls.band_frames(res)
+    rt, sh = results.band_frames(res)
     table = results.results_table(res)
     order = {m: i for i, m in enumerate(res.get("metrics_tested") or [])}  # panels in the run's metric order
     table = table.sort_values(["metric", "layer"], key=lambda c: c.map(order).fillna(len(order)) if c.name == "metric"
@@ -257,7 +259,7 @@ def _figure_caption(ctx: BookContext) -> str:
     bits = ["r with the preference by relative depth (layer / number of blocks): this run in blue with its 95% CI"]
     if ctx.reference.results is not None:
         bits.append("Pythia-6.9B (published) dashed grey" if ctx.reference.published else "the reference dashed grey")
-    rt, sh = controls.band_frames(res)
+    rt, sh = results.band_frames(res)
     if rt is not None:
         bits.append("orange: the random-token baseline's range of r")
     if sh is not None:
@@ -321,8 +323,8 @@ DIAGNOSTIC_TERMS = {"leave_one_out": "leave-one-out", "disagreement": "Pearson-S
 
 def _default_rules() -> dict[str, str]:
     """The rules with the package's defaults, for a run whose results do not state them."""
-    from .. import robustness as rb
-    from ..redundancy import COINCIDE_CORR
+    from ..analysis import robustness as rb
+    from ..analysis.redundancy import COINCIDE_CORR
 
     return {"leave_one_out": rb.LOO_CRITERION, "disagreement": rb.DISAGREEMENT_CRITERION,
             "massive_activation": f"pooled hidden-state norm > {rb.MASSIVE_RATIO:g} x the layer's median over all "

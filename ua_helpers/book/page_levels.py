@@ -1,15 +1,17 @@
 """The chapter "Three levels of one question": category-level UA, random bins (Option A) and pairs, side by side.
 
 This run's levels come from ``results.json`` (``category_level`` and ``option_a_bins``, from
-:mod:`ua_helpers.levels`, and the pair-level ``results``); Pythia's from the published files shipped in the
-package (:mod:`ua_helpers.published`). A run made before the group levels existed renders with a note.
+:mod:`ua_helpers.analysis.levels`, and the pair-level ``results``); Pythia's from the published files shipped in the
+package (:mod:`ua_helpers.inputs.published`). A run made before the group levels existed renders with a note.
 """
 from __future__ import annotations
 
 from typing import Any
 
-from .. import levels, levels_tables, published
-from .._markdown import md_text
+from ..analysis import levels
+from ..inputs import published
+from ..report import levels_tables
+from ..report._markdown import md_text
 from ._md import excludes_zero, fmt_ci, fmt_r, is_missing, md_table
 from .context import BookContext, run_banner, study_citation
 
@@ -23,7 +25,7 @@ def _test(entry: dict[str, Any] | None) -> str:
 
 
 def _pair_level(tests: dict[str, Any]) -> str:
-    """The pair level at a layer: :data:`ua_helpers.levels_tables.PAIR_METRIC`'s r and CI (the figure's too)."""
+    """The pair level at a layer: :data:`ua_helpers.report.levels_tables.PAIR_METRIC`'s r and CI (the figure's too)."""
     return _test(tests.get(levels_tables.PAIR_METRIC))
 
 

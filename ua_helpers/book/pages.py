@@ -10,17 +10,16 @@ import shlex
 from importlib import resources
 from typing import Callable
 
-from .. import crossrun
-from ..config import RunConfig
-from .._markdown import md_code, md_text
+from ..report._markdown import md_code, md_text
+from ..runs import crossrun
+from ..runs.config import RunConfig
 from ._md import headline, md_table
 from .compare import comparison_page, replication_page
 from .context import BookContext, Run, model_identity, repo_relative
+from .page_controls import controls_page
 from .page_findings import findings_page
 from .page_intro import abstract_include, glossary_ladder, references_include
-from .page_controls import controls_page
 from .page_levels import levels_page
-
 
 #: Packages whose versions can move a number of the run: the reproducibility box lists each.
 NUMERIC_PACKAGES = ("numpy", "scipy", "scikit-learn", "pandas", "torch", "transformers", "matplotlib")
@@ -132,7 +131,7 @@ def run_page(ctx: BookContext) -> str:
 
 def _bundled_card(name: str) -> str:
     """A bundled dataset's data card, as shipped in the package, under a page title."""
-    card = (resources.files("ua_helpers") / "datasets" / f"{name}.md").read_text(encoding="utf-8")
+    card = (resources.files("ua_helpers.inputs") / "datasets" / f"{name}.md").read_text(encoding="utf-8")
     lines = card.splitlines()
     if lines and lines[0].startswith("# "):
         lines = lines[1:]

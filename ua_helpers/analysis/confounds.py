@@ -1,0 +1,355 @@
+"""Confounds: partial correlations given covariates (with bootstrap CIs), the covariate sets, per-category tests."""
+from __future__ import annotations
+
+from typing import Any, Mapping, NamedTuple, Sequence
+
+import numpy as np
+
+from .._checks import (
+    as_tests,
+    as_vector,
+    check_ci_level,
+    check_positive_int,
+    check_seed,
+    check_table_inputs,
+    layer_metric_columns,
+    row_notes,
+    t_pvalue,
+    zscore_rows,
+)
+from .bootstrap import (
+    Resamples,
+    bootstrap_pearson,
+    chunk_rows,
+    index_chunks,
+    map_chunks,
+    pearson,
+    percentile_interval,
+    resample_counts,
+)
+from .multiplicity import benjamini_hochberg, holm
+
+#: Names of the covariate sets of the confound analysis, in table order.
+COVARIATE_SETS = ("tokens", "length", "category", "all")
+COVARIATE_DESCRIPTIONS = {
+    "tokens": "n_tokens_b - n_tokens_a",
+    "length": "len(stmt_b) - len(stmt_a) (characters)",
+    "category": "category fixed effects (one-hot, first-seen category dropped)",
+    "all": "token-count difference + character-length difference + category fixed effects",
+}
+PARTIAL_CI_METHOD = ("pairs resampled; both variables residualized on covariates + intercept inside every resample "
+                     "(least squares weighted by the resample counts, via normal equations)")
+
+
+class PartialCorrelation(NamedTuple):
+    """Partial Pearson r of x and y given covariates, its two-sided p-value and degrees of freedom."""
+
+    r: float
+    p_value: float
+    df: int
+
+
+def _design(covariates, n: int) -> np.ndarray:
+    """Intercept plus covariates, each non-constant covariate z-scored (constant ones centred to zero)."""
+    z = np.asarray(covariates, dtype=np.float64)
+    if z.ndim == 1:
+        z = z[:, None]
+    if z.ndim != 2 or z.shape[0] != n:
+        raise ValueError(f"covariates must have shape (n, k) or (n,) with n = {n}; got {z.shape}")
+    if not np.all(np.isfinite(z)):
+        raise ValueError("covariates have non-finite values")
+    zc = z - z.mean(axis=0)
+    sd = np.sqrt((zc**2).mean(axis=0))
+    zc = zc / np.where(sd > 0, sd, 1.0)
+    return np.column_stack([np.ones(n), zc])
+
+
+def _partial_df(design: np.ndarray) -> int:
+    """Degrees of freedom of a partial correlation: n - 2 - k, k the covariates' rank beside the intercept."""
+    return int(design.shape[0] - 2 - (np.linalg.matrix_rank(design) - 1))
+
+
+def partial_dof(covariates, n: int) -> int:
+    """Return the degrees of freedom of a partial correlation of n pairs given covariates (n, k).
+
+    ``n - 2 - k``, with ``k`` the rank of the covariates beside the intercept.
+    """
+    return _partial_df(_design(covariates, n))
+
+
+def _partial_many(x: np.ndarray, y: np.ndarray, design: np.ndarray) -> tuple[np.ndarray, int]:
+    """Partial r of each row of ``x`` (T, n) with ``y`` given ``design`` (n, q) incl. intercept; and the df."""
+    n = x.shape[1]
+    coef, _, rank, _ = np.linalg.lstsq(design, np.column_stack([x.T, y]), rcond=None)
+    resid = np.column_stack([x.T, y]) - design @ coef  # [n, T + 1]
+    ex, ey = resid[:, :-1], resid[:, -1]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = (ex * ey[:, None]).sum(axis=0) / np.sqrt((ex**2).sum(axis=0) * (ey**2).sum())
+    return np.clip(r, -1.0, 1.0), int(n - 2 - (rank - 1))
+
+
+def partial_correlation(x, y, covariates) -> PartialCorrelation:
+    """Compute the partial Pearson correlation of x and y controlling for covariates.
+
+    Both variables are residualized on the covariates plus an intercept by least squares; r is the Pearson r
+    of the residuals, and the p-value is two-sided from Student's t with ``n - 2 - k`` degrees of freedom,
+    ``k`` the rank of the covariates (beside the intercept).
+
+    Parameters
+    ----------
+    x, y : array-like of shape (n,)
+    covariates : array-like of shape (n, k) or (n,)
+
+    Returns
+    -------
+    PartialCorrelation
+        ``(r, p_value, df)``; r and p are NaN when a residual is identically zero.
+    """
+    x = as_vector(x, None, "x")
+    n = x.shape[0]
+    y = as_vector(y, n, "y")
+    design = _design(covariates, n)
+    r, df = _partial_many(x[None], y, design)
+    if df < 1:
+        raise ValueError(f"no degrees of freedom left: n = {n} with {n - 2 - df} covariates")
+    return PartialCorrelation(float(r[0]), float(t_pvalue(r, df)[0]), df)
+
+
+def bootstrap_partial(x, y, covariates, indices, *, chunk_size: int | None = None) -> np.ndarray:
+    """Compute the partial r of every row of ``x`` with ``y`` given covariates, on every bootstrap resample.
+
+    Residualization happens inside each resample: a resample with counts ``c`` is ordinary least squares on the
+    drawn rows, i.e. least squares weighted by ``c`` on the original rows. With ``M`` the count-weighted
+    second-moment matrix of ``[design, x, y]`` (design = intercept + z-scored covariates), the residual
+    (co)variances are the Schur complement ``M_vv - M_vz M_zz^+ M_zv`` (Frisch-Waugh), so all tests and
+    resamples need only a few matrix products and one batched pseudo-inverse of the small ``M_zz`` per
+    resample (the pseudo-inverse covers resamples that miss a category). This exact route is fast enough
+    (0.1-0.3 s per covariate set for 45 tests x 10,000 resamples x 230 pairs on two cores), so there is no need
+    for the cheaper approximation of residualizing once on the full sample and bootstrapping the residual
+    correlation, which would ignore the uncertainty of the covariate fit.
+
+    Parameters
+    ----------
+    x : ndarray of shape (n_tests, n) or (n,)
+    y : ndarray of shape (n,)
+    covariates : ndarray of shape (n, k) or (n,)
+    indices : ndarray of int, shape (n_bootstrap, n), or Resamples
+    chunk_size : int, optional
+        Resamples per chunk; default at most 2,000, fewer where the chunk's arrays (counts ``n`` and moments
+        ``2 q n_tests`` per resample, q = covariates + 1) would exceed ``bootstrap.CHUNK_ELEMENTS``.
+
+    Returns
+    -------
+    ndarray of shape (n_tests, n_bootstrap)
+        NaN where a resample leaves no residual variance in x or y.
+    """
+    x = as_tests(x)
+    n = x.shape[1]
+    y = as_vector(y, n, "y")
+    z = _design(covariates, n)  # [n, q]
+    q = z.shape[1]
+    n_tests = x.shape[0]
+    if chunk_size is None:
+        chunk_size = min(2000, chunk_rows(n + 2 * q * n_tests))
+    n_boot, chunks = index_chunks(indices, n, chunk_size)
+    xz, yz = zscore_rows(x), zscore_rows(y[None])[0]
+    zz = (z[:, :, None] * z[:, None, :]).reshape(n, q * q)  # [n, q*q]
+    zx = (z[:, :, None] * xz.T[:, None, :]).reshape(n, q * n_tests)  # [n, q*T]
+    zy = z * yz[:, None]  # [n, q]
+
+    def partial_of(idx: np.ndarray) -> np.ndarray:
+        """Partial r of every test on the chunk's resamples, (n_tests, chunk)."""
+        w = resample_counts(idx, n) / n  # [B, n]
+        b = w.shape[0]
+        g = np.linalg.pinv((w @ zz).reshape(b, q, q), 1e-12, hermitian=True)  # [B, q, q]
+        mzx = (w @ zx).reshape(b, q, n_tests)
+        mzy = w @ zy  # [B, q]
+        gzx = g @ mzx  # [B, q, T]
+        gzy = np.einsum("bij,bj->bi", g, mzy)
+        sxy = w @ (xz * yz).T - np.einsum("bqt,bq->bt", mzx, gzy)
+        sxx = w @ (xz**2).T - np.einsum("bqt,bqt->bt", mzx, gzx)
+        syy = w @ yz**2 - np.einsum("bq,bq->b", mzy, gzy)
+        bad = (sxx <= 1e-12) | (syy[:, None] <= 1e-12)
+        r = sxy / np.sqrt(np.where(bad, 1.0, sxx * syy[:, None]))
+        r[bad] = np.nan
+        return np.clip(r, -1.0, 1.0).T
+
+    out = np.empty((n_tests, n_boot))
+    start = 0
+    for idx, r in map_chunks(partial_of, chunks):
+        out[:, start:start + len(idx)] = r
+        start += len(idx)
+    return out
+
+
+def category_dummies(categories) -> np.ndarray:
+    """One-hot encode categories, dropping the first-seen category (the reference level).
+
+    Parameters
+    ----------
+    categories : sequence of hashable, length n
+
+    Returns
+    -------
+    ndarray of shape (n, n_categories - 1)
+        Column j is 1 for pairs of the (j + 2)-th category in first-seen order.
+    """
+    cats = list(categories)
+    if not cats:
+        raise ValueError("categories is empty")
+    levels = list(dict.fromkeys(cats))
+    codes = np.array([levels.index(c) for c in cats])
+    return (codes[:, None] == np.arange(1, len(levels))[None, :]).astype(np.float64)
+
+
+def confound_covariates(n_tokens_a, n_tokens_b, len_a, len_b, categories) -> dict[str, np.ndarray]:
+    """Build the covariate sets of the confound analysis.
+
+    Parameters
+    ----------
+    n_tokens_a, n_tokens_b : array-like of shape (n_pairs,)
+        Token counts of statements A and B.
+    len_a, len_b : array-like of shape (n_pairs,)
+        Character lengths of statements A and B.
+    categories : sequence of str, length n_pairs
+
+    Returns
+    -------
+    dict of str to ndarray of shape (n_pairs, k)
+        ``tokens`` (k=1): n_tokens_b - n_tokens_a; ``length`` (k=1): len_b - len_a; ``category``
+        (k=n_categories-1): one-hot, first-seen category dropped; ``all``: the three side by side.
+    """
+    ta = as_vector(n_tokens_a, None, "n_tokens_a")
+    n = ta.shape[0]
+    tb = as_vector(n_tokens_b, n, "n_tokens_b")
+    la, lb = as_vector(len_a, n, "len_a"), as_vector(len_b, n, "len_b")
+    if len(categories) != n:
+        raise ValueError(f"categories has {len(categories)} entries; expected {n}")
+    sets = {"tokens": (tb - ta)[:, None], "length": (lb - la)[:, None], "category": category_dummies(categories)}
+    sets["all"] = np.column_stack([sets["tokens"], sets["length"], sets["category"]])
+    return sets
+
+
+def confound_table(metric_values, preference, layers: Sequence[int], metric_names: Sequence[str],
+                   covariates: Mapping[str, np.ndarray], *, n_bootstrap: int = 10000, ci_level: float = 0.95,
+                   seed: int = 42, indices: np.ndarray | None = None):
+    """Tabulate raw and partial correlations for every (layer, metric) and every covariate set.
+
+    Parameters
+    ----------
+    metric_values : ndarray of shape (n_layers, n_metrics, n_pairs)
+    preference : ndarray of shape (n_pairs,)
+    layers : sequence of int, length n_layers
+    metric_names : sequence of str, length n_metrics
+    covariates : mapping of str to ndarray of shape (n_pairs, k)
+        E.g. from :func:`confound_covariates`.
+    n_bootstrap : int, default=10000
+    ci_level : float, default=0.95
+    seed : int, default=42
+        Seed of :func:`ua_helpers.analysis.bootstrap.bootstrap_indices`.
+    indices : ndarray of shape (n_bootstrap, n_pairs) or Resamples, optional
+        Resamples to use instead of drawing them from ``seed``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (layer, metric): layer, metric, r, then for each covariate set ``s``:
+        ``partial_{s}_r``, ``partial_{s}_ci_lower``, ``partial_{s}_ci_upper`` (percentile bootstrap),
+        ``partial_{s}_p_value`` (t with n - 2 - k df), ``partial_{s}_p_holm`` and ``partial_{s}_p_bh`` (Holm
+        and Benjamini-Hochberg adjustments of ``partial_{s}_p_value`` over the family of defined tests of that
+        covariate set). Constant or non-finite metrics give NaN.
+    """
+    import pandas as pd
+
+    flat, y = check_table_inputs(metric_values, preference, layers, metric_names)
+    check_ci_level(ci_level)
+    n = flat.shape[1]
+    if indices is None:
+        indices = Resamples(n, check_positive_int("n_bootstrap", n_bootstrap), check_seed(seed))
+    ok = np.array([note == "" for note in row_notes(flat)])
+    cols: dict[str, Any] = layer_metric_columns(layers, metric_names)
+    r = np.full(len(flat), np.nan)
+    if ok.any():
+        r[ok] = pearson(flat[ok], y)[:, 0]
+    cols["r"] = r
+    for name, cov in covariates.items():
+        pr, lo, hi, p = (np.full(len(flat), np.nan) for _ in range(4))
+        design = _design(cov, n)
+        if ok.any():
+            pr[ok], df = _partial_many(flat[ok], y, design)
+            p[ok] = t_pvalue(pr[ok], df)
+            lo[ok], hi[ok] = percentile_interval(bootstrap_partial(flat[ok], y, cov, indices), ci_level)
+        cols[f"partial_{name}_r"] = pr
+        cols[f"partial_{name}_ci_lower"] = lo
+        cols[f"partial_{name}_ci_upper"] = hi
+        cols[f"partial_{name}_p_value"] = p
+        cols[f"partial_{name}_p_holm"] = holm(p)
+        cols[f"partial_{name}_p_bh"] = benjamini_hochberg(p)
+    return pd.DataFrame(cols)
+
+
+def per_category_table(metric_values, preference, layers: Sequence[int], metric_names: Sequence[str],
+                       categories: Sequence[str], *, n_bootstrap: int = 10000, ci_level: float = 0.95,
+                       seed: int = 42, min_pairs: int = 4):
+    """Correlate every (layer, metric) with the preference within each category, with bootstrap CIs.
+
+    Each category is analysed as if alone: its pairs are resampled with ``bootstrap_indices(n_category,
+    n_bootstrap, seed)``, so a row equals ``stats.bootstrap_correlation`` on that category's pairs.
+
+    Parameters
+    ----------
+    metric_values : ndarray of shape (n_layers, n_metrics, n_pairs)
+    preference : ndarray of shape (n_pairs,)
+    layers, metric_names : sequences of length n_layers and n_metrics
+    categories : sequence of str, length n_pairs
+    n_bootstrap : int, default=10000
+    ci_level : float, default=0.95
+    seed : int, default=42
+    min_pairs : int, default=4
+        Categories with fewer pairs get NaN rows with a note.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (layer, metric, category), categories in first-seen order: layer, metric, category, n, r,
+        ci_lower, ci_upper, p_value, p_bh (Benjamini-Hochberg over every defined row of the table: the family is
+        all per-category tests), excludes_zero, exploratory (always True: small subgroups chosen after the fact
+        are for exploration, never for a finding), note.
+    """
+    import pandas as pd
+
+    flat, y = check_table_inputs(metric_values, preference, layers, metric_names)
+    check_ci_level(ci_level)
+    n_bootstrap = check_positive_int("n_bootstrap", n_bootstrap)
+    seed = check_seed(seed)
+    cats = np.asarray(list(categories), dtype=object)
+    if cats.shape != (flat.shape[1],):
+        raise ValueError(f"categories has {cats.shape[0]} entries; expected {flat.shape[1]}")
+    lm = layer_metric_columns(layers, metric_names)
+    frames = []
+    for cat in dict.fromkeys(cats.tolist()):
+        mask = cats == cat
+        xc, yc = flat[:, mask], y[mask]
+        nc = int(mask.sum())
+        r, lo, hi, p = (np.full(len(flat), np.nan) for _ in range(4))
+        if nc < min_pairs:
+            notes = [f"fewer than {min_pairs} pairs"] * len(flat)
+        elif np.ptp(yc) == 0:
+            notes = ["preference is constant in this category"] * len(flat)
+        else:
+            notes = row_notes(xc)
+        ok = np.array([note == "" for note in notes])
+        if ok.any():
+            r[ok] = pearson(xc[ok], yc)[:, 0]
+            p[ok] = t_pvalue(r[ok], nc - 2)
+            boot = bootstrap_pearson(xc[ok], yc, Resamples(nc, n_bootstrap, seed))
+            lo[ok], hi[ok] = percentile_interval(boot, ci_level)
+        frames.append(pd.DataFrame({**lm, "category": cat, "n": nc, "r": r, "ci_lower": lo, "ci_upper": hi,
+                                    "p_value": p, "excludes_zero": (lo > 0) | (hi < 0), "note": notes}))
+    # frames are category-major; interleave to (layer, metric, category) order
+    out = pd.concat(frames, keys=range(len(frames)), names=["_cat", "_test"]).reset_index()
+    out = out.sort_values(["_test", "_cat"], kind="stable").drop(columns=["_cat", "_test"]).reset_index(drop=True)
+    out.insert(out.columns.get_loc("p_value") + 1, "p_bh", benjamini_hochberg(out["p_value"].to_numpy()))
+    out.insert(out.columns.get_loc("excludes_zero") + 1, "exploratory", True)
+    return out
+

@@ -1,0 +1,153 @@
+"""Glue between the notebooks and the engine: the run's parameters, its folder, and what one stage hands on.
+
+Nothing here computes a number of its own. A notebook calls the engine (``extraction.extract``, ``metrics``,
+``stats``, ``inference``, ``levels``, ``evidence``, ``results``) with its arguments in view; these functions only
+find what an earlier stage made (the extraction in the content-addressed cache, ``results.json`` in the run
+folder), so that any notebook can run alone, and recompute it through the same engine calls where it is missing.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from pathlib import Path
+from typing import Any, Mapping
+
+from .._io import atomic_write
+from ..analysis import controls, evidence, inference, levels, metrics, stats
+from ..inputs import data, extraction, models
+from ..report import agreement, results, tables
+from . import rundir
+from .config import RunConfig
+
+FIGURE_DPI = 80  # inline figures stay small in stored notebooks
+SAVED_DPI = 110  # figures saved into the run folder (and shown by the book)
+
+
+def configure(namespace: Mapping[str, Any]) -> RunConfig:
+    """Validate a notebook's parameters (the names of RunConfig's fields found in ``namespace``); make its folder.
+
+    Parameters
+    ----------
+    namespace : mapping
+        The notebook's ``globals()``: the ``parameters`` cell and what papermill injected after it.
+
+    Under ``ua-book run`` (``$UA_RUN_STAGING`` set) the returned ``run_dir`` is the run's staging folder.
+    """
+    import warnings
+
+    import matplotlib
+    from tqdm import TqdmWarning
+
+    # Stored notebooks and the book carry results, not progress bars: tqdm's notice that no notebook widget is
+    # installed (raised when transformers first imports tqdm.auto) is silenced, and so are the two libraries' bars.
+    warnings.filterwarnings("ignore", message="IProgress not found", category=TqdmWarning)
+    # Both libraries read the variable when first imported; where one already is, its switch is turned now
+    # (importing them here would cost the notebooks that never load a model a second or two).
+    os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+    if "huggingface_hub" in sys.modules:
+        from huggingface_hub.utils import disable_progress_bars
+
+        disable_progress_bars()
+    if "transformers" in sys.modules:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+    cfg = RunConfig.from_mapping({name: namespace[name] for name in RunConfig.parameter_names() if name in namespace})
+    staging = os.environ.get(rundir.STAGING_ENV)
+    if staging:  # executed by ua-book run: write into its staging folder, whatever run_dir the parameters show
+        cfg = dataclasses.replace(cfg, run_dir=staging)
+    (cfg.run_path / "figures").mkdir(parents=True, exist_ok=True)
+    matplotlib.rcParams["figure.dpi"] = FIGURE_DPI
+    return cfg
+
+
+def load_pairs(cfg: RunConfig) -> data.PairSet:
+    """Return the run's pairs: ``data.load_pairs(cfg.dataset, orientation=cfg.orientation)``."""
+    return data.load_pairs(cfg.dataset, orientation=cfg.orientation)
+
+
+def load_extraction(cfg: RunConfig, pairs: data.PairSet) -> extraction.Extraction:
+    """Return notebook 2's extraction: from the cache without loading the model, else extracted now."""
+    key = extraction.cache_key_for(cfg.model, pairs, revision=cfg.revision, dtype=cfg.dtype, device=cfg.device,
+                                   layers=cfg.layers, pooling=cfg.pooling, representation=cfg.representation,
+                                   prefix=cfg.prefix, seed=cfg.seed)
+    cached = extraction.load_cached(key)
+    if cached is not None:
+        return cached
+    lm = models.load_model(cfg.model, revision=cfg.revision, dtype=cfg.dtype, device=cfg.device)
+    return extraction.extract(lm, pairs, layers=cfg.layers, batch_size=cfg.batch_size, pooling=cfg.pooling,
+                              representation=cfg.representation, prefix=cfg.prefix, seed=cfg.seed, progress=False)
+
+
+def analyse(cfg: RunConfig, pairs: data.PairSet, ext: extraction.Extraction) -> dict[str, Any]:
+    """Return the results of notebook 4, computed step for step as its cells do."""
+    values = metrics.compute_all_layers(ext.emb_a, ext.emb_b, k=cfg.knn_k)
+    table = stats.correlation_table(values, ext.preference, ext.layers, metrics.METRIC_NAMES,
+                                    n_bootstrap=cfg.n_bootstrap, ci_level=cfg.ci_level, seed=cfg.seed)
+    extended = inference.extended_analysis(
+        values, ext.preference, ext.layers, metrics.METRIC_NAMES,
+        n_tokens_a=ext.n_tokens_a, n_tokens_b=ext.n_tokens_b, len_a=[len(s) for s in pairs.stmt_a],
+        len_b=[len(s) for s in pairs.stmt_b], categories=pairs.category,
+        n_bootstrap=cfg.n_bootstrap, n_permutations=cfg.n_permutations, ci_level=cfg.ci_level, seed=cfg.seed)
+    ctrl = controls.compute_controls(ext, values, pairs.stmt_a, pairs.stmt_b, pairs.category, k=cfg.knn_k,
+                                     seed=cfg.seed, ci_level=cfg.ci_level).to_json()
+    ev = evidence.evidence_block(values, ext.preference, ext.emb_a, ext.emb_b, ext.layers, metrics.METRIC_NAMES,
+                                 extended.tests, controls=ctrl, stmt_a=pairs.stmt_a, stmt_b=pairs.stmt_b)
+    level_results = levels.analyse_levels(ext.emb_a, ext.emb_b, ext.preference, pairs.category, ext.layers,
+                                          n_bootstrap=cfg.n_bootstrap, ci_level=cfg.ci_level, seed=cfg.seed,
+                                          n_bins=cfg.n_bins, n_binnings=cfg.n_binnings)
+    reference = cfg.reference_results or "published"
+    sign_null = agreement.sign_agreement_null(
+        values, ext.preference, ext.layers, metrics.METRIC_NAMES, num_layers=ext.meta["model"]["num_layers"],
+        reference=results.load_results(reference), reference_source=reference,
+        n_permutations=cfg.n_permutations, seed=cfg.seed)
+    return results.build_run_results(table, pairs=pairs, ext=ext, parameters=cfg.to_parameters(),
+                                     extended=extended, levels=level_results, evidence=ev,
+                                     sign_agreement_null=sign_null, controls=ctrl)
+
+
+def load_results(cfg: RunConfig) -> dict[str, Any]:
+    """Return the run's ``results.json`` as notebook 4 wrote it, recomputed through :func:`analyse` if missing."""
+    path = cfg.run_path / rundir.RESULTS
+    if path.is_file():
+        return results.load_results(path)
+    pairs = load_pairs(cfg)
+    return save_results(cfg, analyse(cfg, pairs, load_extraction(cfg, pairs)))
+
+
+def save_results(cfg: RunConfig, run_results: dict[str, Any]) -> dict[str, Any]:
+    """Write ``run_results`` as ``results.json`` in the run folder, and beside it every statistic of every test
+    as ``tests.csv`` (:func:`ua_helpers.report.tables.write_tests_csv`, where the results have an evidence block);
+    each file atomically. Returns ``run_results``."""
+    results.write_results(cfg.run_path / rundir.RESULTS, run_results)
+    if "evidence" in run_results:
+        tables.write_tests_csv(cfg.run_path, run_results)
+    return run_results
+
+
+def save_figure(fig, cfg: RunConfig, name: str) -> Path:
+    """Save a figure as ``figures/<name>.png`` in the run folder (atomically)."""
+    path = cfg.run_path / "figures" / f"{name}.png"
+    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=SAVED_DPI, bbox_inches="tight"))
+    return path
+
+
+def sync_parameters_cells(paths) -> list[Path]:
+    """Rewrite each notebook's ``parameters`` cell as :func:`~ua_helpers.runs.config.parameters_cell` (``make
+    sync-parameters``); return the notebooks that changed. Outputs and other cells are left as they are."""
+    import nbformat
+
+    from .config import parameters_cell
+
+    changed = []
+    for path in map(Path, paths):
+        nb = nbformat.read(path, as_version=4)
+        cells = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+        if len(cells) != 1:
+            raise ValueError(f"{path} has {len(cells)} cells tagged 'parameters'; expected one")
+        if cells[0].source != parameters_cell():
+            cells[0].source = parameters_cell()
+            atomic_write(path, lambda f: f.write(nbformat.writes(nb).encode("utf-8") + b"\n"))
+            changed.append(path)
+    return changed
