@@ -136,3 +136,59 @@ def test_gpu_driver_files_decide_the_shortcut(monkeypatch):
     assert models.gpu_driver_present() is True
     monkeypatch.setattr(models.sys, "platform", "win32")  # no cheap test there: torch is asked
     assert models.gpu_driver_present() is True
+
+
+def _private_uses(source: str, name: str, is_package: bool = False) -> list[str]:
+    """Private names of other package modules that ``source`` (module ``name``) uses: ``from m import _x`` and
+    ``m._x`` where ``m`` was imported as a package module. Dunder names (``__version__``) are public."""
+    package = name if is_package else name.rpartition(".")[0]
+    modules, found = {}, []
+
+    def is_module(full: str) -> bool:
+        return (PACKAGE.parent / (full.replace(".", "/") + ".py")).is_file() or \
+            (PACKAGE.parent / full.replace(".", "/")).is_dir()
+
+    def private(attr: str) -> bool:
+        return attr.startswith("_") and not (attr.startswith("__") and attr.endswith("__"))
+
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                src = ".".join(base + ([node.module] if node.module else []))
+            else:
+                src = node.module or ""
+            if src.split(".")[0] != "ua_helpers":
+                continue
+            for alias in node.names:
+                if is_module(f"{src}.{alias.name}"):
+                    modules[alias.asname or alias.name] = f"{src}.{alias.name}"
+                elif private(alias.name) and src != name:
+                    found.append(f"from {src} import {alias.name} (line {node.lineno})")
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.split(".")[0] == "ua_helpers" and alias.asname:
+                    modules[alias.asname] = alias.name
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in modules
+                and modules[node.value.id] != name and private(node.attr)):
+            found.append(f"{modules[node.value.id]}.{node.attr} (line {node.lineno})")
+    return found
+
+
+def test_the_private_name_scan_sees_both_forms():
+    source = ("from .confounds import covariate_design, _hidden\nfrom . import metrics\nfrom .._io import to_jsonable\n"
+              "from .._version import __version__\nmetrics._helper(1)\nmetrics.zscore(2)\n")
+    assert _private_uses(source, "ua_helpers.analysis.controls") == [
+        "from ua_helpers.analysis.confounds import _hidden (line 1)", "ua_helpers.analysis.metrics._helper (line 5)"]
+
+
+def test_no_module_uses_another_modules_private_names():
+    """A name shared across modules is public in its home (an ``_``-module is package-internal, its names not)."""
+    found = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        uses = _private_uses(path.read_text(encoding="utf-8"), _module_name(path), path.name == "__init__.py")
+        if uses:
+            found[str(path.relative_to(PACKAGE))] = uses
+    assert not found, found

@@ -59,7 +59,7 @@ OTHER_CORRELATIONS = {
     ("bootstrap.py", "pearson"): "the kernel",
     ("bootstrap.py", "rho_of"): "Spearman on resamples in exact integer rank sums",
     ("bootstrap.py", "jackknife_pearson"): "leave-one-out r by closed-form downdating, O(n) per test",
-    ("confounds.py", "_partial_many"): "partial r of residuals",
+    ("confounds.py", "partial_r_rows"): "partial r of residuals",
     ("confounds.py", "partial_of"): "partial r on resamples (Schur complement)",
     ("controls.py", "shuffled_pairing_null"): "r under re-pairing, from permuted sums of products",
     ("multiplicity.py", "_permutation_core"): "max-statistic permutation null: z-scores against permuted z-scores",

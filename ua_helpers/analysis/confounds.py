@@ -49,7 +49,7 @@ class PartialCorrelation(NamedTuple):
     df: int
 
 
-def _design(covariates, n: int) -> np.ndarray:
+def covariate_design(covariates, n: int) -> np.ndarray:
     """Intercept plus covariates, each non-constant covariate z-scored (constant ones centred to zero)."""
     z = np.asarray(covariates, dtype=np.float64)
     if z.ndim == 1:
@@ -74,10 +74,10 @@ def partial_dof(covariates, n: int) -> int:
 
     ``n - 2 - k``, with ``k`` the rank of the covariates beside the intercept.
     """
-    return _partial_df(_design(covariates, n))
+    return _partial_df(covariate_design(covariates, n))
 
 
-def _partial_many(x: np.ndarray, y: np.ndarray, design: np.ndarray) -> tuple[np.ndarray, int]:
+def partial_r_rows(x: np.ndarray, y: np.ndarray, design: np.ndarray) -> tuple[np.ndarray, int]:
     """Partial r of each row of ``x`` (T, n) with ``y`` given ``design`` (n, q) incl. intercept; and the df."""
     n = x.shape[1]
     coef, _, rank, _ = np.linalg.lstsq(design, np.column_stack([x.T, y]), rcond=None)
@@ -108,8 +108,8 @@ def partial_correlation(x, y, covariates) -> PartialCorrelation:
     x = as_vector(x, None, "x")
     n = x.shape[0]
     y = as_vector(y, n, "y")
-    design = _design(covariates, n)
-    r, df = _partial_many(x[None], y, design)
+    design = covariate_design(covariates, n)
+    r, df = partial_r_rows(x[None], y, design)
     if df < 1:
         raise ValueError(f"no degrees of freedom left: n = {n} with {n - 2 - df} covariates")
     return PartialCorrelation(float(r[0]), float(t_pvalue(r, df)[0]), df)
@@ -146,7 +146,7 @@ def bootstrap_partial(x, y, covariates, indices, *, chunk_size: int | None = Non
     x = as_tests(x)
     n = x.shape[1]
     y = as_vector(y, n, "y")
-    z = _design(covariates, n)  # [n, q]
+    z = covariate_design(covariates, n)  # [n, q]
     q = z.shape[1]
     n_tests = x.shape[0]
     if chunk_size is None:
@@ -237,10 +237,7 @@ def confound_table(metric_values, preference, layers: Sequence[int], metric_name
 
     Parameters
     ----------
-    metric_values : ndarray of shape (n_layers, n_metrics, n_pairs)
-    preference : ndarray of shape (n_pairs,)
-    layers : sequence of int, length n_layers
-    metric_names : sequence of str, length n_metrics
+    metric_values, preference, layers, metric_names : the standard arrays of :mod:`ua_helpers.analysis`
     covariates : mapping of str to ndarray of shape (n_pairs, k)
         E.g. from :func:`confound_covariates`.
     n_bootstrap : int, default=10000
@@ -274,9 +271,9 @@ def confound_table(metric_values, preference, layers: Sequence[int], metric_name
     cols["r"] = r
     for name, cov in covariates.items():
         pr, lo, hi, p = (np.full(len(flat), np.nan) for _ in range(4))
-        design = _design(cov, n)
+        design = covariate_design(cov, n)
         if ok.any():
-            pr[ok], df = _partial_many(flat[ok], y, design)
+            pr[ok], df = partial_r_rows(flat[ok], y, design)
             p[ok] = t_pvalue(pr[ok], df)
             lo[ok], hi[ok] = percentile_interval(bootstrap_partial(flat[ok], y, cov, indices), ci_level)
         cols[f"partial_{name}_r"] = pr
@@ -298,9 +295,7 @@ def per_category_table(metric_values, preference, layers: Sequence[int], metric_
 
     Parameters
     ----------
-    metric_values : ndarray of shape (n_layers, n_metrics, n_pairs)
-    preference : ndarray of shape (n_pairs,)
-    layers, metric_names : sequences of length n_layers and n_metrics
+    metric_values, preference, layers, metric_names : the standard arrays of :mod:`ua_helpers.analysis`
     categories : sequence of str, length n_pairs
     n_bootstrap : int, default=10000
     ci_level : float, default=0.95

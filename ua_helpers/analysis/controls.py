@@ -29,14 +29,14 @@ from .._checks import check_ci_level, check_positive_int, check_seed, t_pvalue
 from .._io import to_jsonable
 from ..inputs.extraction import Extraction, random_token_embeddings
 from .bootstrap import pearson
-from .confounds import _design, _partial_many, category_dummies
+from .confounds import category_dummies, covariate_design, partial_r_rows
 from .metrics import (
     EPS,
     METRIC_NAMES,
-    _cos_to,
-    _zscore,
     compute_pair_metrics,
+    cos_to,
     knn_density,
+    zscore,
 )
 from .multiplicity import holm
 
@@ -110,9 +110,9 @@ def statement_terms(emb_a, emb_b, k: int = 10) -> dict[str, tuple[np.ndarray, np
     mu_a, mu_b = a.mean(axis=0), b.mean(axis=0)
     mid = (mu_a + mu_b) / 2
     return {
-        "centroid_asymmetry": (_cos_to(a, mu_a), _cos_to(b, mu_b)),
-        "cross_centroid": (_cos_to(a, mu_b), _cos_to(b, mu_a)),
-        "knn_density_asymmetry": (_zscore(knn_density(a, k)), _zscore(knn_density(b, k))),
+        "centroid_asymmetry": (cos_to(a, mu_a), cos_to(b, mu_b)),
+        "cross_centroid": (cos_to(a, mu_b), cos_to(b, mu_a)),
+        "knn_density_asymmetry": (zscore(knn_density(a, k)), zscore(knn_density(b, k))),
         "margin_asymmetry": (np.linalg.norm(a - mid, axis=1), np.linalg.norm(b - mid, axis=1)),
     }
 
@@ -390,7 +390,7 @@ def covariate_correlations(covariates: dict[str, np.ndarray], preference) -> lis
     for name, cov in covariates.items():
         cov = np.asarray(cov, dtype=np.float64)
         r = float(pearson(cov[:, 0], y)[0, 0]) if cov.shape[1] == 1 and np.ptp(cov) > 0 else None
-        design = _design(cov, y.size)
+        design = covariate_design(cov, y.size)
         fit = design @ np.linalg.lstsq(design, y, rcond=None)[0]
         multiple = float(np.sqrt(max(0.0, 1 - ((y - fit) ** 2).sum() / ((y - y.mean()) ** 2).sum())))
         out.append({"name": name, "description": COVARIATE_DESCRIPTIONS.get(name, name), "r": r,
@@ -408,10 +408,7 @@ def lexical_controls(metric_values, preference, layers: Sequence[int], metric_na
 
     Parameters
     ----------
-    metric_values : ndarray of shape (n_layers, n_metrics, n_pairs)
-    preference : ndarray of shape (n_pairs,)
-    layers : sequence of int, length n_layers
-    metric_names : sequence of str, length n_metrics
+    metric_values, preference, layers, metric_names : the standard arrays of :mod:`ua_helpers.analysis`
     covariates : dict of str to ndarray of shape (n_pairs, k)
         From :func:`lexical_covariates`.
     random_token_values : ndarray of shape (n_metrics, n_pairs)
@@ -454,8 +451,8 @@ def lexical_controls(metric_values, preference, layers: Sequence[int], metric_na
                 row["note"] = "metric is constant or not finite"
                 rows.append(row)
                 continue
-            design = _design(np.column_stack([common, *extra]), n)
-            r, df = _partial_many(x[None], y, design)
+            design = covariate_design(np.column_stack([common, *extra]), n)
+            r, df = partial_r_rows(x[None], y, design)
             r = float(r[0])
             if df < 2 or not np.isfinite(r):
                 row["note"] = "no residual variance left once the covariates are removed"

@@ -21,7 +21,7 @@ def cosine_similarity(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b) + EPS))
 
 
-def _cos_to(x: np.ndarray, v: np.ndarray) -> np.ndarray:
+def cos_to(x: np.ndarray, v: np.ndarray) -> np.ndarray:
     """Cosine similarity of every row of ``x`` ``[n, d]`` with the vector ``v`` ``[d]``."""
     return x @ v / (np.linalg.norm(x, axis=1) * np.linalg.norm(v) + EPS)
 
@@ -73,7 +73,8 @@ def knn_density(x: np.ndarray, k: int, *, block_rows: int | None = None) -> np.n
     return density
 
 
-def _zscore(v: np.ndarray) -> np.ndarray:
+def zscore(v: np.ndarray) -> np.ndarray:
+    """Standardize a vector ``[n]`` to mean 0 and population sd 1 (the seed's z-score, with its EPS guard)."""
     return (v - v.mean()) / (v.std() + EPS)
 
 
@@ -110,10 +111,10 @@ def compute_pair_metrics(emb_a: np.ndarray, emb_b: np.ndarray, k: int = 10) -> d
     midpoint = (centroid_a + centroid_b) / 2
     within = np.einsum("nd,nd->n", a, b) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1) + EPS)
     return {
-        "centroid_asymmetry": _cos_to(a, centroid_a) - _cos_to(b, centroid_b),
-        "cross_centroid": _cos_to(a, centroid_b) - _cos_to(b, centroid_a),
+        "centroid_asymmetry": cos_to(a, centroid_a) - cos_to(b, centroid_b),
+        "cross_centroid": cos_to(a, centroid_b) - cos_to(b, centroid_a),
         "within_pair_sim": within,
-        "knn_density_asymmetry": _zscore(knn_density(a, k)) - _zscore(knn_density(b, k)),
+        "knn_density_asymmetry": zscore(knn_density(a, k)) - zscore(knn_density(b, k)),
         "margin_asymmetry": np.linalg.norm(a - midpoint, axis=1) - np.linalg.norm(b - midpoint, axis=1),
     }
 
