@@ -109,11 +109,7 @@ def extended_analysis(metric_values, preference, layers: Sequence[int], metric_n
 
     Parameters
     ----------
-    metric_values : ndarray of shape (n_layers, n_metrics, n_pairs)
-    preference : ndarray of shape (n_pairs,)
-        NLL(B) - NLL(A).
-    layers : sequence of int, length n_layers
-    metric_names : sequence of str, length n_metrics
+    metric_values, preference, layers, metric_names : the standard arrays of :mod:`ua_helpers.analysis`
     n_tokens_a, n_tokens_b : array-like of shape (n_pairs,)
     len_a, len_b : array-like of shape (n_pairs,)
         Character lengths of the statements.

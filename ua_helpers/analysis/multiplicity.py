@@ -31,6 +31,19 @@ def _check_p(p) -> tuple[np.ndarray, np.ndarray]:
     return p, ~np.isnan(p)
 
 
+def _adjusted(p, step) -> np.ndarray:
+    """Adjust the non-NaN entries of ``p``: ``step`` maps the sorted p-values to adjusted ones; then clip at 1."""
+    p, ok = _check_p(p)
+    out = np.full(p.shape, np.nan)
+    pv = p[ok]
+    if pv.size:
+        order = np.argsort(pv, kind="stable")
+        res = np.empty(pv.size)
+        res[order] = np.minimum(step(pv[order]), 1.0)
+        out[ok] = res
+    return out
+
+
 def holm(p) -> np.ndarray:
     """Compute Holm step-down adjusted p-values (family-wise error control).
 
@@ -45,45 +58,16 @@ def holm(p) -> np.ndarray:
         ``p_holm[(i)] = max_{j <= i} min(1, (m - j + 1) p[(j)])`` over the sorted p-values, with ``m`` the
         number of non-NaN p-values. NaN stays NaN and does not count in ``m``.
     """
-    p, ok = _check_p(p)
-    out = np.full(p.shape, np.nan)
-    pv = p[ok]
-    m = pv.size
-    if m:
-        order = np.argsort(pv, kind="stable")
-        adj = np.maximum.accumulate((m - np.arange(m)) * pv[order])
-        res = np.empty(m)
-        res[order] = np.minimum(adj, 1.0)
-        out[ok] = res
-    return out
+    return _adjusted(p, lambda s: np.maximum.accumulate((s.size - np.arange(s.size)) * s))
 
 
 def benjamini_hochberg(p) -> np.ndarray:
     """Compute Benjamini-Hochberg adjusted p-values (q-values; false discovery rate control).
 
-    Parameters
-    ----------
-    p : array-like of any shape
-        Unadjusted p-values in [0, 1]; NaN marks a test that was not run.
-
-    Returns
-    -------
-    ndarray of the shape of ``p``
-        ``p_bh[(i)] = min_{j >= i} min(1, m p[(j)] / j)`` over the sorted p-values, with ``m`` the number of
-        non-NaN p-values. NaN stays NaN and does not count in ``m``.
+    ``p`` and the result are as in :func:`holm`, with ``p_bh[(i)] = min_{j >= i} min(1, m p[(j)] / j)`` over the
+    sorted p-values.
     """
-    p, ok = _check_p(p)
-    out = np.full(p.shape, np.nan)
-    pv = p[ok]
-    m = pv.size
-    if m:
-        order = np.argsort(pv, kind="stable")
-        scaled = pv[order] * m / np.arange(1, m + 1)
-        adj = np.minimum.accumulate(scaled[::-1])[::-1]
-        res = np.empty(m)
-        res[order] = np.minimum(adj, 1.0)
-        out[ok] = res
-    return out
+    return _adjusted(p, lambda s: np.minimum.accumulate((s * s.size / np.arange(1, s.size + 1))[::-1])[::-1])
 
 
 # Permutation tests

@@ -76,10 +76,7 @@ def redundancy(emb_a, emb_b, metric_values, layers: Sequence[int], metric_names:
 
     Parameters
     ----------
-    emb_a, emb_b : ndarray of shape (n_layers, n_pairs, d_model)
-    metric_values : ndarray of shape (n_layers, n_metrics, n_pairs)
-    layers : sequence of int, length n_layers
-    metric_names : sequence of str, length n_metrics
+    emb_a, emb_b, metric_values, layers, metric_names : the standard arrays of :mod:`ua_helpers.analysis`
     threshold : float, default=0.98
         |corr| above which two metrics coincide.
 

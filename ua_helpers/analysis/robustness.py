@@ -186,10 +186,7 @@ def leave_one_out(metric_values, preference, layers: Sequence[int], metric_names
 
     Parameters
     ----------
-    metric_values : ndarray of shape (n_layers, n_metrics, n_pairs)
-    preference : ndarray of shape (n_pairs,)
-    layers : sequence of int, length n_layers
-    metric_names : sequence of str, length n_metrics
+    metric_values, preference, layers, metric_names : the standard arrays of :mod:`ua_helpers.analysis`
     alpha : float, default=0.05
 
     Returns
@@ -245,8 +242,7 @@ def without_pairs_r(metric_values, preference, drop) -> np.ndarray:
 
     Parameters
     ----------
-    metric_values : ndarray of shape (n_layers, n_metrics, n_pairs)
-    preference : ndarray of shape (n_pairs,)
+    metric_values, preference : the standard arrays of :mod:`ua_helpers.analysis`
     drop : ndarray of bool, shape (n_layers, n_pairs)
         Pairs to leave out at each layer (e.g. :meth:`NormDiagnostics.pair_mask`).
 

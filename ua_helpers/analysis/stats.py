@@ -85,10 +85,7 @@ def correlation_table(metric_values: np.ndarray, preference: np.ndarray, layers:
 
     Parameters
     ----------
-    metric_values : ndarray of shape (n_layers, n_metrics, n_pairs)
-    preference : ndarray of shape (n_pairs,)
-    layers : sequence of int, length n_layers
-    metric_names : sequence of str, length n_metrics
+    metric_values, preference, layers, metric_names : the standard arrays of :mod:`ua_helpers.analysis`
     n_bootstrap, ci_level, seed
         As in :func:`bootstrap_correlation`; the same seed gives each test the resamples it would get there.
 

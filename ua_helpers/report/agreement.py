@@ -49,11 +49,7 @@ def sign_agreement_null(metric_values, preference, layers: Sequence[int], metric
 
     Parameters
     ----------
-    metric_values : ndarray of shape (n_layers, n_metrics, n_pairs)
-    preference : ndarray of shape (n_pairs,)
-        NLL(B) - NLL(A).
-    layers : sequence of int, length n_layers
-    metric_names : sequence of str, length n_metrics
+    metric_values, preference, layers, metric_names : the standard arrays of :mod:`ua_helpers.analysis`
     num_layers : int
         The model's number of blocks (relative depth = layer / num_layers).
     reference : dict

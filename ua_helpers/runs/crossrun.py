@@ -223,12 +223,10 @@ def _runs_of(runs: list[dict[str, Any]]):
 def plot_crossrun(table):
     """Draw r against normalized depth, one panel per metric and one line per run.
 
-    Filled markers are layers whose CI excludes zero; the dashed line is r = 0.
-
     Parameters
     ----------
     table : pandas.DataFrame
-        From :func:`crossrun_table`.
+        Rows of :func:`crossrun_table`; a filled marker is a layer whose CI excludes zero (dashed line: r = 0).
 
     Returns
     -------
