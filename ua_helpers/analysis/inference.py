@@ -21,15 +21,8 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 from scipy import stats as sps
 
-from .._checks import (
-    check_ci_level,
-    check_positive_int,
-    check_seed,
-    check_table_inputs,
-    layer_metric_columns,
-    row_notes,
-    t_pvalue,
-)
+from .._checks import check_ci_level, check_positive_int, check_seed, check_table_inputs
+from .._checks import layer_metric_columns, row_notes, t_pvalue
 from .._io import to_jsonable
 from .bootstrap import (
     Resamples,
