@@ -155,3 +155,13 @@ def make_embeddings(seed: int = 0, n_layers: int = 3, n: int = 40, d: int = 16, 
     a = rng.normal(size=(n_layers, n, d)) + 3.0
     b = rng.normal(size=(n_layers, n, d)) + 3.0 + offset
     return a, b
+
+
+def evidence_of(values, preference, emb_a, emb_b, layers, names, tests, *, controls, **kwargs):
+    """The evidence block as notebook 4 builds it: diagnostics and redundancy computed, then handed to the ladder."""
+    from ua_helpers.analysis import evidence, redundancy, robustness
+
+    diagnostics = robustness.diagnose(values, preference, emb_a, emb_b, layers, names, tests,
+                                      alpha=kwargs.get("alpha", 0.05))
+    coinciding = redundancy.redundancy(emb_a, emb_b, values, layers, names)
+    return evidence.evidence_block(tests, diagnostics, coinciding, controls=controls, **kwargs)

@@ -27,6 +27,7 @@ from ua_helpers.runs import rundir
 from ua_helpers.book import compare
 from ua_helpers.runs.config import RunConfig
 from ua_helpers.report._markdown import md_text
+from inference_data import evidence_of
 
 try:
     from . import book_browser as browser
@@ -292,7 +293,7 @@ def test_findings_follow_the_numbers(tmp_path):
 
 def add_evidence(path: Path, seed: int = 0) -> Path:
     """Give a hand-made run the seed results and the evidence block of one consistent random analysis."""
-    from ua_helpers.analysis import controls, evidence, inference
+    from ua_helpers.analysis import controls, inference
 
     res = json.loads((path / "results.json").read_text())
     layers, names, n = res["layers"], list(metrics.METRIC_NAMES), res["n_pairs"]
@@ -308,7 +309,7 @@ def add_evidence(path: Path, seed: int = 0) -> Path:
     covariates = {"tokens": (tok_b - tok_a)[:, None].astype(float)}
     lexical = controls.lexical_controls(values, preference, layers, names, covariates,
                                         rng.normal(size=(len(names), n)))
-    res["evidence"] = evidence.evidence_block(values, preference, emb_a, emb_b, layers, names, ext.tests,
+    res["evidence"] = evidence_of(values, preference, emb_a, emb_b, layers, names, ext.tests,
                                               controls={"lexical": {"tests": lexical.to_dict(orient="records")}})
     res["results"] = {str(l): {row.metric: {"r": row.r, "ci_lower": row.ci_lower, "ci_upper": row.ci_upper,
                                             "p_value": row.p_value, "includes_zero": not row.excludes_zero}

@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
-from ua_helpers.analysis import controls, evidence, inference, metrics, multiplicity
+from ua_helpers.analysis import controls, inference, metrics, multiplicity
 from ua_helpers.inputs import extraction
 from ua_helpers.inputs.extraction import Extraction
 from ua_helpers.report import findings
+from inference_data import evidence_of
 
 NAMES = list(metrics.METRIC_NAMES)
 N_PAIRS = 230
@@ -326,7 +327,7 @@ def _analyse(ext, seed=1, n_resamples=1000):
         len_a=[len(s) for s in stmt_a], len_b=[len(s) for s in stmt_b], categories=cats,
         n_bootstrap=n_resamples, n_permutations=n_resamples, seed=seed)
     block = controls.compute_controls(ext, values, stmt_a, stmt_b, cats, k=10, seed=seed, n_shuffles=1000).to_json()
-    return evidence.evidence_block(values, ext.preference, ext.emb_a, ext.emb_b, ext.layers, NAMES, extended.tests,
+    return evidence_of(values, ext.preference, ext.emb_a, ext.emb_b, ext.layers, NAMES, extended.tests,
                                    controls=block)
 
 

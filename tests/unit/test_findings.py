@@ -12,6 +12,7 @@ import pytest
 
 from ua_helpers.analysis import controls, evidence, inference, metrics, robustness as rb
 from ua_helpers.report import findings
+from inference_data import evidence_of
 
 LAYERS = [0, 4, 8, 12]
 NAMES = list(metrics.METRIC_NAMES)
@@ -52,7 +53,7 @@ def built():
     stmt_a = [f"statement A {i}" for i in range(N)]
     stmt_b = [f"statement B {i}" for i in range(N)]
     ctrl = _lexical_block(values, preference, cats, tok_a, tok_b)
-    ev = evidence.evidence_block(values, preference, emb_a, emb_b, LAYERS, NAMES, ext.tests, controls=ctrl,
+    ev = evidence_of(values, preference, emb_a, emb_b, LAYERS, NAMES, ext.tests, controls=ctrl,
                                  stmt_a=stmt_a, stmt_b=stmt_b)
     results = {"model": "tiny-model", "n_pairs": N, "ci_level": 0.95, "dataset": {"name": "toy-set"},
                "model_info": {"dtype": "float32", "device": "cpu"}, "evidence": ev}
@@ -161,16 +162,16 @@ def test_evidence_block_rejects_mismatched_tests(built):
     emb_a, emb_b, values, preference, *_ = _arrays()
     ctrl = built["controls"]
     with pytest.raises(ValueError, match="rows"):
-        evidence.evidence_block(values, preference, emb_a, emb_b, LAYERS, NAMES, built["tests"].iloc[:-1],
+        evidence_of(values, preference, emb_a, emb_b, LAYERS, NAMES, built["tests"].iloc[:-1],
                                 controls=ctrl)
     with pytest.raises(ValueError, match="order"):
-        evidence.evidence_block(values, preference, emb_a, emb_b, LAYERS, NAMES, built["tests"].iloc[::-1],
+        evidence_of(values, preference, emb_a, emb_b, LAYERS, NAMES, built["tests"].iloc[::-1],
                                 controls=ctrl)
     with pytest.raises(ValueError, match="both"):
-        evidence.evidence_block(values, preference, emb_a, emb_b, LAYERS, NAMES, built["tests"], controls=ctrl,
+        evidence_of(values, preference, emb_a, emb_b, LAYERS, NAMES, built["tests"], controls=ctrl,
                                 stmt_a=["a"] * N)
     with pytest.raises(ValueError, match="controls block"):
-        evidence.evidence_block(values, preference, emb_a, emb_b, LAYERS, NAMES, built["tests"], controls={})
+        evidence_of(values, preference, emb_a, emb_b, LAYERS, NAMES, built["tests"], controls={})
     with pytest.raises(ValueError, match="evidence"):
         findings.summarize({"model": "m"})
 

@@ -11,8 +11,7 @@ from numpy.testing import assert_array_equal
 
 from ua_helpers.runs import config, pipeline, rundir
 from ua_helpers.inputs import extraction
-from ua_helpers.report import levels_tables, results
-from ua_helpers._io import to_jsonable
+from ua_helpers.report import results
 from ua_helpers.runs.config import ParameterError, RunConfig
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
@@ -51,58 +50,38 @@ def test_a_later_notebook_finds_the_extraction_without_loading_the_model(cfg, ti
     assert_array_equal(again.preference, first.preference)
 
 
-def test_results_are_recomputed_where_the_run_folder_lacks_them_then_read_back(cfg):
+def test_a_missing_results_file_is_named_with_the_way_to_make_it(cfg):
+    """No hidden recomputation: a notebook that needs results.json and finds none says which notebook writes it."""
     path = cfg.run_path / rundir.RESULTS
     assert not path.exists()
-    made = pipeline.load_results(cfg)
-    assert path.is_file()
-    results.check_schema(made)
-    for key in ("extended", "evidence", "category_level", "option_a_bins", "dataset", "parameters", "versions",
-                "comparison"):
-        assert key in made, key
-    assert made["parameters"]["knn_k_effective"] == min(cfg.knn_k, made["n_pairs"] - 1)
-    assert "run_dir" not in made["parameters"]  # where a run was written says nothing about its numbers
-    assert set(made["category_level"]["layer_results"]) == {str(layer) for layer in made["layers"]}
-    assert levels_tables.levels_text(made)  # the notebooks' regression text reads the stored blocks
-    again = pipeline.load_results(cfg)
-    assert again["timestamp"] == made["timestamp"]  # read back, not recomputed
+    with pytest.raises(FileNotFoundError, match=r"results\.json not found: notebook 04_correlation writes it.*"
+                                               r"recompute=True"):
+        pipeline.load_results(cfg)
+    assert not path.exists()
 
 
-def test_analyse_equals_the_steps_of_notebook_4(cfg):
-    """The glue's recomputation and the notebook's visible cells give the same numbers (same engine calls)."""
-    from ua_helpers.analysis import controls, evidence, inference, levels, metrics, stats
-    from ua_helpers.report import agreement
+def test_present_results_are_read_back_checked(cfg, monkeypatch):
+    published = results.load_results("published")
+    results.write_results(cfg.run_path / rundir.RESULTS, published)
+    monkeypatch.setattr(rundir, "execute_one", lambda *a, **k: pytest.fail("notebook 4 executed although present"))
+    assert pipeline.load_results(cfg, recompute=True) == published
+    (cfg.run_path / rundir.RESULTS).write_text("{}", encoding="utf-8")
+    with pytest.raises(ValueError, match="results.json"):
+        pipeline.load_results(cfg)
 
-    pairs = pipeline.load_pairs(cfg)
-    ext = pipeline.load_extraction(cfg, pairs)
-    glue = pipeline.analyse(cfg, pairs, ext)
-    values = metrics.compute_all_layers(ext.emb_a, ext.emb_b, k=cfg.knn_k)
-    table = stats.correlation_table(values, ext.preference, ext.layers, metrics.METRIC_NAMES,
-                                    n_bootstrap=cfg.n_bootstrap, ci_level=cfg.ci_level, seed=cfg.seed)
-    extended = inference.extended_analysis(
-        values, ext.preference, ext.layers, metrics.METRIC_NAMES, n_tokens_a=ext.n_tokens_a,
-        n_tokens_b=ext.n_tokens_b, len_a=[len(s) for s in pairs.stmt_a], len_b=[len(s) for s in pairs.stmt_b],
-        categories=pairs.category, n_bootstrap=cfg.n_bootstrap, n_permutations=cfg.n_permutations,
-        ci_level=cfg.ci_level, seed=cfg.seed)
-    ctrl = controls.compute_controls(ext, values, pairs.stmt_a, pairs.stmt_b, pairs.category, k=cfg.knn_k,
-                                     seed=cfg.seed, ci_level=cfg.ci_level).to_json()
-    ladder = evidence.evidence_block(values, ext.preference, ext.emb_a, ext.emb_b, ext.layers,
-                                     metrics.METRIC_NAMES, extended.tests, controls=ctrl, stmt_a=pairs.stmt_a,
-                                     stmt_b=pairs.stmt_b)
-    group = levels.analyse_levels(ext.emb_a, ext.emb_b, ext.preference, pairs.category, ext.layers,
-                                  n_bootstrap=cfg.n_bootstrap, ci_level=cfg.ci_level, seed=cfg.seed,
-                                  n_bins=cfg.n_bins, n_binnings=cfg.n_binnings)
-    reference = cfg.reference_results or "published"
-    sign_null = agreement.sign_agreement_null(
-        values, ext.preference, ext.layers, metrics.METRIC_NAMES, num_layers=ext.meta["model"]["num_layers"],
-        reference=results.load_results(reference), reference_source=reference,
-        n_permutations=cfg.n_permutations, seed=cfg.seed)
-    steps = results.build_run_results(table, pairs=pairs, ext=ext, parameters=cfg.to_parameters(),
-                                      extended=extended, levels=group, evidence=ladder,
-                                      sign_agreement_null=sign_null, controls=ctrl, timestamp=glue["timestamp"])
-    glue.pop("versions"), steps.pop("versions")
-    assert json.dumps(to_jsonable(glue), sort_keys=True) == json.dumps(to_jsonable(steps),
-                                                                               sort_keys=True)
+
+def test_recompute_executes_notebook_4_itself(cfg, monkeypatch):
+    """recompute=True hands the run's configuration to the notebook runner, then reads what the notebook wrote."""
+    published = results.load_results("published")
+    calls = []
+
+    def fake_execute(name, run_cfg):
+        calls.append((name, run_cfg))
+        results.write_results(run_cfg.run_path / rundir.RESULTS, published)
+
+    monkeypatch.setattr(rundir, "execute_one", fake_execute)
+    assert pipeline.load_results(cfg, recompute=True) == published
+    assert calls == [("04_correlation", cfg)]
 
 
 def test_a_constant_preference_stops_the_extraction_notebook(small_pairs):

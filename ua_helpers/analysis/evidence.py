@@ -27,10 +27,9 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from .._checks import t_pvalue
 from .._io import to_jsonable
 from . import robustness as rb
-from .redundancy import COINCIDE_CORR, redundancy
+from .redundancy import Redundancy
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -186,92 +185,51 @@ def level_counts(levels, units=None) -> list[int]:
     return [int((levels >= k).sum()) for k in range(len(LEVELS))]
 
 
-def evidence_block(metric_values, preference, emb_a, emb_b, layers: Sequence[int], metric_names: Sequence[str],
-                   tests, *, controls: dict[str, Any], stmt_a: Sequence[str] | None = None, stmt_b: Sequence[str] | None = None,
-                   alpha: float = 0.05, partial_adjust: str = "holm", massive_ratio: float = rb.MASSIVE_RATIO,
-                   coincide_corr: float = COINCIDE_CORR) -> dict[str, Any]:
-    """Build the ``"evidence"`` block of ``results.json``: the ladder, each test's level and its diagnostics.
+def evidence_block(tests, diagnostics: rb.Diagnostics, redundancy: Redundancy, *, controls: dict[str, Any],
+                   stmt_a: Sequence[str] | None = None, stmt_b: Sequence[str] | None = None, alpha: float = 0.05,
+                   partial_adjust: str = "holm") -> dict[str, Any]:
+    """Build the ``"evidence"`` block of ``results.json``: each test's rung of the ladder, beside its diagnostics.
+
+    The ladder computes nothing heavy itself: it reads the tests, the diagnostics and the controls it is given.
 
     Parameters
     ----------
-    metric_values : ndarray of shape (n_layers, n_metrics, n_pairs)
-    preference : ndarray of shape (n_pairs,)
-        NLL(B) - NLL(A).
-    emb_a, emb_b : ndarray of shape (n_layers, n_pairs, d_model)
-    layers : sequence of int, length n_layers
-    metric_names : sequence of str, length n_metrics
     tests : pandas.DataFrame
-        ``inference.extended_analysis(...).tests`` for the same data.
+        ``inference.extended_analysis(...).tests``, in (layer, metric) order.
+    diagnostics : robustness.Diagnostics
+        ``robustness.diagnose(...)`` of the same tests, at the same ``alpha``.
+    redundancy : redundancy.Redundancy
+        ``redundancy.redundancy(...)`` of the same data: metrics that coincide at a layer count once.
     controls : dict
-        The ``controls`` block of the same run (``controls.compute_controls(...).to_json()``): level 6 reads its
-        ``lexical.tests``; the ladder computes nothing heavy itself.
+        The run's ``controls`` block (``controls.compute_controls(...).to_json()``); level 6 reads its
+        ``lexical.tests``.
     stmt_a, stmt_b : sequence of str, length n_pairs, optional
         Statement texts; when given, each massive-activation statement carries its ``text``.
     alpha : float, default=0.05
     partial_adjust : {"holm", "bh"}, default="holm"
-    massive_ratio : float, default=10.0
-    coincide_corr : float, default=0.98
 
     Returns
     -------
-    dict (JSON-ready: plain types, NaN as None) with keys
-        ``schema_version``; ``alpha``; ``partial_adjust``;
-        ``levels``: one dict per level 0..6 -- level, name, criterion, count (tests at this level or higher),
-        count_distinct (the same, coinciding metrics at a layer counted once);
-        ``tests``: one dict per (layer, metric) -- layer, metric, level, level_name, passes (criterion -> bool,
-        each tested on its own), r, ci_lower, ci_upper, p_bh, p_maxstat, rho, rho_ci_lower, rho_ci_upper,
-        partial_r, partial_ci_lower, partial_ci_upper, partial_p_adjusted, lexical_partial_r, lexical_ci_lower,
-        lexical_ci_upper, lexical_p_holm (level 6's partial r), p_maxstat_se and maxstat_uncertain (its Monte Carlo
-        standard error; the verdict lies within two of them of alpha), p_maxstat_rho (the max-statistic test on
-        ranks), rank_level (0..3: the highest of levels 1-3 reached on Spearman rho -- its CI, BH of its p, its
-        max-statistic p), most_influential_pair, loo_delta_r,
-        loo_r_min, loo_r_max, loo_sign_change, loo_verdict_change, r_without_massive (r without the pairs that
-        hold a massive-activation statement at this layer; None when there are none), massive_changes (that
-        removal flips r's sign or its t-test verdict), disagreement ("verdict", "sign" or ""), group (index
-        into redundant_groups, or None);
-        ``redundant_groups``: per layer, metrics with |corr| > coincide_corr -- layer, metrics, min_abs_corr,
-        signs;
-        ``redundancy``: per layer -- layer, cos_centroids, centroid_distance, spread, distance_ratio;
-        ``massive_activations``: threshold, per_layer (layer, min, q25, median, q75, max, max_ratio, n_massive:
-        the distribution of the pooled norms), statements
-        (pair, side, layers, max_ratio[, text]);
-        ``disagreements``: the tests whose Pearson and Spearman disagree -- layer, metric, kind, r, ci_lower,
-        ci_upper, rho, rho_ci_lower, rho_ci_upper;
-        ``criteria``: the texts of the leave-one-out, disagreement, massive-activation and coincidence rules.
+    dict
+        JSON-ready (plain types, NaN as None); its layout is the ``evidence`` block of ``results.schema.json``.
     """
-    values = np.asarray(metric_values, dtype=np.float64)
-    layers = [int(l) for l in layers]
-    names = list(metric_names)
     _check_tests(tests, partial_adjust)
-    if len(tests) != len(layers) * len(names):
-        raise ValueError(f"tests has {len(tests)} rows; expected {len(layers)} layers x {len(names)} metrics")
-    order = [(int(l), m) for l, m in zip(tests["layer"], tests["metric"])]
-    if order != [(l, m) for l in layers for m in names]:
-        raise ValueError("tests rows must be in (layer, metric) order of metric_values")
+    order = [(int(layer), m) for layer, m in zip(tests["layer"], tests["metric"])]
     if (stmt_a is None) != (stmt_b is None):
         raise ValueError("pass both stmt_a and stmt_b, or neither")
-
     if not isinstance(controls, dict) or "lexical" not in controls:
         raise ValueError("controls must be the run's controls block (controls.compute_controls(...).to_json())")
-    loo = rb.leave_one_out(values, preference, layers, names, alpha=alpha)
+    if len(diagnostics.loo) != len(tests) or list(zip(diagnostics.loo["layer"], diagnostics.loo["metric"])) != order:
+        raise ValueError("diagnostics must be robustness.diagnose(...) of these tests (same rows, same order)")
+    if diagnostics.alpha != alpha:
+        raise ValueError(f"diagnostics were computed at alpha={diagnostics.alpha:g}; the ladder uses alpha={alpha:g}")
+    loo = diagnostics.loo
     lad = ladder(tests, loo, controls["lexical"]["tests"], alpha=alpha, partial_adjust=partial_adjust)
     lex = _lexical_frame(controls["lexical"]["tests"], lad[["layer", "metric"]])
     rank_level = _rank_level(tests, alpha)
-    norms = rb.norm_diagnostics(emb_a, emb_b, layers, threshold=massive_ratio)
-    red = redundancy(emb_a, emb_b, values, layers, names, threshold=coincide_corr)
-    dis = rb.rank_disagreement(tests["r"], tests["ci_lower"], tests["ci_upper"], tests["spearman_rho"],
-                               tests["spearman_ci_lower"], tests["spearman_ci_upper"])
-
-    drop = norms.pair_mask(layers)  # [layer, pair]
-    r_wo = rb.without_pairs_r(values, preference, drop).ravel()
-    n_drop = np.repeat(drop.sum(axis=1), len(names))
-    r = tests["r"].to_numpy(dtype=float)
-    n = values.shape[2]
-    with np.errstate(invalid="ignore"):
-        massive_changes = (n_drop > 0) & np.isfinite(r_wo) & (
-            (np.sign(r_wo) != np.sign(r)) | ((t_pvalue(r_wo, n - n_drop - 2) < alpha) != (t_pvalue(r, n - 2) < alpha)))
+    dis = diagnostics.disagreement
     group_of: dict[tuple[int, str], int] = {}
-    for gi, g in enumerate(red.groups):
+    for gi, g in enumerate(redundancy.groups):
         for m in g["metrics"]:
             group_of[(g["layer"], m)] = gi
     units = [("g", group_of[k]) if k in group_of else ("t", k) for k in order]
@@ -303,30 +261,33 @@ def evidence_block(metric_values, preference, emb_a, emb_b, layers: Sequence[int
             "most_influential_pair": loo["most_influential_pair"].iat[i], "loo_delta_r": loo["loo_delta_r"].iat[i],
             "loo_r_min": loo["loo_r_min"].iat[i], "loo_r_max": loo["loo_r_max"].iat[i],
             "loo_sign_change": loo["loo_sign_change"].iat[i], "loo_verdict_change": loo["loo_verdict_change"].iat[i],
-            "r_without_massive": r_wo[i] if n_drop[i] else None, "massive_changes": massive_changes[i],
+            "r_without_massive": diagnostics.r_without_massive[i] if diagnostics.n_dropped[i] else None,
+            "massive_changes": diagnostics.massive_changes[i],
             "disagreement": str(dis["kind"][i]), "group": group_of.get((layer, metric)),
         })
-    statements = norms.statements()
     st_rows = []
-    for s in statements.itertuples():
+    for s in diagnostics.norms.statements().itertuples():
         row = {"pair": s.pair, "side": s.side, "layers": list(s.layers), "max_ratio": s.max_ratio}
         if stmt_a is not None:
             row["text"] = (stmt_a if s.side == "A" else stmt_b)[s.pair]
         st_rows.append(row)
-    per_layer = norms.per_layer.to_dict(orient="records")
+    massive_ratio = diagnostics.massive_ratio
     disagreements = [{k: rows[i][k] for k in ("layer", "metric", "r", "ci_lower", "ci_upper", "rho", "rho_ci_lower",
                                               "rho_ci_upper")} | {"kind": rows[i]["disagreement"]}
                      for i in np.flatnonzero(dis["disagree"])]
     return to_jsonable({
         "schema_version": SCHEMA_VERSION, "alpha": alpha, "partial_adjust": partial_adjust,
-        "levels": levels, "tests": rows, "redundant_groups": red.groups,
-        "redundancy": red.per_layer.to_dict(orient="records"),
-        "massive_activations": {"threshold": massive_ratio, "per_layer": per_layer, "statements": st_rows},
+        "levels": levels, "tests": rows, "redundant_groups": redundancy.groups,
+        "redundancy": redundancy.per_layer.to_dict(orient="records"),
+        "massive_activations": {"threshold": massive_ratio,
+                                "per_layer": diagnostics.norms.per_layer.to_dict(orient="records"),
+                                "statements": st_rows},
         "disagreements": disagreements,
         "criteria": {"leave_one_out": rb.LOO_CRITERION, "disagreement": rb.DISAGREEMENT_CRITERION,
                      "massive_activation": f"pooled hidden-state norm > {massive_ratio:g} x the layer's median "
                                            "over all 2 * n_pairs statements",
-                     "coincide": f"|corr| > {coincide_corr:g} between two metrics' values across pairs at a layer"},
+                     "coincide": f"|corr| > {redundancy.threshold:g} between two metrics' values across pairs at "
+                                 "a layer"},
     })
 
 

@@ -296,3 +296,74 @@ def rank_disagreement(r, ci_lower, ci_upper, rho, rho_ci_lower, rho_ci_upper) ->
     kind = np.where(defined & verdict, "verdict", np.where(defined & both, "sign", ""))
     return {"sign_differs": defined & sign, "verdict_differs": defined & verdict, "disagree": disagree,
             "kind": kind}
+
+
+# --------------------------------------------------------------------------------------------------------------
+# 5. All diagnostics of a run's tests, for the evidence ladder
+# --------------------------------------------------------------------------------------------------------------
+
+@dataclass
+class Diagnostics:
+    """What may undo each (layer, metric) test: the result of :func:`diagnose`, one row per test in its order.
+
+    Attributes
+    ----------
+    loo : pandas.DataFrame
+        :func:`leave_one_out` of the tests.
+    norms : NormDiagnostics
+        The layers' pooled hidden-state norms and their massive-activation statements.
+    r_without_massive : ndarray of shape (n_tests,)
+        r without the pairs holding a massive-activation statement at the test's layer (NaN where there is none).
+    n_dropped : ndarray of shape (n_tests,)
+        How many pairs that removal drops.
+    massive_changes : ndarray of bool, shape (n_tests,)
+        That removal flips r's sign or its t-test verdict at ``alpha``.
+    disagreement : dict of str to ndarray
+        :func:`rank_disagreement` of the tests' Pearson and Spearman intervals.
+    alpha, massive_ratio : float
+    """
+
+    loo: pd.DataFrame
+    norms: NormDiagnostics
+    r_without_massive: np.ndarray
+    n_dropped: np.ndarray
+    massive_changes: np.ndarray
+    disagreement: dict
+    alpha: float
+    massive_ratio: float
+
+
+def diagnose(metric_values, preference, emb_a, emb_b, layers: Sequence[int], metric_names: Sequence[str], tests, *,
+             alpha: float = 0.05, massive_ratio: float = MASSIVE_RATIO) -> Diagnostics:
+    """Run the robustness diagnostics of every test: leave-one-out, massive activations, Pearson vs Spearman.
+
+    Parameters
+    ----------
+    metric_values, preference, layers, metric_names
+        As in :func:`leave_one_out`.
+    emb_a, emb_b : ndarray of shape (n_layers, n_pairs, d_model)
+    tests : pandas.DataFrame
+        ``inference.extended_analysis(...).tests`` of the same data, in (layer, metric) order: its r, Spearman
+        rho and both intervals.
+    alpha : float, default=0.05
+    massive_ratio : float, default=10.0
+        As ``threshold`` in :func:`norm_diagnostics`.
+    """
+    values = np.asarray(metric_values, dtype=np.float64)
+    layers = [int(layer) for layer in layers]
+    if len(tests) != len(layers) * len(metric_names):
+        raise ValueError(f"tests has {len(tests)} rows; expected {len(layers)} layers x {len(metric_names)} metrics")
+    loo = leave_one_out(values, preference, layers, metric_names, alpha=alpha)
+    norms = norm_diagnostics(emb_a, emb_b, layers, threshold=massive_ratio)
+    drop = norms.pair_mask(layers)  # [layer, pair]
+    r_wo = without_pairs_r(values, preference, drop).ravel()
+    n_drop = np.repeat(drop.sum(axis=1), len(metric_names))
+    r = tests["r"].to_numpy(dtype=float)
+    n = values.shape[2]
+    with np.errstate(invalid="ignore"):
+        changes = (n_drop > 0) & np.isfinite(r_wo) & (
+            (np.sign(r_wo) != np.sign(r)) | ((t_pvalue(r_wo, n - n_drop - 2) < alpha) != (t_pvalue(r, n - 2) < alpha)))
+    dis = rank_disagreement(tests["r"], tests["ci_lower"], tests["ci_upper"], tests["spearman_rho"],
+                            tests["spearman_ci_lower"], tests["spearman_ci_upper"])
+    return Diagnostics(loo, norms, np.where(n_drop > 0, r_wo, np.nan), n_drop, changes, dis, float(alpha),
+                       float(massive_ratio))

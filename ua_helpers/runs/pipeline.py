@@ -2,8 +2,9 @@
 
 Nothing here computes a number of its own. A notebook calls the engine (``extraction.extract``, ``metrics``,
 ``stats``, ``inference``, ``levels``, ``evidence``, ``results``) with its arguments in view; these functions only
-find what an earlier stage made (the extraction in the content-addressed cache, ``results.json`` in the run
-folder), so that any notebook can run alone, and recompute it through the same engine calls where it is missing.
+find what an earlier stage made: the extraction in the content-addressed cache (extracted through the same
+engine call where it is missing) and ``results.json`` in the run folder (where it is missing, notebook 4 itself
+is executed on request, never a copy of its steps).
 """
 from __future__ import annotations
 
@@ -14,9 +15,8 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .._io import atomic_write
-from ..analysis import controls, evidence, inference, levels, metrics, stats
 from ..inputs import data, extraction, models
-from ..report import agreement, results, tables
+from ..report import results, tables
 from . import rundir
 from .config import RunConfig
 
@@ -80,40 +80,22 @@ def load_extraction(cfg: RunConfig, pairs: data.PairSet) -> extraction.Extractio
                               representation=cfg.representation, prefix=cfg.prefix, seed=cfg.seed, progress=False)
 
 
-def analyse(cfg: RunConfig, pairs: data.PairSet, ext: extraction.Extraction) -> dict[str, Any]:
-    """Return the results of notebook 4, computed step for step as its cells do."""
-    values = metrics.compute_all_layers(ext.emb_a, ext.emb_b, k=cfg.knn_k)
-    table = stats.correlation_table(values, ext.preference, ext.layers, metrics.METRIC_NAMES,
-                                    n_bootstrap=cfg.n_bootstrap, ci_level=cfg.ci_level, seed=cfg.seed)
-    extended = inference.extended_analysis(
-        values, ext.preference, ext.layers, metrics.METRIC_NAMES,
-        n_tokens_a=ext.n_tokens_a, n_tokens_b=ext.n_tokens_b, len_a=[len(s) for s in pairs.stmt_a],
-        len_b=[len(s) for s in pairs.stmt_b], categories=pairs.category,
-        n_bootstrap=cfg.n_bootstrap, n_permutations=cfg.n_permutations, ci_level=cfg.ci_level, seed=cfg.seed)
-    ctrl = controls.compute_controls(ext, values, pairs.stmt_a, pairs.stmt_b, pairs.category, k=cfg.knn_k,
-                                     seed=cfg.seed, ci_level=cfg.ci_level).to_json()
-    ev = evidence.evidence_block(values, ext.preference, ext.emb_a, ext.emb_b, ext.layers, metrics.METRIC_NAMES,
-                                 extended.tests, controls=ctrl, stmt_a=pairs.stmt_a, stmt_b=pairs.stmt_b)
-    level_results = levels.analyse_levels(ext.emb_a, ext.emb_b, ext.preference, pairs.category, ext.layers,
-                                          n_bootstrap=cfg.n_bootstrap, ci_level=cfg.ci_level, seed=cfg.seed,
-                                          n_bins=cfg.n_bins, n_binnings=cfg.n_binnings)
-    reference = cfg.reference_results or "published"
-    sign_null = agreement.sign_agreement_null(
-        values, ext.preference, ext.layers, metrics.METRIC_NAMES, num_layers=ext.meta["model"]["num_layers"],
-        reference=results.load_results(reference), reference_source=reference,
-        n_permutations=cfg.n_permutations, seed=cfg.seed)
-    return results.build_run_results(table, pairs=pairs, ext=ext, parameters=cfg.to_parameters(),
-                                     extended=extended, levels=level_results, evidence=ev,
-                                     sign_agreement_null=sign_null, controls=ctrl)
+def load_results(cfg: RunConfig, *, recompute: bool = False) -> dict[str, Any]:
+    """Return the run's ``results.json``, which notebook 4 writes.
 
-
-def load_results(cfg: RunConfig) -> dict[str, Any]:
-    """Return the run's ``results.json`` as notebook 4 wrote it, recomputed through :func:`analyse` if missing."""
+    Where the run folder has none, this says so; with ``recompute=True`` it first executes notebook 4 itself
+    (:func:`ua_helpers.runs.rundir.execute_one`), so that the notebook's cells stay the one description of the
+    analysis.
+    """
     path = cfg.run_path / rundir.RESULTS
-    if path.is_file():
-        return results.load_results(path)
-    pairs = load_pairs(cfg)
-    return save_results(cfg, analyse(cfg, pairs, load_extraction(cfg, pairs)))
+    if not path.is_file():
+        if not recompute:
+            raise FileNotFoundError(
+                f"{path} not found: notebook 04_correlation writes it. Run that notebook first, call "
+                "pipeline.load_results(cfg, recompute=True) to execute it now, or make the whole run with "
+                "`ua-book run`.")
+        rundir.execute_one("04_correlation", cfg)
+    return results.load_results(path)
 
 
 def save_results(cfg: RunConfig, run_results: dict[str, Any]) -> dict[str, Any]:

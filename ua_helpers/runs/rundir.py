@@ -34,10 +34,11 @@ import shutil
 import signal
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
-from .._io import atomic_write_json, sha256_file
+from .._io import atomic_write_json, sha256_bytes, sha256_file
 from ._runlock import Claim, RunDirError, claim, now, replace_run, stamp
 from .config import ParameterError, RunConfig, preflight
 
@@ -324,6 +325,73 @@ def is_complete(run_dir: str | os.PathLike, *, verify: bool = True) -> bool:
     return completeness(run_dir, verify=verify) is None
 
 
+@dataclass(frozen=True)
+class Run:
+    """A complete run directory, read by :func:`load_run`: its manifest and its results."""
+
+    path: Path
+    manifest: dict[str, Any]
+    results: dict[str, Any]
+    #: Whether the run's files were checked against the SHA-256 its manifest records (``--unverified``: not).
+    verified: bool = True
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def model(self) -> dict[str, Any]:
+        from ..report.results import model_record
+
+        return model_record(self.results, self.manifest)
+
+    @property
+    def dataset(self) -> dict[str, Any]:
+        return self.manifest.get("dataset") or self.results.get("dataset") or {}
+
+    @property
+    def parameters(self) -> dict[str, Any]:
+        return self.manifest.get("parameters") or self.results.get("parameters") or {}
+
+    @property
+    def dataset_name(self) -> str:
+        return str(self.dataset.get("name") or "unknown dataset")
+
+    @property
+    def revision(self) -> str | None:
+        return self.parameters.get("revision") or self.model.get("revision")
+
+
+def load_run(run_dir: str | os.PathLike, *, verify: bool = True) -> Run:
+    """Read a complete run directory; raise :class:`RunDirError` (one line saying why) for any other.
+
+    Complete is :func:`completeness`. The results are parsed from the same bytes whose SHA-256 was checked
+    (``verify``), and checked against the results schema and the evidence ladder's layout version.
+    """
+    from ..analysis import evidence
+    from ..report import results as _results
+
+    path = Path(run_dir).expanduser()
+    if not is_run_dir(path):
+        raise RunDirError(f"{path} is not a run directory (it has no {MANIFEST}). "
+                          f"Make one with: ua-book run --run-dir {path}")
+    reason = completeness(path, verify=verify)
+    if reason is not None:
+        raise RunDirError(f"refusing the run in {path}: {reason}")
+    manifest = read_manifest(path)
+    raw = (path / RESULTS).read_bytes()
+    if verify and sha256_bytes(raw) != manifest["checksums"][RESULTS]:
+        raise RunDirError(f"refusing the run in {path}: {path / RESULTS} changed while it was read")
+    try:
+        res = json.loads(raw)
+        _results.check_schema(res, source=str(path / RESULTS))
+        if isinstance(res.get("evidence"), dict):
+            evidence.check_version(res["evidence"], source=str(path / RESULTS))
+    except (ValueError, RecursionError) as exc:
+        raise RunDirError(f"refusing the run in {path}: {exc}") from None
+    return Run(path, manifest, res, verified=verify)
+
+
 # --------------------------------------------------------------------------- the notebooks
 def notebooks_source() -> Path:
     """Return the folder holding the six notebooks.
@@ -583,6 +651,35 @@ def _execute_claimed(cfg: RunConfig, effective: dict[str, Any], source: Path, he
         replace_run(staging, target)
         for old in target.parent.glob(f".{target.name}.failed-*"):
             shutil.rmtree(old, ignore_errors=True)
+    return target
+
+
+def execute_one(name: str, cfg: RunConfig, source: Path | None = None) -> Path:
+    """Execute one notebook of the run (e.g. ``"04_correlation"``) through papermill, with the run's parameters.
+
+    For a notebook run on its own that needs what an earlier one writes (``pipeline.load_results(cfg,
+    recompute=True)``): the notebook itself computes it, so there is one description of each stage. The executed
+    notebook lands in ``<run_dir>/notebooks/`` only when it completed; a failure raises :class:`RunError` naming
+    the notebook and leaves no partial copy.
+    """
+    import papermill as pm
+
+    if name not in NOTEBOOKS:
+        raise ValueError(f"unknown notebook {name!r}; the run's notebooks are {', '.join(NOTEBOOKS)}")
+    source = Path(source) if source is not None else notebooks_source()
+    run_path = cfg.run_path.resolve()
+    target = run_path / "notebooks" / f"{name}.ipynb"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{name}.running-{stamp()}-{os.getpid()}.ipynb")
+    try:
+        pm.execute_notebook(str(source / f"{name}.ipynb"), str(partial),
+                            parameters={**cfg.to_parameters(), "run_dir": str(run_path)}, kernel_name="python3",
+                            progress_bar=False, cwd=str(run_path))
+        os.replace(partial, target)
+    except Exception as exc:
+        raise RunError(_describe(exc, name)) from None
+    finally:
+        partial.unlink(missing_ok=True)
     return target
 
 
