@@ -11,7 +11,8 @@ import pytest
 
 from ua_helpers.report import findings, plots, results
 from ua_helpers.analysis import metrics, stats
-from ua_helpers.book.context import BookContext, Run
+from ua_helpers.book.context import BookContext
+from ua_helpers.runs.rundir import Run
 from ua_helpers.book.page_controls import FIGURE, controls_page
 
 LAYERS = [0, 4, 8]

@@ -330,3 +330,12 @@ def test_compare_results_with_itself(reference):
     assert (cmp["layer"] == cmp["ref_layer"]).all() and (cmp["r"] == cmp["ref_r"]).all()
     assert cmp["same_sign"].all()
     assert cmp["both_exclude_zero"].sum() == reference["summary"]["significant_tests"]
+
+
+def test_model_record_prefers_the_manifest_then_model_info_then_the_name():
+    from ua_helpers.report.results import model_record
+
+    res = {"model": "m", "model_info": {"name": "m", "dtype": "float32"}}
+    assert model_record(res, {"model": {"name": "m", "dtype": "bfloat16"}})["dtype"] == "bfloat16"
+    assert model_record(res, {})["dtype"] == "float32"
+    assert model_record({"model": "m"}) == {"name": "m"}

@@ -110,6 +110,28 @@ def test_completeness_names_what_is_missing(tmp_path):
         rundir.write_manifest(run, {"status": "done"})
 
 
+def test_load_run_reads_a_complete_run_and_refuses_any_other(tmp_path):
+    """One checked loader: the book and the cross-run chapter read runs through it."""
+    from ua_helpers.runs import crossrun
+
+    run = rundir.load_run(_complete_run(tmp_path / "a", tag="first"))
+    assert (run.name, run.results["tag"], run.verified) == ("a", "first", True)
+    assert run.model == {"name": run.results["model"]}  # the seed's file has no model_info, the manifest no model
+    _complete_run(tmp_path / "b")
+    _edit(tmp_path / "b" / "manifest.json", lambda m: m.update(model={"name": "m", "revision": "r1", "dtype": "x"}))
+    rundir.seal(tmp_path / "b")
+    assert rundir.load_run(tmp_path / "b").revision == "r1"
+    with pytest.raises(rundir.RunDirError, match="is not a run directory"):
+        rundir.load_run(tmp_path / "absent")
+    _edit(tmp_path / "b" / "results.json", lambda r: r.update(tag="edited"))
+    with pytest.raises(rundir.RunDirError, match=r"refusing the run in .*b: .*does not match the SHA-256"):
+        rundir.load_run(tmp_path / "b")
+    assert rundir.load_run(tmp_path / "b", verify=False).results["tag"] == "edited"
+    with pytest.warns(UserWarning, match=r"left out .*b: refusing the run"):
+        runs = crossrun.load_complete_runs([tmp_path / "a", tmp_path / "b"])
+    assert [r.name for r in runs] == ["a"]
+
+
 def _edit(path: Path, edit) -> None:
     res = json.loads(path.read_text())
     edit(res)

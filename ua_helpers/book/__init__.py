@@ -23,8 +23,8 @@ class BookError(RuntimeError):
 #: Public names and the submodule that defines each.
 _EXPORTS = {
     "build_book": "build", "stage": "build", "publish": "build", "publish_command": "build",
-    "jupyter_book_command": "build", "BOOK_SOURCES": "build", "NOTEBOOKS": "build", "PROJECT_ROOT": "build",
-    "Run": "context", "load_run": "context", "Reference": "context", "load_reference": "context",
+    "jupyter_book_command": "build", "BOOK_SOURCES": "build", "NOTEBOOKS": "build", "PROJECT_ROOT": "context",
+    "load_run": "context", "Reference": "context", "load_reference": "context",
     "BookContext": "context",
     "GENERATED_PAGES": "pages", "GENERATED_INCLUDES": "pages", "run_page": "pages", "findings_page": "pages",
     "levels_page": "pages", "data_card_page": "pages", "crossrun_page": "pages", "controls_page": "pages",

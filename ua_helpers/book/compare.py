@@ -11,10 +11,10 @@ from typing import Any
 from ..inputs import data
 from ..report import agreement, results
 from ..report._markdown import md_code, md_text
+from ..runs.rundir import Run
 from ._md import excludes_zero, fmt_test, headline, md_table, sha_short
 from .context import (
     BookContext,
-    Run,
     model_identity,
     repo_relative,
     run_banner,
@@ -30,7 +30,7 @@ def _describe_results(res: dict[str, Any], run: Run | None = None) -> dict[str, 
     """A run's identity for a "what was run" table; values are Markdown."""
     ds = (run.dataset if run else None) or res.get("dataset") or {}
     params = (run.parameters if run else None) or res.get("parameters") or {}
-    model = (run.model if run else None) or {"name": res.get("model")}
+    model = run.model if run else results.model_record(res)
     ident = model_identity(model)
     layers = res.get("layers") or sorted(int(k) for k in res["results"])
     shape = ", ".join(f"{k} {model[k]}" for k in ("num_layers", "d_model") if model.get(k))
@@ -39,7 +39,7 @@ def _describe_results(res: dict[str, Any], run: Run | None = None) -> dict[str, 
         "size and shape": md_text(", ".join(x for x in (ident["size"], shape) if x) or None),
         "training": md_text(ident["training"] or "not recorded"),
         "weights": md_text(ident["weights"] or "as published (no quantization recorded)"),
-        "dtype": md_code((run.model.get("dtype") if run else None) or params.get("dtype")),
+        "dtype": md_code(model.get("dtype") or params.get("dtype")),
         "dataset": md_code(ds.get("name")),
         "dataset SHA-256": md_code(sha_short(ds.get("sha256"))),
         "pairs": md_text(res.get("n_pairs")),
@@ -198,7 +198,7 @@ def comparison_page(ctx: BookContext) -> str:
                      "`--reference published` (the default) to compare with them.\n:::\n")
         return "\n".join(parts)
     ref = ctx.reference.results
-    ref_model = PUBLISHED_MODEL if ctx.reference.published else {"name": ref.get("model")}
+    ref_model = PUBLISHED_MODEL if ctx.reference.published else results.model_record(ref)
     ref_dataset = "ua-230" if ctx.reference.published else str((ref.get("dataset") or {}).get("name"))
     ours_id = _describe_results(run.results, run)
     ref_id = _published_identity(ref) if ctx.reference.published else _describe_results(ref)

@@ -1,7 +1,6 @@
 """What every generated page draws on: a completed run, the reference results, and :class:`BookContext`."""
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -9,73 +8,29 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .._io import sha256_bytes, sha256_file
-from ..analysis import evidence
+from .._io import sha256_file
 from ..inputs import models, published
 from ..report import results
 from ..report._markdown import md_code, md_text
 from ..runs import rundir
+from ..runs._runlock import RunDirError
+from ..runs.rundir import Run
 from . import BookError
 
 #: Where generated pages put the files their readers can download (relative to the staged ``book/``).
 FILES_DIR = "files"
+#: The project's root (where ``_config.yml`` and ``_toc.yml`` live) for a checkout or an editable install.
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 # --------------------------------------------------------------------------- runs
-@dataclass(frozen=True)
-class Run:
-    """A completed run directory: its manifest and its results."""
-
-    path: Path
-    manifest: dict[str, Any]
-    results: dict[str, Any]
-    #: Whether the run's files were checked against the SHA-256 its manifest records (``--unverified``: not).
-    verified: bool = True
-
-    @property
-    def model(self) -> dict[str, Any]:
-        return self.manifest.get("model") or {"name": self.results.get("model")}
-
-    @property
-    def dataset(self) -> dict[str, Any]:
-        return self.manifest.get("dataset") or self.results.get("dataset") or {}
-
-    @property
-    def parameters(self) -> dict[str, Any]:
-        return self.manifest.get("parameters") or self.results.get("parameters") or {}
-
-    @property
-    def dataset_name(self) -> str:
-        return str(self.dataset.get("name") or "unknown dataset")
-
-
 def load_run(run_dir: str | os.PathLike, *, verify: bool = True) -> Run:
-    """Read a run directory made by ``ua-book run``; raise :class:`BookError` (one line) unless it is complete.
-
-    Completeness is :func:`ua_helpers.runs.rundir.completeness` (the one definition every command uses): the
-    results valid against the schema and, with ``verify``, the results, notebooks and figures byte for byte
-    those the manifest's SHA-256 record, and the results the manifest's dataset and parameters. The results
-    are parsed from the same bytes whose hash was checked.
-    """
-    path = Path(run_dir).expanduser()
-    if not rundir.is_run_dir(path):
-        raise BookError(f"{path} is not a run directory (it has no {rundir.MANIFEST}). "
-                        f"Make one with: ua-book run --run-dir {path}")
-    reason = rundir.completeness(path, verify=verify)
-    if reason is not None:
-        raise BookError(f"refusing the run in {path}: {reason}")
-    manifest = rundir.read_manifest(path)
-    raw = (path / rundir.RESULTS).read_bytes()
-    if verify and sha256_bytes(raw) != manifest["checksums"][rundir.RESULTS]:
-        raise BookError(f"refusing the run in {path}: {path / rundir.RESULTS} changed while it was read")
+    """Read a complete run directory (:func:`ua_helpers.runs.rundir.load_run`); raise :class:`BookError` (one
+    line) for any other."""
     try:
-        res = json.loads(raw)
-        results.check_schema(res, source=str(path / rundir.RESULTS))
-        if isinstance(res.get("evidence"), dict):
-            evidence.check_version(res["evidence"], source=str(path / rundir.RESULTS))
-    except (ValueError, RecursionError) as exc:
-        raise BookError(f"refusing the run in {path}: {exc}") from None
-    return Run(path, manifest, res, verified=verify)
+        return rundir.load_run(run_dir, verify=verify)
+    except RunDirError as exc:
+        raise BookError(str(exc)) from None
 
 
 # --------------------------------------------------------------------------- reference results
@@ -196,8 +151,6 @@ def repo_relative(path: str | os.PathLike) -> str:
     p = Path(path)
     if not p.is_absolute():
         return p.as_posix()
-    from .build import PROJECT_ROOT
-
     try:
         return p.resolve().relative_to(PROJECT_ROOT.resolve()).as_posix()
     except ValueError:

@@ -12,8 +12,9 @@ from typing import Any
 from .._io import atomic_write
 from ..report import findings, results
 from ..report._markdown import md_code, md_text
+from ..runs.rundir import Run
 from ._md import fmt_ci, fmt_r, is_missing, md_table
-from .context import FILES_DIR, BookContext, Run, repo_relative, run_banner
+from .context import FILES_DIR, BookContext, repo_relative, run_banner
 
 #: The controls figure inside the staged book, and its resolution (420 px wide; see plots.CONTROLS_DPI).
 FIGURE = f"{FILES_DIR}/controls.png"

@@ -11,7 +11,8 @@ from typing import Any
 from ..report import findings
 from ..report._markdown import md_text
 from ._md import fmt_ci, fmt_r, headline, is_missing, md_table
-from .context import BookContext, Run, model_identity, run_banner
+from ..runs.rundir import Run
+from .context import BookContext, model_identity, run_banner
 
 #: Tests listed where a run has no generated findings.
 TOP_TESTS = 5

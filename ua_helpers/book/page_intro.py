@@ -21,9 +21,10 @@ from ..analysis import evidence
 from ..inputs import published
 from ..report import findings, results
 from ..report._markdown import md_text
+from ..runs.rundir import Run
 from ._md import excludes_zero, fmt_ci, fmt_r, is_missing
 from .compare import PUBLISHED_MODEL
-from .context import FILES_DIR, BookContext, Run, study_citation
+from .context import FILES_DIR, BookContext, study_citation
 
 #: For a metric defined as property(A) - property(B): the property of one statement, in words.
 STATEMENT_PROPERTY = {

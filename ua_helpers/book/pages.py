@@ -13,9 +13,10 @@ from typing import Callable
 from ..report._markdown import md_code, md_text
 from ..runs import crossrun
 from ..runs.config import RunConfig
+from ..runs.rundir import Run
 from ._md import headline, md_table
 from .compare import comparison_page, replication_page
-from .context import BookContext, Run, model_identity, repo_relative
+from .context import BookContext, model_identity, repo_relative
 from .page_controls import controls_page
 from .page_findings import findings_page
 from .page_intro import abstract_include, glossary_ladder, references_include

@@ -22,6 +22,7 @@ import numpy as np
 
 from ..analysis.evidence import level_names, require_evidence
 from ._markdown import Markup, fmt_r, md_text
+from .results import model_record
 
 _ADJUST = {"holm": "Holm", "bh": "Benjamini-Hochberg"}
 _TEXT_CHARS = 60
@@ -460,7 +461,7 @@ def read_redundancy(results: dict[str, Any]) -> str:
 @_markup
 def read_scope(results: dict[str, Any]) -> str:
     """Return what this run cannot say: one model, one dataset, a correlation."""
-    info = results.get("model_info") or {}
+    info = model_record(results)
     ds = results.get("dataset") or {}
     dtype = info.get("dtype") or (results.get("parameters") or {}).get("dtype", "unknown dtype")
     device = info.get("device")

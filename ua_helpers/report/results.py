@@ -436,6 +436,14 @@ def load_results(source: str | os.PathLike) -> dict[str, Any]:
     return results
 
 
+def model_record(results: dict[str, Any], manifest: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Return the model a run used: the manifest's record, else the results' ``model_info``, else its name.
+
+    A run's manifest copies ``model_info`` when the run completes; the seed's own file has only ``model``.
+    """
+    return (manifest or {}).get("model") or results.get("model_info") or {"name": results.get("model")}
+
+
 def results_table(results: dict[str, Any]):
     """Flatten a results dict (ours or the seed's) to one row per (layer, metric)."""
     import pandas as pd

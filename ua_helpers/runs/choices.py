@@ -17,6 +17,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..report._markdown import md_table_escaped, md_text
+from .rundir import Run
 
 #: The design choices compared, in the order the page names them.
 CHOICES = ("model", "revision", "pooling", "dtype", "dataset", "orientation")
@@ -24,25 +25,24 @@ CHOICES = ("model", "revision", "pooling", "dtype", "dataset", "orientation")
 UNCORRECTED = (1, "CI excludes 0 (uncorrected)")
 
 
-def run_choices(run: dict[str, Any]) -> dict[str, Any]:
+def run_choices(run: Run) -> dict[str, Any]:
     """Return one run's value of each choice (resolved dtype, the dataset's name, orientation default as-given).
 
     Parameters
     ----------
     run : dict
-        ``{"name", "manifest", "results"}``, as :func:`ua_helpers.runs.crossrun.load_complete_runs` gives.
+        A complete run, as :func:`ua_helpers.runs.rundir.load_run` reads it.
     """
-    res, man = run["results"], run["manifest"]
+    res, man = run.results, run.manifest
     params = {**(man.get("parameters") or {}), **(res.get("parameters") or {})}
-    model = man.get("model") or res.get("model_info") or {}
-    dataset = man.get("dataset") or res.get("dataset") or {}
+    model, dataset = run.model, run.dataset
     return {"model": res.get("model") or params.get("model"), "revision": params.get("revision"),
             "pooling": params.get("pooling", "mean"), "dtype": model.get("dtype") or params.get("dtype"),
             "dataset": dataset.get("name") or params.get("dataset"),
             "orientation": params.get("orientation", "as-given")}
 
 
-def run_tests(run: dict[str, Any]):
+def run_tests(run: Run):
     """Return one run's tests with sign and evidence level.
 
     Returns
@@ -53,7 +53,7 @@ def run_tests(run: dict[str, Any]):
     """
     import pandas as pd
 
-    res = run["results"]
+    res = run.results
     num_layers = int(res.get("num_layers") or max(int(k) for k in res["results"]) or 1)
     ladder = {(int(t["layer"]), t["metric"]): t for t in ((res.get("evidence") or {}).get("tests") or [])}
     rows = []
@@ -106,7 +106,7 @@ def match(first, second):
     return frame
 
 
-def choice_effects(runs: Sequence[dict[str, Any]]):
+def choice_effects(runs: Sequence[Run]):
     """For each choice, compare the runs that differ in that choice alone.
 
     Returns
@@ -138,7 +138,7 @@ def choice_effects(runs: Sequence[dict[str, Any]]):
     return pd.DataFrame(rows)
 
 
-def stable_findings(runs: Sequence[dict[str, Any]], *, min_level: int = 1):
+def stable_findings(runs: Sequence[Run], *, min_level: int = 1):
     """Follow the first run's findings (tests at ``min_level`` or higher) through every other run.
 
     Returns
@@ -153,7 +153,7 @@ def stable_findings(runs: Sequence[dict[str, Any]], *, min_level: int = 1):
     base = run_tests(runs[0])
     findings = base[base["level"] >= min_level]
     rows = []
-    others = [(r["name"], match(findings, run_tests(r))) for r in runs[1:]]
+    others = [(r.name, match(findings, run_tests(r))) for r in runs[1:]]
     for row in findings.itertuples(index=False):
         sign_kept = level_kept = n = 0
         lost = []

@@ -74,8 +74,8 @@ def _as_run_dirs(run_dirs: str | os.PathLike | Iterable[str | os.PathLike]) -> l
     return [Path(p).expanduser() for p in run_dirs]
 
 
-def load_complete_runs(run_dirs) -> list[dict[str, Any]]:
-    """Read each complete run's manifest and results; leave out incomplete ones with a warning.
+def load_complete_runs(run_dirs) -> list[rundir.Run]:
+    """Read each complete run (:func:`ua_helpers.runs.rundir.load_run`); leave out the others with a warning.
 
     Parameters
     ----------
@@ -84,33 +84,26 @@ def load_complete_runs(run_dirs) -> list[dict[str, Any]]:
 
     Returns
     -------
-    list of dict
-        Per run: ``name`` (the directory's name), ``path``, ``manifest``, ``results``.
+    list of ua_helpers.runs.rundir.Run
+        One per complete run, in the given order; their directories' names are distinct.
     """
     runs, names = [], set()
     for path in _as_run_dirs(run_dirs):
-        reason = rundir.completeness(path)
-        if reason is not None:
-            warnings.warn(f"left out {path}: {reason}", stacklevel=2)
+        try:
+            run = rundir.load_run(path)
+        except rundir.RunDirError as exc:
+            warnings.warn(f"left out {path}: {exc}", stacklevel=2)
             continue
-        manifest = rundir.read_manifest(path)
-        results = json.loads((path / rundir.RESULTS).read_text(encoding="utf-8"))
-        name = path.name
-        if name in names:
-            raise CrossRunError(f"two runs are named {name!r}; run directories must have distinct names")
-        names.add(name)
-        runs.append({"name": name, "path": path, "manifest": manifest, "results": results})
+        if run.name in names:
+            raise CrossRunError(f"two runs are named {run.name!r}; run directories must have distinct names")
+        names.add(run.name)
+        runs.append(run)
     if not runs:
         raise CrossRunError("no complete run among the given directories")
     return runs
 
 
 # --------------------------------------------------------------------------- tables
-def _revision(run: dict[str, Any]) -> str | None:
-    res = run["results"]
-    return (res.get("parameters") or {}).get("revision") or (res.get("model_info") or {}).get("revision")
-
-
 def crossrun_table(run_dirs):
     """Stack every complete run's correlations, one row per (run, layer, metric), with normalized depth.
 
@@ -128,18 +121,18 @@ def crossrun_table(run_dirs):
     return _table_of(load_complete_runs(run_dirs))
 
 
-def _table_of(runs: list[dict[str, Any]]):
+def _table_of(runs: list[rundir.Run]):
     import pandas as pd
 
     from ..report.results import results_table
 
     frames = []
     for order, run in enumerate(runs):
-        res = run["results"]
+        res = run.results
         table = results_table(res)
         num_layers = int(res.get("num_layers") or table["layer"].max() or 1)
         frames.append(table.assign(
-            run=run["name"], model=res.get("model"), revision=_revision(run), num_layers=num_layers,
+            run=run.name, model=res.get("model"), revision=run.revision, num_layers=num_layers,
             depth=table["layer"] / num_layers, includes_zero=table["includes_zero"].astype(bool), _order=order,
         ))
     table = pd.concat(frames, ignore_index=True)
@@ -204,16 +197,14 @@ def runs_table(run_dirs):
     return _runs_of(load_complete_runs(run_dirs))
 
 
-def _runs_of(runs: list[dict[str, Any]]):
+def _runs_of(runs: list[rundir.Run]):
     import pandas as pd
 
     rows = []
     for run in runs:
-        res, man = run["results"], run["manifest"]
-        ds = man.get("dataset") or res.get("dataset") or {}
-        model = man.get("model") or res.get("model_info") or {}
-        rows.append({"run": run["name"], "model": res.get("model"), "revision": _revision(run),
-                     "dtype": model.get("dtype"), "dataset": ds.get("name"), "dataset sha256": ds.get("sha256"),
+        res, ds = run.results, run.dataset
+        rows.append({"run": run.name, "model": res.get("model"), "revision": run.revision,
+                     "dtype": run.model.get("dtype"), "dataset": ds.get("name"), "dataset sha256": ds.get("sha256"),
                      "n_pairs": res.get("n_pairs"), "num_layers": res.get("num_layers"),
                      "n_bootstrap": res.get("n_bootstrap")})
     return pd.DataFrame(rows)
@@ -352,5 +343,5 @@ def write_crossrun_page(run_dirs, dest_dir: str | os.PathLike) -> Path:
     fig = plot_crossrun(table)
     atomic_write(dest / FIGURE, lambda f: fig.savefig(f, format="png", dpi=100))
     words = choices.stability_markdown(choices.choice_effects(loaded), choices.stable_findings(loaded),
-                                       loaded[0]["name"])
+                                       loaded[0].name)
     return atomic_write_text(dest / PAGE, crossrun_markdown(table, sign_flips(table), runs, FIGURE, words))
