@@ -19,7 +19,7 @@ Each test gets the highest level it reaches, and a level is reached only if ever
 ====  ==============================  ==================================================================
 
 So the count of tests at level >= k can only shrink as k grows. :func:`evidence_block` builds the JSON block
-that ``results.json`` carries under ``"evidence"``; its layout is documented there.
+that ``results.json`` carries under ``"evidence"`` (layout: ``results.schema.json``).
 """
 from __future__ import annotations
 

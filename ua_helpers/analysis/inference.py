@@ -65,11 +65,11 @@ class ExtendedAnalysis:
     Attributes
     ----------
     tests : pandas.DataFrame
-        One row per (layer, metric); columns listed in :func:`extended_analysis`.
+        One row per (layer, metric).
     per_category : pandas.DataFrame
         One row per (layer, metric, category); see :func:`per_category_table`.
     summary : dict
-        Counts of surviving tests and the run's parameters; see :func:`extended_analysis`.
+        Counts of surviving tests and the run's parameters (columns and keys: ``results.schema.json``).
     maxstat_null : ndarray of shape (n_permutations,)
         Max |r| over the family under each permutation.
     """
@@ -120,21 +120,8 @@ def extended_analysis(metric_values, preference, layers: Sequence[int], metric_n
     Returns
     -------
     ExtendedAnalysis
-        ``tests`` columns: layer, metric, n, r, ci_lower, ci_upper (percentile), bca_lower, bca_upper, p_value
-        (Pearson, t-test), p_perm (two-sided permutation), p_holm and p_bh (Holm / BH applied to p_value over the
-        defined tests), p_maxstat, spearman_rho, spearman_ci_lower, spearman_ci_upper, spearman_p_value,
-        spearman_p_bh (BH of spearman_p_value), p_maxstat_spearman (the max-statistic test on ranks, same
-        permutations), p_perm_se, p_maxstat_se, p_maxstat_spearman_se (Monte Carlo standard errors
-        sqrt(p (1 - p) / n_permutations)), maxstat_uncertain and maxstat_spearman_uncertain (the p-value lies
-        within two standard errors of alpha, so its verdict could flip with other permutations); for each
-        covariate set s in ``COVARIATE_SETS``: partial_{s}_r, partial_{s}_ci_lower, partial_{s}_ci_upper,
-        partial_{s}_p_value (t-test), partial_{s}_p_holm, partial_{s}_p_bh (Holm / BH of partial_{s}_p_value over
-        the defined tests); then excludes_zero (percentile CI),
-        survives_holm, survives_bh, survives_maxstat (adjusted p < alpha), survives_confounds (percentile CI of
-        partial_all_r excludes zero), note. ``summary``: n_tests, n_tests_defined, n_excludes_zero,
-        n_perm_significant, n_survives_holm, n_survives_bh, n_survives_maxstat, n_survives_confounds,
-        maxstat_critical_r, alpha, n_pairs, n_bootstrap, n_permutations, seed, ci_level, bca, n_categories,
-        partial_df (per covariate set), covariate_sets (descriptions), partial_ci_method.
+        ``tests`` holds one row per (layer, metric), ``summary`` the family's counts and parameters; their
+        columns and keys are those of the ``extended`` block of results.json (layout: ``results.schema.json``).
     """
     import pandas as pd
 
