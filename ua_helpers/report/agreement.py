@@ -63,13 +63,7 @@ def sign_agreement_null(metric_values, preference, layers: Sequence[int], metric
     Returns
     -------
     dict
-        JSON-ready: ``n_tests`` (matched tests), ``observed`` (same sign as the reference), the null's
-        ``null_mean``, ``null_sd``, ``null_median``, ``null_ci_lower``/``null_ci_upper`` (central
-        :data:`NULL_INTERVAL` interval), ``null_counts`` (permutations giving 0, 1, ..., n_tests agreements),
-        ``p_at_most`` and ``p_at_least`` (``(1 + #{null <= observed}) / (1 + P)`` and the other tail),
-        ``p_value`` (two-sided: twice the smaller tail, at most 1), the binomial reference for comparison
-        (``binomial_mean``, ``binomial_ci_lower``/``_upper``), ``tests`` (layer, metric, ref_layer, ref_sign,
-        r: what the count was taken over) and ``reference`` (model, n_pairs, source).
+        JSON-ready: the ``comparison.sign_agreement_null`` block of results.json (layout: ``results.schema.json``).
     """
     flat, y = check_table_inputs(metric_values, preference, layers, metric_names)  # [tests, n], [n]
     n_permutations = check_positive_int("n_permutations", n_permutations)

@@ -2,23 +2,9 @@
 
 Runs of different models have different depths, so layers are compared by **normalized depth**
 ``depth = layer / num_layers`` (0 = the embeddings, 1 = the last block), as :func:`ua_helpers.report.results.compare_results`
-does for two runs.
-
-For the book
-------------
-:func:`write_crossrun_page` is self-contained: given run directories (or a sweep root) and a folder, it writes
-``crossrun.md`` (MyST) and the figure ``crossrun.png`` beside it, and returns the page's path. A book builder with
-a ``--sweep-root`` option calls it on the staged book folder and lists the page in the staged ``_toc.yml``
-(with ``-W``, Sphinx fails on a page that no toctree lists)::
-
-    from ua_helpers.runs import crossrun
-
-    page = crossrun.write_crossrun_page(crossrun.sweep_run_dirs(sweep_root), staging / "book")
-    # _toc.yml: - file: book/crossrun
-
-The page uses no role or directive beyond MyST's ``{figure}`` and has exactly one ``#`` title, so it builds under
-``jupyter-book build -W -n``. Incomplete runs (a failed sweep entry) are left out with a warning; at least one
-complete run is required.
+does for two runs. :func:`write_crossrun_page` writes the book's cross-run page (``ua-book build --sweep-root``):
+one ``#`` title and no role beyond MyST's ``{figure}``, so it builds under ``-W -n``; incomplete runs are left out
+with a warning.
 """
 from __future__ import annotations
 
