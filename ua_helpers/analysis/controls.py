@@ -502,17 +502,7 @@ class Controls:
     ci_level: float
 
     def to_json(self) -> dict[str, Any]:
-        """Return the ``controls`` block of ``results.json`` (plain types, NaN as None).
-
-        Keys: ``schema_version``; ``representation`` and ``prefix`` (this run's); ``random_tokens``: seeds,
-        description, tests (one per (layer, metric): r_mean, r_min, r_max over the seeds and r per seed -- the same
-        at every layer); ``shuffled_pairing``: n_shuffles, seed, ci_level, tests (r_observed, null_mean,
-        null_median, null_ci_lower, null_ci_upper, p_value: two-sided around the null's median) and
-        statement_level (additive metrics: r_a, r_b); ``lexical``: frequency_proxy, ci_method, covariates (name,
-        description, r with the preference or None, multiple_r), per_test_covariates (name, description) and
-        tests (partial_r, ci_lower, ci_upper, p_value, p_holm, df, note). Validated by
-        ``ua_helpers/results.schema.json``.
-        """
+        """Return the ``controls`` block of ``results.json`` (plain types, NaN as None; layout: ``results.schema.json``)."""
         rt_rows = []
         for layer in self.layers:
             for mi, name in enumerate(self.metric_names):

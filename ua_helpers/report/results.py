@@ -257,7 +257,7 @@ def write_results(path: str | os.PathLike, results: dict[str, Any]) -> Path:
     return atomic_write_json(path, results)
 
 
-#: The JSON Schema of results.json, shipped in the package (``ua_helpers/results.schema.json``).
+#: The JSON Schema of results.json, shipped in the package (``ua_helpers/report/results.schema.json``).
 SCHEMA_FILE = Path(__file__).with_name("results.schema.json")
 #: Deepest nesting accepted in a results file (the deepest block written here is 6 levels deep).
 MAX_DEPTH = 32
