@@ -199,10 +199,7 @@ def category_level(emb_a, emb_b, preference, categories: Sequence[str], layers: 
     Returns
     -------
     dict
-        ``layer_results[layer]``: r, ci_lower, ci_upper, p_value, includes_zero, n_categories, note,
-        ``categories`` {name: n_pairs, uniformity_a, uniformity_b, asymmetry, output_preference, pct_prefer_a}
-        and the study's ``_global_stats``. A category with fewer than 2 pairs has NaN (null) uniformity and is
-        left out of the correlation, which its note says. JSON-ready (NaN as None).
+        JSON-ready (NaN as None): the ``category_level`` block of results.json (layout: ``results.schema.json``).
     """
     a, b, p, layers = _check_inputs(emb_a, emb_b, preference, layers)
     _check_resampling(n_bootstrap, ci_level, seed)
@@ -339,12 +336,8 @@ def option_a_bins(emb_a, emb_b, preference, layers: Sequence[int], *, n_bins: in
     Returns
     -------
     dict
-        ``seeded_binning``: how the one binning was drawn (:data:`SEEDED_BINNING`);
-        ``bootstrap_results[layer]``: the seeded binning's r, ci_lower, ci_upper, p_value, includes_zero, n_bins,
-        note; ``results_by_k[k][layer]``: r_mean, r_std (population sd, as the study), p_mean, n_valid (binnings
-        with at least 3 bins and a defined r) and share_ci_excludes_zero, where each binning's interval is the
-        Fisher z interval at ``ci_level`` (not a bootstrap: cheap enough for every binning). Bins with fewer
-        than 2 pairs are dropped. JSON-ready (NaN as None).
+        JSON-ready (NaN as None): the ``option_a_bins`` block of results.json (layout: ``results.schema.json``).
+        Each random binning's interval is a Fisher z interval, not a bootstrap: cheap enough for every binning.
     """
     a, b, p, layers = _check_inputs(emb_a, emb_b, preference, layers)
     _check_resampling(n_bootstrap, ci_level, seed)
