@@ -108,3 +108,11 @@ def t_pvalue(r, df) -> np.ndarray:
         t = np.abs(r) * np.sqrt(df / np.maximum(1.0 - r**2, 0.0))
     return 2 * sps.t.sf(t, df)
 
+
+def excludes_zero(lo, hi) -> np.ndarray:
+    """Tell whether each interval ``[lo, hi]`` lies wholly above or below zero; an undefined bound (None, NaN) does
+    not. ``lo`` and ``hi`` broadcast; a 0-d array of bool for scalars."""
+    lo, hi = np.asarray(lo, dtype=float), np.asarray(hi, dtype=float)
+    with np.errstate(invalid="ignore"):
+        return (lo > 0) | (hi < 0)
+

@@ -307,7 +307,7 @@ def test_controls_block_layout_and_sentence(small):
     assert set(lex["tests"][0]) >= {"layer", "metric", "partial_r", "ci_lower", "ci_upper", "p_value", "p_holm"}
     text = findings.read_controls({"controls": block})
     lo = min(min(t["r"]) for t in rt["tests"])
-    assert f"r from {lo:+.2f}" in text and "1,000 re-pairings" in text
+    assert f"r from {lo:+.3f} " in text and "1,000 re-pairings" in text
     inside = sum(t["null_ci_lower"] <= t["r_observed"] <= t["null_ci_upper"] for t in sp["tests"])
     assert f"leaves {inside} of {len(sp['tests'])} tests" in text
     assert findings.read_controls(block) == text  # the block alone reads the same

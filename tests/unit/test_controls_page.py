@@ -68,7 +68,7 @@ def test_a_finding_names_the_controls_it_survives_and_those_that_explain_it(res)
     survives, explains = text.split(". Controls that explain it: ")
     assert "random tokens" in survives and "shuffled pairing" in survives and "lexical covariates" in survives
     r0 = res["results"]["0"]["centroid_asymmetry"]["r"]
-    assert f"layer 0 (token embeddings), r = {r0:+.2f}" in text
+    assert f"layer 0 (token embeddings), r = {r0:+.3f}" in text
     assert ("token embeddings" in explains) == (np.sign(r0) == np.sign(t["r"]) and abs(r0) >= abs(t["r"]))
     at_zero = findings.controls_verdict(_test(res, 0, "centroid_asymmetry"), res)
     assert "the token embeddings (the test is at layer 0" in at_zero.split("explain it: ")[1]
@@ -85,8 +85,8 @@ def test_the_sentence_changes_when_a_controls_number_changes(res):
     after = findings.controls_verdict(t, edited)
     assert before != after
     assert "shuffled pairing" in before.split("explain it: ")[0]
-    assert (f"statement-level: re-pairing at random gives r = {t['r']:+.2f} "
-            f"[{t['r'] - 0.1:+.2f}, {t['r'] + 0.1:+.2f}]") in after.split("explain it: ")[1]
+    assert (f"statement-level: re-pairing at random gives r = {t['r']:+.3f} "
+            f"[{t['r'] - 0.1:+.3f}, {t['r'] + 0.1:+.3f}]") in after.split("explain it: ")[1]
     # and a lexical partial r that loses significance explains it
     lx = next(x for x in edited["controls"]["lexical"]["tests"] if (x["layer"], x["metric"]) == (8, "margin_asymmetry"))
     lx["p_holm"] = 0.4

@@ -233,10 +233,10 @@ def test_sentences_follow_the_numbers(built):
     top = res["evidence"]["tests"][19]
     top.update(r=-0.4321, ci_lower=-0.55, ci_upper=-0.31, group=None)
     first = findings.strongest(res, 1)[0]
-    assert first.startswith(f"Layer {top['layer']}, {top['metric']}: r = -0.43, 95% CI [-0.55, -0.31]")
+    assert first.startswith(f"Layer {top['layer']}, {top['metric']}: r = -0.432, 95% CI [-0.550, -0.310]")
     assert "Evidence level 6 of 6 (beyond lexical)" in first and "and beyond lexical controls" in first
     top["r"] = -0.2468
-    assert "r = -0.25" in findings.strongest(res, 1)[0]
+    assert "r = -0.247," in findings.strongest(res, 1)[0]
     top["level"], top["level_name"] = 2, "FDR"
     top["passes"]["maxstat"] = False
     assert "Evidence level 2 of 6 (FDR)" in findings.strongest(res, 1)[0]
@@ -256,8 +256,8 @@ def test_disagreement_and_redundancy_sentences(built):
                             "ci_upper": 0.1, "rho": 0.25, "rho_ci_lower": 0.1, "rho_ci_upper": 0.38,
                             "kind": "verdict"}]
     text = findings.read_disagreements(res)
-    assert text.startswith("Pearson and Spearman disagree on 1 test: margin_asymmetry at layer 12 (r = -0.09; "
-                           "rho = +0.25: rho's CI excludes 0, r's does not)")
+    assert text.startswith("Pearson and Spearman disagree on 1 test: margin_asymmetry at layer 12 (r = -0.090; "
+                           "rho = +0.250: rho's CI excludes 0, r's does not)")
     ev["disagreements"] = []
     assert "agree in sign and verdict on every test" in findings.read_disagreements(res)
     ev["redundant_groups"] = [{"layer": 4, "metrics": ["centroid_asymmetry", "cross_centroid"],
@@ -272,7 +272,7 @@ def test_correlation_table_sentence_from_a_table(built):
     table.loc[3, ["r", "ci_lower", "ci_upper"]] = -0.61, -0.7, -0.5
     text = findings.read_correlation_table(table)
     assert text.startswith("1 of 20 tests have a 95% CI that excludes 0 without correction")
-    assert "the largest |r| is -0.61 [-0.70, -0.50] (knn_density_asymmetry, layer 0)" in text
+    assert "the largest |r| is -0.610 [-0.700, -0.500] (knn_density_asymmetry, layer 0)" in text
     with pytest.raises(ValueError, match="lacks columns"):
         findings.read_correlation_table(table.drop(columns=["r"]))
 
@@ -381,6 +381,6 @@ def test_rank_levels_and_their_sentence(built):
     t = res["evidence"]["tests"][7]
     t.update(rank_level=3, rho=0.3141, maxstat_uncertain=True, p_maxstat=0.0497)
     text = findings.read_ranks(res)
-    assert (f"{t['metric']} at layer {t['layer']} (rho = +0.31, level 3 (family-wise) on ranks, 0 on Pearson)"
+    assert (f"{t['metric']} at layer {t['layer']} (rho = +0.314, level 3 (family-wise) on ranks, 0 on Pearson)"
             in text)
     assert "max-statistic p = 0.050) lies within two Monte Carlo standard errors of 0.05" in text

@@ -48,8 +48,8 @@ def test_headline_table_has_few_plain_columns_and_only_the_tests_on_the_ladder(r
     assert len(tables.tests_table(results, min_rung=0)) == len(LAYERS) * len(NAMES)
     first = next(t for t in results["evidence"]["tests"] if t["level"] >= 1)
     row = table.iloc[0]
-    assert (row["layer"], row["metric"], row["r"]) == (first["layer"], first["metric"], round(first["r"], 2))
-    assert row["90% CI"] == f"[{first['ci_lower']:+.2f}, {first['ci_upper']:+.2f}]"
+    assert (row["layer"], row["metric"], row["r"]) == (first["layer"], first["metric"], round(first["r"], 3))
+    assert row["90% CI"] == f"[{first['ci_lower']:+.3f}, {first['ci_upper']:+.3f}]"
 
 
 def test_ladder_table_names_every_rung_from_the_evidence_block(results):
@@ -82,7 +82,7 @@ def test_comparison_counts_and_table():
     counts = tables.comparison_counts(comparison)
     assert counts.loc["a"].to_list() == [2, 1, 1] and counts.loc["all"].to_list() == [3, 2, 2]
     full = tables.comparison_table(comparison)
-    assert full.shape == (3, 5) and full.iloc[1]["r [CI]"] == "-0.10 [-0.20, +0.05]"
+    assert full.shape == (3, 5) and full.iloc[1]["r [CI]"] == "-0.100 [-0.200, +0.050]"
     with pytest.raises(ValueError, match="empty"):
         tables.comparison_counts(comparison.iloc[:0])
 
@@ -101,7 +101,7 @@ def test_prose_escapes_plain_text_once_and_keeps_markup():
 def test_collapsed_table_is_closed_and_scrolls_in_its_own_box():
     html = show.collapsed_html(pd.DataFrame({"x": [1.23456, np.nan]}), "All <tests>")
     assert html.startswith("<details><summary>All &lt;tests&gt;</summary>") and "overflow-x: auto" in html
-    assert "1.235" in html and "–" in html
+    assert "1.235" in html and "<td>n/a</td>" in html
     assert "open" not in html.split(">")[0]
 
 
@@ -111,3 +111,26 @@ def test_an_empty_or_mostly_empty_table_becomes_a_sentence():
     assert show.table_or_note(full.iloc[:0], "No test reaches rung 1.").data == "No test reaches rung 1."
     sparse = pd.DataFrame({"a": [1.0, np.nan], "b": [np.nan, np.nan]})
     assert show.table_or_note(sparse, "mostly empty").data == "mostly empty"
+
+
+def test_one_precision_for_r_and_one_missing_value():
+    from ua_helpers.report._markdown import MISSING, R_DECIMALS, fmt_ci, fmt_r, md_code, md_text
+
+    assert R_DECIMALS == 3  # the seed prints r={r:+.3f} and CI=[{lo:+.3f}, {hi:+.3f}]
+    assert (fmt_r(-0.6774), fmt_r(0.0), fmt_r(np.float32(0.12345))) == ("-0.677", "+0.000", "+0.123")
+    assert fmt_ci(-0.7654, -0.5566) == "[-0.765, -0.557]"
+    for missing in (None, float("nan"), float("inf")):
+        assert fmt_r(missing) == fmt_ci(missing, 0.1) == fmt_ci(0.1, missing) == MISSING == "n/a"
+    assert md_text(None) == md_code(None) == MISSING
+
+
+def test_no_module_formats_a_signed_statistic_itself():
+    """Every signed number printed goes through fmt_r, except the two that are not correlations (nats, tokens)."""
+    import re
+    from pathlib import Path
+
+    package = Path(__file__).resolve().parents[2] / "ua_helpers"
+    own = {(p.relative_to(package).as_posix(), line.strip()) for p in package.rglob("*.py")
+           for line in p.read_text(encoding="utf-8").splitlines()
+           if re.search(r":\+\.\d+f\}", line) and not line.lstrip().startswith("#")}
+    assert {path for path, _ in own} <= {"report/describe.py"}, own  # mean preference in nats, token differences

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
+from .._checks import excludes_zero
 from .._io import to_jsonable
 from . import robustness as rb
 from .redundancy import Redundancy
@@ -80,12 +81,6 @@ def _check_tests(tests, partial_adjust: str):
     missing = [c for c in need if c not in tests.columns]
     if missing:
         raise ValueError(f"tests lacks columns {missing}; pass inference.extended_analysis(...).tests")
-
-
-def _excludes_zero(lo, hi) -> np.ndarray:
-    lo, hi = np.asarray(lo, dtype=float), np.asarray(hi, dtype=float)
-    with np.errstate(invalid="ignore"):
-        return (lo > 0) | (hi < 0)
 
 
 def _lexical_frame(lexical, keys):
@@ -143,10 +138,10 @@ def ladder(tests, loo, lexical, *, alpha: float = 0.05, partial_adjust: str = "h
     sign = np.sign(r)
     with np.errstate(invalid="ignore"):
         crit = {
-            "ci": _excludes_zero(tests["ci_lower"], tests["ci_upper"]),
+            "ci": excludes_zero(tests["ci_lower"], tests["ci_upper"]),
             "bh": tests["p_bh"].to_numpy(dtype=float) < alpha,
             "maxstat": tests["p_maxstat"].to_numpy(dtype=float) < alpha,
-            "robust": (_excludes_zero(tests["spearman_ci_lower"], tests["spearman_ci_upper"])
+            "robust": (excludes_zero(tests["spearman_ci_lower"], tests["spearman_ci_upper"])
                        & (np.sign(tests["spearman_rho"].to_numpy(dtype=float)) == sign)
                        & ~lo["loo_sign_change"].to_numpy(dtype=bool)
                        & ~lo["loo_verdict_change"].to_numpy(dtype=bool)),
@@ -303,7 +298,7 @@ def _rank_level(tests, alpha: float) -> np.ndarray:
 
     rho = col("spearman_rho")
     with np.errstate(invalid="ignore"):
-        met = np.column_stack([_excludes_zero(col("spearman_ci_lower"), col("spearman_ci_upper")),
+        met = np.column_stack([excludes_zero(col("spearman_ci_lower"), col("spearman_ci_upper")),
                                col("spearman_p_bh") < alpha, col("p_maxstat_spearman") < alpha,
                                np.zeros(n, dtype=bool)])
     met[~(np.isfinite(rho) & (rho != 0))] = False

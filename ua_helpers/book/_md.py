@@ -1,40 +1,20 @@
-"""Markdown helpers shared by the page generators: number formats, tables, and escaping."""
+"""Markdown helpers shared by the page generators: tables, the headline count, short hashes."""
 from __future__ import annotations
 
-import math
 from typing import Any
 
-from ..report._markdown import fmt_r as _fmt_r
-from ..report._markdown import plain_text
-
-
-def is_missing(x: Any) -> bool:
-    return x is None or (isinstance(x, float) and math.isnan(x))
-
-
-def fmt_r(r: Any) -> str:
-    """An r on a book page: three decimals (the notebooks' sentences use two)."""
-    return _fmt_r(r, 3)
-
-
-def fmt_ci(lo: Any, hi: Any) -> str:
-    return "n/a" if is_missing(lo) or is_missing(hi) else f"[{float(lo):+.3f}, {float(hi):+.3f}]"
+from ..report._markdown import MISSING, fmt_ci, fmt_r, is_missing, plain_text
 
 
 def fmt_test(r: Any, lo: Any, hi: Any) -> str:
-    return f"{fmt_r(r)} {fmt_ci(lo, hi)}" if not is_missing(r) else "n/a"
-
-
-def excludes_zero(lo: Any, hi: Any) -> bool:
-    """The CI lies wholly above or below zero (an undefined CI does not)."""
-    return not (is_missing(lo) or is_missing(hi)) and (float(lo) > 0 or float(hi) < 0)
-
+    """An r and its CI, ``+0.123 [+0.050, +0.190]``, or :data:`~ua_helpers.report._markdown.MISSING`."""
+    return f"{fmt_r(r)} {fmt_ci(lo, hi)}" if not is_missing(r) else MISSING
 
 
 def _cell(value: Any) -> str:
     """A table cell: markup made by the page generators, escaped only for the table's ``|`` and newlines."""
     text = plain_text(value)
-    return "–" if text is None else text.replace("|", "\\|")
+    return MISSING if text is None else text.replace("|", "\\|")
 
 
 def md_table(headers: list[str], rows: list[list[Any]]) -> str:

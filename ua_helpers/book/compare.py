@@ -8,11 +8,12 @@ from __future__ import annotations
 import shlex
 from typing import Any
 
+from .._checks import excludes_zero
 from ..inputs import data
 from ..report import agreement, results
-from ..report._markdown import md_code, md_text
+from ..report._markdown import MISSING, md_code, md_text
 from ..runs.rundir import Run
-from ._md import excludes_zero, fmt_test, headline, md_table, sha_short
+from ._md import fmt_test, headline, md_table, sha_short
 from .context import (
     BookContext,
     model_identity,
@@ -139,7 +140,7 @@ def _chance_level(run: Run, table) -> str:
                 "`reference_results` naming this file computes the one that applies.\n")
     k, obs = block["n_tests"], block["observed"]
     where = "below" if obs < block["null_ci_lower"] else "above" if obs > block["null_ci_upper"] else "inside"
-    rows = [["this run, observed", f"**{obs}**", "–"],
+    rows = [["this run, observed", f"**{obs}**", MISSING],
             [f"permutation null ({block['n_permutations']:,} permutations of this run's preference)",
              f"{block['null_mean']:.1f}", f"{block['null_ci_lower']} to {block['null_ci_upper']}"],
             [f"binomial ({k} independent tests, p = 1/2)", f"{block['binomial_mean']:g}",
@@ -221,7 +222,7 @@ def comparison_page(ctx: BookContext) -> str:
          "metrics, which depths.\n" if differ else
          f"This run matches {ref_name} in model, weights, dataset and dtype; the numbers should agree up to "
          "bootstrap noise and hardware rounding.\n"),
-        md_table(["", "this run", ref_name], [[k, ours_id[k], ref_id.get(k, "–")] for k in ours_id]),
+        md_table(["", "this run", ref_name], [[k, ours_id[k], ref_id.get(k, MISSING)] for k in ours_id]),
         "## Sign agreement\n",
         "Layers are matched by **relative depth** (layer / number of blocks), so a 30-block model lines up with "
         "a 32-block one; each row below pairs one layer of this run with the reference layer nearest in depth. "
@@ -292,7 +293,7 @@ def replication_page(ctx: BookContext) -> str:
     link = ctx.attach(ctx.replication.path / "results.json", "replication-results.json")
     parts += [
         "## The two runs\n",
-        md_table(["", name1, name2], [[k, ident1[k], ident2.get(k, "–")] for k in ident1]
+        md_table(["", name1, name2], [[k, ident1[k], ident2.get(k, MISSING)] for k in ident1]
                  + [["run directory", md_code(first.path.name), md_code(second.path.name)]]),
         f"The second run's results: {{download}}`replication-results.json <{link}>`.\n",
     ]

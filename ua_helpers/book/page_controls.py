@@ -11,9 +11,9 @@ from typing import Any
 
 from .._io import atomic_write
 from ..report import findings, results
-from ..report._markdown import md_code, md_text
+from ..report._markdown import MISSING, fmt_ci, fmt_r, is_missing, md_code, md_text
 from ..runs.rundir import Run
-from ._md import fmt_ci, fmt_r, is_missing, md_table
+from ._md import md_table
 from .context import FILES_DIR, BookContext, repo_relative, run_banner
 
 #: The controls figure inside the staged book, and its resolution (420 px wide; see plots.CONTROLS_DPI).
@@ -61,7 +61,7 @@ def _shuffled_section(res: dict[str, Any]) -> list[str]:
         n_beyond += out
         rows.append([findings.layer_label(t["layer"]), md_text(t["metric"]), fmt_r(t.get("r_observed")),
                      f"{fmt_r(t.get('null_mean'))} {fmt_ci(t.get('null_ci_lower'), t.get('null_ci_upper'))}",
-                     "n/a" if is_missing(t.get("p_value")) else f"{float(t['p_value']):.3g}",
+                     MISSING if is_missing(t.get("p_value")) else f"{float(t['p_value']):.3g}",
                      "yes" if out else "no"])
     return [f"In **{n_beyond} of {len(rows)}** tests the real pairing's r lies beyond the null interval on its own "
             "side of 0; in the others the re-paired statements reach it (or go further), so the pair-level r "
@@ -91,7 +91,7 @@ def _other_run_section(title: str, run: Run | None, main: Run, *, what: str, com
     for r in ours.itertuples():
         o = other.get((int(r.layer), r.metric))
         rows.append([findings.layer_label(r.layer), md_text(r.metric), f"{fmt_r(r.r)} {fmt_ci(r.ci_lower, r.ci_upper)}",
-                     "–" if o is None else f"{fmt_r(o.r)} {fmt_ci(o.ci_lower, o.ci_upper)}"])
+                     MISSING if o is None else f"{fmt_r(o.r)} {fmt_ci(o.ci_lower, o.ci_upper)}"])
     name = md_code(run.dataset_name)
 
     def strongest(t):

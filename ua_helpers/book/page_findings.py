@@ -9,9 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from ..report import findings
-from ..report._markdown import md_text
-from ._md import fmt_ci, fmt_r, headline, is_missing, md_table
+from ..report._markdown import fmt_ci, fmt_r, is_missing, md_text
 from ..runs.rundir import Run
+from ._md import headline, md_table
 from .context import BookContext, model_identity, run_banner
 
 #: Tests listed where a run has no generated findings.

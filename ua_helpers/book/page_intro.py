@@ -16,13 +16,13 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from .._checks import excludes_zero
 from .._io import atomic_write
 from ..analysis import evidence
 from ..inputs import published
 from ..report import findings, results
-from ..report._markdown import md_text
+from ..report._markdown import fmt_ci, fmt_r, is_missing, md_text
 from ..runs.rundir import Run
-from ._md import excludes_zero, fmt_ci, fmt_r, is_missing
 from .compare import PUBLISHED_MODEL
 from .context import FILES_DIR, BookContext, study_citation
 
@@ -106,8 +106,9 @@ def smallest_excluding_r(res: dict[str, Any]) -> float | None:
     return min(found) if found else None
 
 
-def _r2(x: float) -> str:
-    return f"{x:+.2f}".replace("-", "\u2212")
+def _r_minus(x: float) -> str:
+    """:func:`fmt_r` with a typographic minus, for prose."""
+    return fmt_r(x).replace("-", "\u2212")
 
 
 def _where(t: dict[str, Any], num_layers: int) -> str:
@@ -168,7 +169,8 @@ def _controls_sentence(res: dict[str, Any], lead: dict[str, Any] | None) -> str:
         lo, hi = rt[key]["r_min"], rt[key]["r_max"]
         inside = not outside(lead, lo, hi)
         text += (f" The strongest result {'lies inside' if inside else 'lies outside'} the random-token range "
-                 f"({_r2(lo)} to {_r2(hi)})" + (", so token identity alone could give it." if inside else "."))
+                 f"({_r_minus(lo)} to {_r_minus(hi)})"
+                 + (", so token identity alone could give it." if inside else "."))
     return text
 
 
@@ -185,7 +187,7 @@ def _comparison_sentence(res: dict[str, Any], reference: dict[str, Any] | None, 
     text = f"Compared with {name}"
     if ref_lead is not None:
         text += (f", whose strongest correlation is {_where(ref_lead, _num_layers(reference))} "
-                 f"(r = {_r2(ref_lead['r'])})")
+                 f"(r = {_r_minus(ref_lead['r'])})")
     return (text + f", this run's r has the same sign in {same} of {len(table)} tests matched by relative depth, "
             f"and both CIs exclude zero with the same sign in {both}.")
 
@@ -212,8 +214,8 @@ def abstract_sentences(res: dict[str, Any], reference: dict[str, Any] | None = N
     else:
         level = (f", evidence rung {lead['level']}, \"{lead['level_name']}\"" if "level" in lead else
                  ", uncorrected")
-        out.append(f"Its strongest result is {_where(lead, num_layers)} (r = {_r2(lead['r'])}, CI "
-                   f"[{_r2(lead['ci_lower'])}, {_r2(lead['ci_upper'])}]{level}): "
+        out.append(f"Its strongest result is {_where(lead, num_layers)} (r = {_r_minus(lead['r'])}, CI "
+                   f"[{_r_minus(lead['ci_lower'])}, {_r_minus(lead['ci_upper'])}]{level}): "
                    f"{direction(lead['metric'], lead['r'])}.")
     if res.get("evidence"):
         out.append(_ladder_sentence(res))

@@ -8,18 +8,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from .._checks import excludes_zero
 from ..analysis import levels
 from ..inputs import published
 from ..report import levels_tables
-from ..report._markdown import md_text
-from ._md import excludes_zero, fmt_ci, fmt_r, is_missing, md_table
+from ..report._markdown import MISSING, fmt_ci, fmt_r, is_missing, md_text
+from ._md import md_table
 from .context import BookContext, run_banner, study_citation
 
 
 def _test(entry: dict[str, Any] | None) -> str:
     """``r [lo, hi]`` with a mark where the CI excludes zero (uncorrected), or a dash."""
     if not entry or is_missing(entry.get("r")):
-        return "–"
+        return MISSING
     mark = " ◆" if excludes_zero(entry.get("ci_lower"), entry.get("ci_upper")) else ""
     return f"{fmt_r(entry['r'])} {fmt_ci(entry.get('ci_lower'), entry.get('ci_upper'))}{mark}"
 
@@ -32,7 +33,7 @@ def _pair_level(tests: dict[str, Any]) -> str:
 def _spread(entry: dict[str, Any] | None) -> str:
     """``r mean ± sd (share of binnings whose interval excludes 0)`` over random binnings, or a dash."""
     if not entry or is_missing(entry.get("r_mean")) or is_missing(entry.get("r_std")):
-        return "–"
+        return MISSING
     share = entry.get("share_ci_excludes_zero")
     return (f"{fmt_r(entry['r_mean'])} ± {float(entry['r_std']):.3f}"
             + ("" if is_missing(share) else f" ({float(share):.0%} excl. 0)"))
@@ -63,7 +64,7 @@ def _n_of(block: dict[str, Any] | None, key: str) -> str:
     """The range of ``key`` (e.g. ``n_bins``) over a block's layers: "20", or "18–20" where it varies."""
     values = sorted({int(e[key]) for e in (block or {}).values() if isinstance(e, dict) and e.get(key) is not None})
     if not values:
-        return "–"
+        return MISSING
     return str(values[0]) if len(values) == 1 else f"{values[0]}–{values[-1]}"
 
 
@@ -100,7 +101,7 @@ def this_run_section(ctx: BookContext) -> list[str]:
                               spread))
     if by_k:
         rows = [[k, layer, f"{fmt_r(e.get('r_mean'))} ± {float(e['r_std']):.3f}" if not is_missing(e.get("r_std"))
-                 else "–", "–" if is_missing(e.get("share_ci_excludes_zero"))
+                 else MISSING, MISSING if is_missing(e.get("share_ci_excludes_zero"))
                  else f"{float(e['share_ci_excludes_zero']):.0%}"]
                 for k, layers in by_k.items() for layer, e in layers.items()]
         parts += [f"Over {bins.get('n_binnings')} random binnings for each bin count k, the mean and sd of r, and "
@@ -132,7 +133,7 @@ def pythia_section() -> list[str]:
         row = [f"{depth:.2f}"]
         for m in models.values():
             hit = [v for l, v in m["layer_results"].items() if round(int(l) / m["n_layers"], 2) == depth]
-            row.append(fmt_r(hit[0].get("correlation")) if hit else "–")
+            row.append(fmt_r(hit[0].get("correlation")) if hit else MISSING)
         rows.append(row)
     parts += ["### Category level across Pythia sizes\n",
               "The study's scaling file: category-level r (no CI; n = 6 categories) by relative depth for four "

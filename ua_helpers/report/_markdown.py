@@ -6,12 +6,30 @@ import re
 from typing import Any, Iterable, Sequence
 
 
-def fmt_r(x: Any, decimals: int = 2) -> str:
-    """Format a correlation (or any signed statistic) with its sign, or "n/a" for a missing or non-finite value."""
+#: Decimals of every r, ρ and CI bound that a page, table or sentence prints (the seed prints ``r={r:+.3f}``).
+R_DECIMALS = 3
+#: How every page, table and sentence shows a missing or undefined value.
+MISSING = "n/a"
+
+
+def is_missing(x: Any) -> bool:
+    """Tell whether ``x`` is missing: ``None`` or a non-finite number."""
     if x is None:
-        return "n/a"
-    x = float(x)
-    return f"{x:+.{decimals}f}" if math.isfinite(x) else "n/a"
+        return True
+    try:
+        return not math.isfinite(float(x))
+    except (TypeError, ValueError):
+        return False
+
+
+def fmt_r(x: Any) -> str:
+    """Format a correlation (or a CI bound) with its sign and :data:`R_DECIMALS` decimals, or :data:`MISSING`."""
+    return MISSING if is_missing(x) else f"{float(x):+.{R_DECIMALS}f}"
+
+
+def fmt_ci(lo: Any, hi: Any) -> str:
+    """Format an interval as ``[-0.470, -0.240]`` (bounds as :func:`fmt_r`), or :data:`MISSING` if a bound is."""
+    return MISSING if is_missing(lo) or is_missing(hi) else f"[{fmt_r(lo)}, {fmt_r(hi)}]"
 
 
 def plain_text(value: Any) -> str | None:
@@ -31,11 +49,11 @@ def md_text(value: Any) -> str:
     Every character that can open markup is backslash-escaped (CommonMark allows it for all ASCII punctuation),
     and so is a punctuation character at the start (a list marker, a heading underline), so no emphasis, link,
     code span, role, substitution, math or raw HTML (``<img onerror=...>``) can form from the text; a missing
-    value is a dash.
+    value is :data:`MISSING`.
     """
     text = plain_text(value)
     if text is None:
-        return "–"
+        return MISSING
     return "".join(f"\\{c}" if c in _ACTIVE or (i == 0 and c in _PUNCT) else c for i, c in enumerate(text))
 
 
@@ -43,11 +61,11 @@ def md_code(value: Any) -> str:
     """Show user-supplied text as an inline code span that no backtick in it can close early.
 
     The fence is one backtick longer than the longest run of backticks in the text (CommonMark), padded with a
-    space where the text starts or ends with a backtick; a missing value is a dash.
+    space where the text starts or ends with a backtick; a missing value is :data:`MISSING`.
     """
     text = plain_text(value)
     if text is None:
-        return "–"
+        return MISSING
     longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
     fence = "`" * (longest + 1)
     pad = " " if text.startswith("`") or text.endswith("`") or not text.strip() else ""
@@ -64,15 +82,16 @@ class Markup(str):
 
 
 def _table_cell(value: Any) -> str:
-    """A table cell from a value: floats with two decimals, integers as they are, text escaped."""
+    """A table cell from a value: floats with :data:`R_DECIMALS` decimals, integers as they are, text escaped, an
+    empty list "none"."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
+        return MISSING
     if isinstance(value, Markup):
         return str(value)
     if isinstance(value, (list, tuple)):
-        return ", ".join(_table_cell(v) for v in value) or "–"
+        return ", ".join(_table_cell(v) for v in value) or "none"
     if isinstance(value, float):
-        return f"{value:.2f}"
+        return f"{value:.{R_DECIMALS}f}"
     if isinstance(value, int):
         return str(value)
     return md_text(value).replace("|", "\\|")

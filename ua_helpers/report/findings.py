@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from ..analysis.evidence import level_names, require_evidence
-from ._markdown import Markup, fmt_r, md_text
+from ._markdown import MISSING, Markup, fmt_ci, fmt_r, md_text
 from .results import model_record
 
 _ADJUST = {"holm": "Holm", "bh": "Benjamini-Hochberg"}
@@ -46,18 +46,10 @@ def _markup(func):
 # Formatting
 # --------------------------------------------------------------------------------------------------------------
 
-def _r(x) -> str:
-    return fmt_r(x, 2)
-
-
-def _ci(lo, hi) -> str:
-    return f"[{_r(lo)}, {_r(hi)}]"
-
-
 def _p(label: str, p) -> str:
     """Return "label = 0.012", or "label < 0.001" below 0.001."""
     if p is None or not np.isfinite(p):
-        return f"{label} = n/a"
+        return f"{label} = {MISSING}"
     return f"{label} < 0.001" if p < 0.001 else f"{label} = {p:.3f}"
 
 
@@ -125,20 +117,20 @@ def _why_not_robust(t) -> str:
     reasons = []
     rho_excl = (t["rho_ci_lower"] or 0) > 0 or (t["rho_ci_upper"] or 0) < 0
     if not rho_excl:
-        reasons.append(f"Spearman rho's CI {_ci(t['rho_ci_lower'], t['rho_ci_upper'])} includes 0")
+        reasons.append(f"Spearman rho's CI {fmt_ci(t['rho_ci_lower'], t['rho_ci_upper'])} includes 0")
     elif np.sign(t["rho"]) != np.sign(t["r"]):
-        reasons.append(f"Spearman rho = {_r(t['rho'])} has the opposite sign")
+        reasons.append(f"Spearman rho = {fmt_r(t['rho'])} has the opposite sign")
     if t["loo_sign_change"] or t["loo_verdict_change"]:
         what = "sign" if t["loo_sign_change"] else "t-test verdict"
         reasons.append(f"removing a single pair changes its {what} (most influential: pair "
-                       f"{t['most_influential_pair']}, r changes by {_r(t['loo_delta_r'])})")
+                       f"{t['most_influential_pair']}, r changes by {fmt_r(t['loo_delta_r'])})")
     return _join(reasons) or "it fails the robustness criterion"
 
 
 def _verdict(t, ev) -> str:
     """What the test's level means, and why it goes no higher."""
     level, adjust = t["level"], _ADJUST[ev["partial_adjust"]]
-    partial = (f"partial r = {_r(t['partial_r'])} {_ci(t['partial_ci_lower'], t['partial_ci_upper'])}, "
+    partial = (f"partial r = {fmt_r(t['partial_r'])} {fmt_ci(t['partial_ci_lower'], t['partial_ci_upper'])}, "
                f"{_p(adjust + '-adjusted p', t['partial_p_adjusted'])}")
     if level == 0:
         return "its CI includes 0"
@@ -154,8 +146,8 @@ def _verdict(t, ev) -> str:
         return (f"{fw} and robust to ranks and to single pairs, but not adjusted for token count, length and "
                 f"category: {partial}")
     lexical = (f"partial r given lexical controls, random tokens and {layer_label(0)} = "
-               f"{_r(t.get('lexical_partial_r'))} "
-               f"{_ci(t.get('lexical_ci_lower'), t.get('lexical_ci_upper'))}, "
+               f"{fmt_r(t.get('lexical_partial_r'))} "
+               f"{fmt_ci(t.get('lexical_ci_lower'), t.get('lexical_ci_upper'))}, "
                f"{_p('Holm-adjusted p', t.get('lexical_p_holm'))}")
     if level == 5:
         return (f"{fw}, robust to ranks and to single pairs, and adjusted for token count, length and category "
@@ -174,9 +166,10 @@ def describe_test(t: dict[str, Any], ev: dict[str, Any], results: dict[str, Any]
         name += (f" (one finding with {_join(others)}, which {verb} with it at this layer: |corr| >= "
                  f"{corr:.3f})")
     top = len(level_names()) - 1
-    return (f"{layer_label(t['layer'], capital=True)}, {name}: r = {_r(t['r'])}, {_pct(results)} CI "
-            f"{_ci(t['ci_lower'], t['ci_upper'])}; Spearman rho = {_r(t['rho'])} "
-            f"{_ci(t['rho_ci_lower'], t['rho_ci_upper'])}. Evidence level {t['level']} of {top} ({t['level_name']}): "
+    return (f"{layer_label(t['layer'], capital=True)}, {name}: r = {fmt_r(t['r'])}, {_pct(results)} CI "
+            f"{fmt_ci(t['ci_lower'], t['ci_upper'])}; Spearman rho = {fmt_r(t['rho'])} "
+            f"{fmt_ci(t['rho_ci_lower'], t['rho_ci_upper'])}. Evidence level {t['level']} of {top} "
+            f"({t['level_name']}): "
             f"{_verdict(t, ev)}. {controls_verdict(t, results)}")
 
 
@@ -216,7 +209,7 @@ def controls_verdict(t: dict[str, Any], results: dict[str, Any]) -> str:
 
     rt = find(ctl["random_tokens"].get("tests"))
     if rt is not None:
-        text = f"random tokens (r from {_r(rt['r_min'])} to {_r(rt['r_max'])})"
+        text = f"random tokens (r from {fmt_r(rt['r_min'])} to {fmt_r(rt['r_max'])})"
         (explains if reaches(rt["r_min"], rt["r_max"]) else survives).append(text)
     if layer == 0:
         explains.append("the token embeddings (the test is at layer 0, the input embedding of each token)")
@@ -224,20 +217,20 @@ def controls_verdict(t: dict[str, Any], results: dict[str, Any]) -> str:
         zero = ((results.get("results") or {}).get("0") or {}).get(metric)
         r0 = None if zero is None else zero.get("r")
         if r0 is not None and np.isfinite(r0):
-            text = f"{layer_label(0)}, r = {_r(r0)}"
+            text = f"{layer_label(0)}, r = {fmt_r(r0)}"
             (explains if np.sign(r0) == sign and abs(r0) >= abs(r) else survives).append(text)
     sp = find((ctl.get("shuffled_pairing") or {}).get("tests"))
     if sp is not None and sp.get("null_ci_lower") is not None:
         if reaches(sp["null_ci_lower"], sp["null_ci_upper"]):
-            explains.append(f"statement-level: re-pairing at random gives r = {_r(sp['null_mean'])} "
-                            f"{_ci(sp['null_ci_lower'], sp['null_ci_upper'])}")
+            explains.append(f"statement-level: re-pairing at random gives r = {fmt_r(sp['null_mean'])} "
+                            f"{fmt_ci(sp['null_ci_lower'], sp['null_ci_upper'])}")
         else:
-            survives.append(f"shuffled pairing (re-paired at random r = {_r(sp['null_mean'])} "
-                            f"{_ci(sp['null_ci_lower'], sp['null_ci_upper'])}, {_p('p', sp.get('p_value'))})")
+            survives.append(f"shuffled pairing (re-paired at random r = {fmt_r(sp['null_mean'])} "
+                            f"{fmt_ci(sp['null_ci_lower'], sp['null_ci_upper'])}, {_p('p', sp.get('p_value'))})")
     lx = find((ctl.get("lexical") or {}).get("tests"))
     alpha = float((results.get("evidence") or {}).get("alpha", 0.05))
     if lx is not None and lx.get("partial_r") is not None:
-        text = (f"lexical covariates (partial r = {_r(lx['partial_r'])}, "
+        text = (f"lexical covariates (partial r = {fmt_r(lx['partial_r'])}, "
                 f"{_p('Holm-adjusted p', lx.get('p_holm'))})")
         kept = (np.sign(lx["partial_r"]) == sign and lx.get("p_holm") is not None and lx["p_holm"] < alpha)
         (survives if kept else explains).append(text)
@@ -297,8 +290,8 @@ def read_correlation_table(table_or_results, ci_level: float = 0.95) -> str:
     i = int(np.nanargmax(np.abs(r)))
     row = table.iloc[i]
     text = (f"{int(excl.sum())} of {len(table)} tests have a {100 * ci_level:g}% CI that excludes 0 without "
-            f"correction (not by itself a claim of significance); the largest |r| is {_r(row['r'])} "
-            f"{_ci(row['ci_lower'], row['ci_upper'])} ({row['metric']}, layer {int(row['layer'])}).")
+            f"correction (not by itself a claim of significance); the largest |r| is {fmt_r(row['r'])} "
+            f"{fmt_ci(row['ci_lower'], row['ci_upper'])} ({row['metric']}, layer {int(row['layer'])}).")
     if isinstance(table_or_results, dict) and "evidence" in table_or_results:
         ev = table_or_results["evidence"]
         text += (f" {ev['levels'][2]['count']} are significant after correction at a false discovery rate of "
@@ -346,7 +339,7 @@ def read_disagreements(results: dict[str, Any]) -> str:
         by.setdefault((d["metric"], r_excl), []).append(d)
     parts = []
     for (metric, r_excl), ds in by.items():
-        rs, rhos = ", ".join(_r(d["r"]) for d in ds), ", ".join(_r(d["rho"]) for d in ds)
+        rs, rhos = ", ".join(fmt_r(d["r"]) for d in ds), ", ".join(fmt_r(d["rho"]) for d in ds)
         which = ("r's CI excludes 0, rho's does not" if r_excl and ds[0]["kind"] == "verdict" else
                  "rho's CI excludes 0, r's does not" if ds[0]["kind"] == "verdict" else
                  "both CIs exclude 0 with opposite signs")
@@ -375,8 +368,8 @@ def read_massive(results: dict[str, Any]) -> str:
     driven = [t for t in ev["tests"] if t["massive_changes"]]
     if driven:
         text += (f" Without their pairs, {_n(len(driven), 'test')} change sign or t-test verdict: "
-                 + "; ".join(f"{t['metric']} at {layer_label(t['layer'])} (r = {_r(t['r'])} -> "
-                             f"{_r(t['r_without_massive'])})" for t in driven) + ".")
+                 + "; ".join(f"{t['metric']} at {layer_label(t['layer'])} (r = {fmt_r(t['r'])} -> "
+                             f"{fmt_r(t['r_without_massive'])})" for t in driven) + ".")
     else:
         text += " Removing their pairs changes no test's sign or t-test verdict."
     return text
@@ -390,8 +383,8 @@ def read_single_pairs(results: dict[str, Any]) -> str:
     if not hit:
         return ("No test whose CI excludes 0 changes its sign or t-test verdict when any single pair is removed.")
     return (f"{_n(len(hit), 'test')} whose CI excludes 0 change sign or t-test verdict when one pair is removed: "
-            + "; ".join(f"{t['metric']} at {layer_label(t['layer'])} (pair {t['most_influential_pair']}, r {_r(t['r'])} "
-                        f"-> {_r(t['r'] + t['loo_delta_r'])})" for t in hit) + ".")
+            + "; ".join(f"{t['metric']} at {layer_label(t['layer'])} (pair {t['most_influential_pair']}, "
+                        f"r {fmt_r(t['r'])} -> {fmt_r(t['r'] + t['loo_delta_r'])})" for t in hit) + ".")
 
 
 @_markup
@@ -404,7 +397,7 @@ def read_ranks(results: dict[str, Any]) -> str:
     if up:
         text = ("On ranks (Spearman rho: its CI, BH and max-statistic test) these tests reach a higher level than on "
                 "Pearson r: " + "; ".join(
-                    f"{t['metric']} at {layer_label(t['layer'])} (rho = {_r(t['rho'])}, level {t['rank_level']} "
+                    f"{t['metric']} at {layer_label(t['layer'])} (rho = {fmt_r(t['rho'])}, level {t['rank_level']} "
                     f"({names[t['rank_level']]}) on ranks, {t['level']} on Pearson)" for t in up) + ".")
     else:
         text = "No test reaches a higher level on ranks (Spearman rho) than on Pearson r."
@@ -428,8 +421,8 @@ def read_confounds(results: dict[str, Any]) -> str:
             f"{adjust}-adjusted p < {_alpha(ev)} once token count, length and category are controlled for")
     if lost:
         text += ("; these do not: " + "; ".join(
-            f"{t['metric']} at {layer_label(t['layer'])} (r = {_r(t['r'])}, partial r = {_r(t['partial_r'])} "
-            f"{_ci(t['partial_ci_lower'], t['partial_ci_upper'])}, {_p('adjusted p', t['partial_p_adjusted'])})"
+            f"{t['metric']} at {layer_label(t['layer'])} (r = {fmt_r(t['r'])}, partial r = {fmt_r(t['partial_r'])} "
+            f"{fmt_ci(t['partial_ci_lower'], t['partial_ci_upper'])}, {_p('adjusted p', t['partial_p_adjusted'])})"
             for t in lost))
     return text + "."
 

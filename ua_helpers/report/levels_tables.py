@@ -10,6 +10,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from ..inputs import published
+from ._markdown import R_DECIMALS, fmt_ci, fmt_r
 
 #: Level names, in order of group size: n = categories, random bins, pairs.
 LEVELS = ("category", "bins", "pair")
@@ -159,7 +160,7 @@ def published_scaling_table():
     return pd.DataFrame(rows)
 
 
-def levels_text(results: Mapping[str, Any], decimals: int = 2) -> str:
+def levels_text(results: Mapping[str, Any]) -> str:
     """Return the category-level and random-bin r per layer as fixed-width text (what regression tests compare).
 
     Parameters
@@ -171,10 +172,8 @@ def levels_text(results: Mapping[str, Any], decimals: int = 2) -> str:
     table = levels_table(results)
     lines = [f"{'level':<9} {'layer':>5}  {'n':>3}  {'r':>6}  {'CI':<16} CI excludes 0"]
     for row in table.itertuples():
-        ci = "undefined" if not np.isfinite(row.ci_lower) else \
-            f"[{row.ci_lower:+.{decimals}f}, {row.ci_upper:+.{decimals}f}]"
-        r = "   n/a" if not np.isfinite(row.r) else f"{row.r:+.{decimals}f}"
-        lines.append(f"{row.level:<9} {row.layer:>5}  {row.n!s:>3}  {r}  {ci:<16} "
+        lines.append(f"{row.level:<9} {row.layer:>5}  {row.n!s:>3}  {fmt_r(row.r):>6}  "
+                     f"{fmt_ci(row.ci_lower, row.ci_upper):<16} "
                      f"{'no' if row.includes_zero else 'yes'}")
     return "\n".join(lines)
 
@@ -190,8 +189,9 @@ def read_levels(results: Mapping[str, Any]) -> str:
         sds = np.array([_num(e.get("r_std")) for e in spread.values()])
         shares = np.array([_num(e.get("share_ci_excludes_zero")) for e in spread.values()])
         parts.append(f"Over {bins.get('n_binnings')} random binnings into {bins.get('k_bins')} bins (an answer that "
-                     f"does not depend on one draw), the mean r per layer ranges from {np.nanmin(means):+.2f} to "
-                     f"{np.nanmax(means):+.2f} (sd over binnings {np.nanmin(sds):.2f} to {np.nanmax(sds):.2f}), and "
+                     f"does not depend on one draw), the mean r per layer ranges from {fmt_r(np.nanmin(means))} to "
+                     f"{fmt_r(np.nanmax(means))} (sd over binnings {np.nanmin(sds):.{R_DECIMALS}f} to "
+                     f"{np.nanmax(sds):.{R_DECIMALS}f}), and "
                      f"at most {np.nanmax(shares):.0%} of binnings have an interval that excludes 0 at any layer.")
     for level, label in (("category", "category level"), ("bins", "study's one seeded binning (Option A)")):
         rows = table[table["level"] == level]
@@ -206,9 +206,9 @@ def read_levels(results: Mapping[str, Any]) -> str:
         width = float(np.nanmedian(defined["ci_upper"] - defined["ci_lower"]))
         where = ("at no layer" if excl.empty else
                  "at layer" + ("s " if len(excl) > 1 else " ") + ", ".join(str(int(v)) for v in excl["layer"]))
-        parts.append(f"At the {label} (n = {n}), r ranges from {defined['r'].min():+.2f} to "
-                     f"{defined['r'].max():+.2f} and its CI excludes 0 (uncorrected) {where}; the median CI is "
-                     f"{width:.2f} wide.")
+        parts.append(f"At the {label} (n = {n}), r ranges from {fmt_r(defined['r'].min())} to "
+                     f"{fmt_r(defined['r'].max())} and its CI excludes 0 (uncorrected) {where}; the median CI is "
+                     f"{width:.{R_DECIMALS}f} wide.")
     if not parts:
         return "This run has no group levels (category_level, option_a_bins): it predates them."
     return " ".join(parts) + (" With so few groups, a CI that excludes 0 at one layer is weak evidence: the "

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._markdown import fmt_r
+
 #: Figure width in inches (8 in at 110 dpi: 880 px, about the book's text column at 1280 px).
 WIDTH = 8.0
 #: Font sizes in points for panel titles and legends, tick labels, and figure titles.
@@ -119,7 +121,7 @@ def plot_heatmap(table, title: str = "Pearson r by layer and metric (* = CI excl
     for i in range(pivot.shape[0]):
         for j in range(pivot.shape[1]):
             v = pivot.iat[i, j]
-            text = "n/a" if np.isnan(v) else f"{v:+.2f}" + ("*" if sig.iat[i, j] else "")
+            text = fmt_r(v) + ("*" if sig.iat[i, j] else "")
             ax.text(j, i, text, ha="center", va="center", fontsize=TEXT_PT)
     fig.colorbar(im, ax=ax, label="r")
     ax.set_ylabel("metric")
@@ -157,7 +159,7 @@ def plot_scatter(x, preference, ax=None, label: str = "", r: float | None = None
     ax.set_xlabel(label)
     ax.set_ylabel("preference = NLL(B) - NLL(A)")
     if r is not None:
-        ax.set_title(f"{label}: r = {r:+.2f}", fontsize=TEXT_PT)
+        ax.set_title(f"{label}: r = {fmt_r(r)}", fontsize=TEXT_PT)
     return ax
 
 
@@ -354,7 +356,7 @@ def plot_strongest(values, preference, table, layers, metric_names, categories, 
                      legend=False)
         if len(names) > 1:
             others = " = ".join(m for m in names if m != row.metric)
-            ax.set_title(f"layer {row.layer} {row.metric}\n(= {others}): r = {row.r:+.2f}", fontsize=TEXT_PT)
+            ax.set_title(f"layer {row.layer} {row.metric}\n(= {others}): r = {fmt_r(row.r)}", fontsize=TEXT_PT)
     for ax in axes[0][1:]:
         ax.set_ylabel("preference")
     handles, labels = axes[0][0].get_legend_handles_labels()

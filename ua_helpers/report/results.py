@@ -13,6 +13,7 @@ import numpy as np
 
 from .._io import atomic_write_json
 from ..inputs import published
+from ._markdown import fmt_ci, fmt_r
 
 METHOD = "Option B: Pair-Level Analysis (EXPERIMENTAL)"
 CAVEAT = "Pair-level metrics are NOT the same as category-level UA. Different interpretation required."
@@ -213,24 +214,23 @@ def environment() -> dict[str, str]:
     return out
 
 
-def headline_text(table, decimals: int = 2) -> str:
-    """The per-layer r and CI as fixed-width text, rounded so that another CPU prints the same characters.
+def headline_text(table) -> str:
+    """The per-layer r and CI as fixed-width text (:func:`~ua_helpers.report._markdown.fmt_r`, ``fmt_ci``).
 
     The last column says whether the CI excludes 0 without correction for multiple tests (the notebook says so).
     """
     lines = [f"{'layer':>5}  {'metric':<22} {'r':>6}  {'CI':<16} excludes 0"]
     for row in table.itertuples():
-        ci = f"[{row.ci_lower:+.{decimals}f}, {row.ci_upper:+.{decimals}f}]"
-        lines.append(f"{row.layer:>5}  {row.metric:<22} {row.r:+.{decimals}f}  {ci:<16} "
+        lines.append(f"{row.layer:>5}  {row.metric:<22} {fmt_r(row.r):>6}  {fmt_ci(row.ci_lower, row.ci_upper):<16} "
                      f"{'yes' if not row.includes_zero else 'no'}")
     return "\n".join(lines)
 
 
-def best_per_layer_text(table, decimals: int = 2) -> str:
+def best_per_layer_text(table) -> str:
     """The seed's "best metric by layer" as fixed-width text: highest |r| per layer, CI verdict uncorrected."""
     lines = [f"{'layer':>5}  {'best metric':<22} {'r':>6}  excludes 0"]
     for row in best_per_layer(table):
-        lines.append(f"{row['layer']:>5}  {str(row['best_metric']):<22} {row['r']:+.{decimals}f}  "
+        lines.append(f"{row['layer']:>5}  {str(row['best_metric']):<22} {fmt_r(row['r']):>6}  "
                      f"{'yes' if row['excludes_zero'] else 'no'}")
     return "\n".join(lines)
 

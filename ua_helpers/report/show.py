@@ -10,7 +10,7 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from ._markdown import Markup, md_text
+from ._markdown import MISSING, R_DECIMALS, Markup, md_text
 
 
 def prose_markdown(*texts: Any) -> str:
@@ -44,7 +44,7 @@ def collapsed_html(table, summary: str) -> str:
 
     The table scrolls inside its own box, so a wide table never widens the page.
     """
-    body = table.to_html(border=0, na_rep="–", float_format=lambda x: f"{x:.3f}")
+    body = table.to_html(border=0, na_rep=MISSING, float_format=lambda x: f"{x:.{R_DECIMALS}f}")
     return (f"<details><summary>{html.escape(summary)}</summary>\n"
             f'<div style="overflow-x: auto">\n{body}\n</div></details>')
 

@@ -9,27 +9,20 @@ from __future__ import annotations
 
 import csv
 import io
-import math
 from pathlib import Path
 from typing import Any, Mapping
 
 from .._io import atomic_write_text
 from ..analysis.evidence import require_evidence
+from ._markdown import R_DECIMALS, fmt_ci, fmt_r, is_missing
 
 #: The per-test table's file name, beside ``results.json`` in a run folder.
 TESTS_CSV = "tests.csv"
 
 
-def _num(x: Any, decimals: int = 2) -> float:
-    """``x`` rounded for display; NaN where missing."""
-    return float("nan") if x is None or not math.isfinite(float(x)) else round(float(x), decimals)
-
-
-def _interval(lo: Any, hi: Any) -> str:
-    """``[-0.47, -0.24]`` with two decimals; a dash where a bound is missing."""
-    if lo is None or hi is None or not (math.isfinite(float(lo)) and math.isfinite(float(hi))):
-        return "–"
-    return f"[{float(lo):+.2f}, {float(hi):+.2f}]"
+def _num(x: Any) -> float:
+    """``x`` rounded to the printed precision (:data:`~ua_helpers.report._markdown.R_DECIMALS`); NaN where missing."""
+    return float("nan") if is_missing(x) else round(float(x), R_DECIMALS)
 
 
 def _ci_label(results: Mapping[str, Any]) -> str:
@@ -41,7 +34,7 @@ def tests_table(results: Mapping[str, Any], min_rung: int = 1):
 
     Columns: layer, metric, r, its CI, ρ (Spearman), adjusted r (partial r controlling for token count, length
     and category), rung (the highest evidence level the test reaches; see :func:`ladder_table`). Values are
-    rounded to two decimals, as every sentence prints them.
+    rounded to :data:`~ua_helpers.report._markdown.R_DECIMALS` decimals, as every sentence prints them.
 
     Parameters
     ----------
@@ -54,7 +47,7 @@ def tests_table(results: Mapping[str, Any], min_rung: int = 1):
 
     ev = require_evidence(results)
     rows = [{"layer": t["layer"], "metric": t["metric"], "r": _num(t["r"]),
-             _ci_label(results): _interval(t["ci_lower"], t["ci_upper"]), "ρ": _num(t["rho"]),
+             _ci_label(results): fmt_ci(t["ci_lower"], t["ci_upper"]), "ρ": _num(t["rho"]),
              "adjusted r": _num(t["partial_r"]), "rung": t["level"]}
             for t in ev["tests"] if t["level"] >= min_rung]
     return pd.DataFrame(rows, columns=["layer", "metric", "r", _ci_label(results), "ρ", "adjusted r", "rung"])
@@ -124,8 +117,8 @@ def comparison_table(comparison):
     """Return the comparison, one row per matched test, with r and CI of each run in five plain columns."""
     import pandas as pd
 
-    rows = [{"metric": c["metric"], "layer": int(c["layer"]), "r [CI]": f"{c['r']:+.2f} "
-             + _interval(c["ci_lower"], c["ci_upper"]), "reference layer": int(c["ref_layer"]),
-             "reference r [CI]": f"{c['ref_r']:+.2f} " + _interval(c["ref_ci_lower"], c["ref_ci_upper"])}
+    rows = [{"metric": c["metric"], "layer": int(c["layer"]), "r [CI]": f"{fmt_r(c['r'])} "
+             + fmt_ci(c["ci_lower"], c["ci_upper"]), "reference layer": int(c["ref_layer"]),
+             "reference r [CI]": f"{fmt_r(c['ref_r'])} {fmt_ci(c['ref_ci_lower'], c['ref_ci_upper'])}"}
             for c in comparison.to_dict(orient="records")]
     return pd.DataFrame(rows)

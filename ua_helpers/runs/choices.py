@@ -16,7 +16,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..report._markdown import md_table_escaped, md_text
+from ..report._markdown import fmt_r, md_table_escaped, md_text
 from .rundir import Run
 
 #: The design choices compared, in the order the page names them.
@@ -205,8 +205,8 @@ def stability_markdown(effects, stable, base_run: str) -> str:
             + ("; the rest depend on at least one of the choices that differ between the runs" if len(both) < n
                else "") + ". A test keeps its level when it reaches the same rung of the evidence "
             "ladder in both runs (where a run has no ladder, only \"CI excludes 0, uncorrected\" is compared).\n")
-        rows = [[int(r.layer), r.metric, f"{r.r:+.3f}", r.level_name, f"{r.sign_kept} of {r.n_runs}",
-                 f"{r.level_kept} of {r.n_runs}", list(r.lost_in) or "–"]
+        rows = [[int(r.layer), r.metric, fmt_r(r.r), r.level_name, f"{r.sign_kept} of {r.n_runs}",
+                 f"{r.level_kept} of {r.n_runs}", list(r.lost_in)]
                 for r in stable.sort_values(["level", "layer"], ascending=[False, True]).itertuples()]
         parts.append(md_table_escaped(["layer", "metric", "r (first run)", "evidence level", "sign kept", "level kept",
                                 "changed in"], rows))

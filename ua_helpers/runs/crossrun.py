@@ -20,7 +20,7 @@ import numpy as np
 from . import rundir
 from . import choices
 from .._io import atomic_write, atomic_write_text
-from ..report._markdown import Markup, md_code, md_table_escaped
+from ..report._markdown import MISSING, Markup, is_missing, md_code, md_table_escaped
 
 PAGE = "crossrun.md"
 FIGURE = "crossrun.png"
@@ -250,15 +250,11 @@ def plot_crossrun(table):
 
 
 # --------------------------------------------------------------------------- the page
-def _missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
-
-
 _md_table = md_table_escaped
 
 
 def _code(value: Any) -> str:
-    return Markup("–" if _missing(value) else md_code(value).replace("|", "\\|"))
+    return Markup(MISSING if is_missing(value) else md_code(value).replace("|", "\\|"))
 
 
 def crossrun_markdown(table, flips, runs, figure: str = FIGURE, stability: str = "") -> str:
@@ -292,7 +288,7 @@ def crossrun_markdown(table, flips, runs, figure: str = FIGURE, stability: str =
         _md_table(["run", "metric", "sign first → last", "flips", "first flip at depth (layer)",
                    "flip depths", "flips, CI excluding zero"],
                   [[f["run"], f["metric"], f"{f['sign_first'] or '0'} → {f['sign_last'] or '0'}", f["n_flips"],
-                    "–" if _missing(f["first_flip_depth"]) or f["n_flips"] == 0
+                    "none" if f["n_flips"] == 0 else MISSING if is_missing(f["first_flip_depth"])
                     else f"{f['first_flip_depth']:.2f} ({int(f['first_flip_layer'])})",
                     f["flip_depths"], f["n_flips_ci"]] for f in flips.to_dict("records")]),
         "## The runs\n",
