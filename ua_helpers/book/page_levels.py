@@ -18,7 +18,7 @@ from .context import BookContext, run_banner, study_citation
 
 
 def _test(entry: dict[str, Any] | None) -> str:
-    """``r [lo, hi]`` with a mark where the CI excludes zero (uncorrected), or a dash."""
+    """``r [lo, hi]`` with a mark where the CI excludes zero (uncorrected), or :data:`MISSING`."""
     if not entry or is_missing(entry.get("r")):
         return MISSING
     mark = " ◆" if excludes_zero(entry.get("ci_lower"), entry.get("ci_upper")) else ""
@@ -31,7 +31,7 @@ def _pair_level(tests: dict[str, Any]) -> str:
 
 
 def _spread(entry: dict[str, Any] | None) -> str:
-    """``r mean ± sd (share of binnings whose interval excludes 0)`` over random binnings, or a dash."""
+    """``r mean ± sd (share of binnings whose interval excludes 0)`` over random binnings, or :data:`MISSING`."""
     if not entry or is_missing(entry.get("r_mean")) or is_missing(entry.get("r_std")):
         return MISSING
     share = entry.get("share_ci_excludes_zero")
