@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 UA_BOOK = str(Path(sys.executable).parent / "ua-book")
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 
 
 def ua_book(*args: str, check: bool = True, timeout: int = 900,

