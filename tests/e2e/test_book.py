@@ -11,7 +11,6 @@ import json
 import os
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -69,11 +68,8 @@ def built_book(default_run, ua230_run, tmp_path_factory):
     """The book of the default run (with the ua-230 run for the replication chapter where ua-230 is available),
     compared with the published results shipped in the package, built strictly (-W -n --keep-going)."""
     tmp = tmp_path_factory.mktemp("book")
-    start = time.perf_counter()
-    html = book.build_book(default_run, output_dir=tmp / "html", staging_dir=tmp / "staging",
+    return book.build_book(default_run, output_dir=tmp / "html", staging_dir=tmp / "staging",
                            reference="published", replication_run_dir=ua230_run)
-    print(f"book built in {time.perf_counter() - start:.1f} s")
-    return html
 
 
 @pytest.fixture(scope="session")

