@@ -113,17 +113,6 @@ def test_an_empty_or_mostly_empty_table_becomes_a_sentence():
     assert show.table_or_note(sparse, "mostly empty").data == "mostly empty"
 
 
-def test_one_precision_for_r_and_one_missing_value():
-    from ua_helpers.report._markdown import MISSING, R_DECIMALS, fmt_ci, fmt_r, md_code, md_text
-
-    assert R_DECIMALS == 3  # the seed prints r={r:+.3f} and CI=[{lo:+.3f}, {hi:+.3f}]
-    assert (fmt_r(-0.6774), fmt_r(0.0), fmt_r(np.float32(0.12345))) == ("-0.677", "+0.000", "+0.123")
-    assert fmt_ci(-0.7654, -0.5566) == "[-0.765, -0.557]"
-    for missing in (None, float("nan"), float("inf")):
-        assert fmt_r(missing) == fmt_ci(missing, 0.1) == fmt_ci(0.1, missing) == MISSING == "n/a"
-    assert md_text(None) == md_code(None) == MISSING
-
-
 def test_no_module_formats_a_signed_statistic_itself():
     """Every signed number printed goes through fmt_r, except the two that are not correlations (nats, tokens)."""
     import re
