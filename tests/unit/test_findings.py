@@ -1,179 +1,24 @@
-"""Tests of ua_helpers.analysis.evidence (the nested ladder and the results' evidence block) and ua_helpers.report.findings
-(sentences generated from a results dict)."""
+"""Tests of ua_helpers.report.findings: sentences generated from a results dict (the evidence ladder they read is
+tested in test_evidence.py)."""
 from __future__ import annotations
 
 import copy
-import json
 import re
 
-import numpy as np
-import pandas as pd
 import pytest
+from evidence_data import LAYERS, N, NAMES, arrays, evidence_case
 
-from ua_helpers.analysis import controls, evidence, inference, metrics, robustness as rb
+from ua_helpers.analysis import evidence, robustness as rb
 from ua_helpers.report import findings
-from inference_data import evidence_of
 
-LAYERS = [0, 4, 8, 12]
-NAMES = list(metrics.METRIC_NAMES)
-N = 80
 #: "significant" must always name its correction.
 UNQUALIFIED = re.compile(r"significant(?! after correction| family-wise)")
 
 
 # --------------------------------------------------------------------------------------------------- fixtures
-def _arrays(seed=0, n=N, d=12):
-    rng = np.random.default_rng(seed)
-    emb_a = rng.normal(size=(len(LAYERS), n, d)) + 2.0
-    emb_b = rng.normal(size=(len(LAYERS), n, d)) + 2.0
-    emb_a[2:, 5] *= 25.0  # one massive-activation statement at layers 8 and 12
-    values = metrics.compute_all_layers(emb_a, emb_b)
-    preference = 0.5 * values[0, 0] / values[0, 0].std() + rng.normal(size=n)
-    cats = np.repeat(["x", "y", "z", "w"], n // 4).tolist()
-    tok_a = rng.integers(5, 20, n)
-    tok_b = tok_a + rng.integers(-3, 4, n)
-    return emb_a, emb_b, values, preference, cats, tok_a, tok_b
-
-
-def _lexical_block(values, preference, cats, tok_a, tok_b):
-    """A controls block holding the lexical controls of synthetic data (what evidence_block reads)."""
-    rng = np.random.default_rng(3)
-    covariates = {"tokens": (tok_b - tok_a)[:, None].astype(float), "category": controls.category_dummies(cats)}
-    lex = controls.lexical_controls(values, preference, LAYERS, NAMES, covariates,
-                                    rng.normal(size=(len(NAMES), len(preference))))
-    return {"lexical": {"tests": lex.to_dict(orient="records")}}
-
-
 @pytest.fixture(scope="module")
 def built():
-    emb_a, emb_b, values, preference, cats, tok_a, tok_b = _arrays()
-    ext = inference.extended_analysis(values, preference, LAYERS, NAMES, n_tokens_a=tok_a, n_tokens_b=tok_b,
-                                      len_a=5 * tok_a, len_b=5 * tok_b + 1, categories=cats, n_bootstrap=300,
-                                      n_permutations=300, seed=1)
-    stmt_a = [f"statement A {i}" for i in range(N)]
-    stmt_b = [f"statement B {i}" for i in range(N)]
-    ctrl = _lexical_block(values, preference, cats, tok_a, tok_b)
-    ev = evidence_of(values, preference, emb_a, emb_b, LAYERS, NAMES, ext.tests, controls=ctrl,
-                                 stmt_a=stmt_a, stmt_b=stmt_b)
-    results = {"model": "tiny-model", "n_pairs": N, "ci_level": 0.95, "dataset": {"name": "toy-set"},
-               "model_info": {"dtype": "float32", "device": "cpu"}, "evidence": ev}
-    return {"tests": ext.tests, "values": values, "preference": preference, "results": results, "controls": ctrl}
-
-
-def _random_tests(rng, n_tests=400, nan_share=0.05):
-    """A tests table whose columns are drawn independently (every combination of criteria occurs)."""
-    r = rng.uniform(-0.5, 0.5, n_tests)
-    r[rng.random(n_tests) < nan_share] = np.nan
-    half = rng.uniform(0.02, 0.3, n_tests)
-    rho = r + rng.normal(scale=0.2, size=n_tests)
-    shalf = rng.uniform(0.02, 0.3, n_tests)
-    partial = r + rng.normal(scale=0.2, size=n_tests)
-    frame = pd.DataFrame({
-        "layer": np.arange(n_tests) // 5, "metric": np.tile(NAMES, n_tests // 5 + 1)[:n_tests],
-        "r": r, "ci_lower": r - half, "ci_upper": r + half, "p_bh": rng.random(n_tests) ** 6,
-        "p_maxstat": rng.random(n_tests) ** 6, "spearman_rho": rho, "spearman_ci_lower": rho - shalf,
-        "spearman_ci_upper": rho + shalf, "partial_all_r": partial, "partial_all_ci_lower": partial - half,
-        "partial_all_ci_upper": partial + half, "partial_all_p_holm": rng.random(n_tests) ** 6,
-        "partial_all_p_bh": rng.random(n_tests) ** 6})
-    loo = frame[["layer", "metric"]].assign(loo_sign_change=rng.random(n_tests) < 0.2,
-                                            loo_verdict_change=rng.random(n_tests) < 0.2)
-    lexical = frame[["layer", "metric"]].assign(partial_r=r + rng.normal(scale=0.2, size=n_tests),
-                                                p_holm=rng.random(n_tests) ** 6)
-    return frame, loo, lexical
-
-
-# --------------------------------------------------------------------------------------------------- the ladder
-@pytest.mark.parametrize("seed", range(5))
-def test_ladder_is_nested_on_random_tables(seed):
-    tests, loo, lexical = _random_tests(np.random.default_rng(seed))
-    lad = evidence.ladder(tests, loo, lexical)
-    met = lad[list(evidence.CRITERIA)].to_numpy()
-    for i, level in enumerate(lad["level"]):
-        assert met[i, :level].all()  # every rung below the level is met ...
-        assert level == 6 or not met[i, level]  # ... and the next one is not
-    counts = evidence.level_counts(lad["level"])
-    assert counts[0] == len(tests)
-    assert all(a >= b for a, b in zip(counts, counts[1:]))
-    # independently drawn criteria: counts of single criteria are not nested, the ladder's are
-    assert counts[5] <= met[:, 4].sum() and counts[6] <= met[:, 5].sum() and counts[1] == met[:, 0].sum()
-    assert set(lad["level"]) == set(range(7))  # every level is reached by some of the 400 random rows
-    units = tests["layer"] // 2
-    distinct = evidence.level_counts(lad["level"], units)
-    assert all(a >= b for a, b in zip(distinct, distinct[1:])) and all(d <= c for d, c in zip(distinct, counts))
-
-
-def test_ladder_edge_cases():
-    rng = np.random.default_rng(9)
-    tests, loo, lexical = _random_tests(rng, n_tests=10, nan_share=0.0)
-    tests.loc[0, "r"] = np.nan  # undefined test: level 0 whatever the other columns say
-    tests.loc[0, ["ci_lower", "ci_upper", "p_bh", "p_maxstat"]] = [0.1, 0.2, 0.0, 0.0]
-    tests.loc[1, ["r", "ci_lower", "ci_upper", "p_bh", "p_maxstat"]] = [0.3, 0.1, 0.5, 0.001, 0.001]
-    tests.loc[1, ["spearman_rho", "spearman_ci_lower", "spearman_ci_upper"]] = [-0.3, -0.5, -0.1]  # opposite sign
-    loo.loc[1, ["loo_sign_change", "loo_verdict_change"]] = False
-    tests.loc[2, ["r", "ci_lower", "ci_upper", "p_bh"]] = [0.3, -0.1, 0.5, 0.001]  # BH passes, CI does not
-    lad = evidence.ladder(tests, loo, lexical)
-    assert lad.loc[0, "level"] == 0 and not lad.loc[0, list(evidence.CRITERIA)].any()
-    assert lad.loc[1, "level"] == 3 and lad.loc[1, "level_name"] == "family-wise"
-    assert lad.loc[2, "level"] == 0 and lad.loc[2, "bh"]
-    assert evidence.level_counts([]) == [0] * 7
-    assert evidence.level_counts([5, 5, 0], units=["u", "u", "v"]) == [2, 1, 1, 1, 1, 1, 0]
-    with pytest.raises(ValueError, match="lacks columns"):
-        evidence.ladder(tests.drop(columns=["p_maxstat"]), loo, lexical)
-    with pytest.raises(ValueError, match="partial_adjust"):
-        evidence.ladder(tests, loo, lexical, partial_adjust="bonferroni")
-    with pytest.raises(ValueError, match="loo lacks"):
-        evidence.ladder(tests, loo.iloc[1:], lexical)
-    with pytest.raises(ValueError, match="lexical lacks some"):
-        evidence.ladder(tests, loo, lexical.iloc[1:])
-    with pytest.raises(ValueError, match="lexical lacks columns"):
-        evidence.ladder(tests, loo, lexical.drop(columns=["p_holm"]))
-
-
-def test_evidence_block_matches_its_parts(built):
-    ev = built["results"]["evidence"]
-    json.dumps(ev, allow_nan=False)  # strict JSON
-    levels = [t["level"] for t in ev["tests"]]
-    assert [lv["count"] for lv in ev["levels"]] == [sum(l >= k for l in levels) for k in range(7)]
-    assert [lv["name"] for lv in ev["levels"]] == evidence.level_names()
-    assert len(ev["tests"]) == len(LAYERS) * len(NAMES)
-    assert ev["massive_activations"]["statements"][0] == {"pair": 5, "side": "A", "layers": [8, 12],
-                                                          "max_ratio": pytest.approx(
-                                                              ev["massive_activations"]["statements"][0]["max_ratio"]),
-                                                          "text": "statement A 5"}
-    assert ev["massive_activations"]["statements"][0]["max_ratio"] > 10
-    loo = rb.leave_one_out(built["values"], built["preference"], LAYERS, NAMES)
-    assert [t["most_influential_pair"] for t in ev["tests"]] == loo["most_influential_pair"].tolist()
-    for t in ev["tests"]:
-        if t["layer"] in (0, 4):
-            assert t["r_without_massive"] is None and not t["massive_changes"]
-        else:
-            keep = np.arange(N) != 5
-            x = built["values"][LAYERS.index(t["layer"]), NAMES.index(t["metric"])]
-            assert t["r_without_massive"] == pytest.approx(np.corrcoef(x[keep], built["preference"][keep])[0, 1],
-                                                           abs=1e-12)
-    # the two centroid metrics coincide at some layer on this data (mu_A ~ mu_B), and share a group there
-    grouped = [g for g in ev["redundant_groups"] if {"centroid_asymmetry", "cross_centroid"} <= set(g["metrics"])]
-    assert grouped
-    assert ev["levels"][0]["count_distinct"] == len(ev["tests"]) - sum(len(g["metrics"]) - 1
-                                                                       for g in ev["redundant_groups"])
-
-
-def test_evidence_block_rejects_mismatched_tests(built):
-    emb_a, emb_b, values, preference, *_ = _arrays()
-    ctrl = built["controls"]
-    with pytest.raises(ValueError, match="rows"):
-        evidence_of(values, preference, emb_a, emb_b, LAYERS, NAMES, built["tests"].iloc[:-1],
-                                controls=ctrl)
-    with pytest.raises(ValueError, match="order"):
-        evidence_of(values, preference, emb_a, emb_b, LAYERS, NAMES, built["tests"].iloc[::-1],
-                                controls=ctrl)
-    with pytest.raises(ValueError, match="both"):
-        evidence_of(values, preference, emb_a, emb_b, LAYERS, NAMES, built["tests"], controls=ctrl,
-                                stmt_a=["a"] * N)
-    with pytest.raises(ValueError, match="controls block"):
-        evidence_of(values, preference, emb_a, emb_b, LAYERS, NAMES, built["tests"], controls={})
-    with pytest.raises(ValueError, match="evidence"):
-        findings.summarize({"model": "m"})
+    return evidence_case()
 
 
 # --------------------------------------------------------------------------------------------------- sentences
@@ -320,7 +165,7 @@ def test_plot_norms_marks_the_massive_statements():
 
     from ua_helpers.report import plots
 
-    emb_a, emb_b, *_ = _arrays()
+    emb_a, emb_b, *_ = arrays()
     d = rb.norm_diagnostics(emb_a, emb_b, LAYERS)
     fig = plots.plot_norms(d.norms_a, d.norms_b, LAYERS, threshold=d.threshold)
     red = [c for c in fig.axes[0].collections if len(c.get_offsets()) and c.get_sizes()[0] == 18]
@@ -328,16 +173,6 @@ def test_plot_norms_marks_the_massive_statements():
     plt.close(fig)
     with pytest.raises(ValueError, match="layers"):
         plots.plot_norms(d.norms_a, d.norms_b, LAYERS[:2])
-
-
-def test_tables_from_results(built):
-    res = built["results"]
-    lad = evidence.ladder_table(res)
-    assert lad.index.tolist() == [1, 2, 3, 4, 5, 6]
-    assert lad["tests"].tolist() == [lv["count"] for lv in res["evidence"]["levels"][1:]]
-    table = evidence.evidence_table(res)
-    assert len(table) == len(LAYERS) * len(NAMES) and "passes" not in table.columns
-    assert table["r"].tolist() == pytest.approx([t["r"] for t in res["evidence"]["tests"]])
 
 
 HOSTILE_STATEMENTS = ["<script>alert(1)</script>", "<img src=x onerror=alert(2)>", "```{raw} html\n<b>x</b>\n```",
