@@ -56,19 +56,25 @@ def test_resamples_in_chunks_are_the_rows_of_bootstrap_indices(n, chunk_size):
 
 
 def test_resampling_memory_does_not_grow_with_n_bootstrap_times_n_pairs(monkeypatch):
-    """8,000 resamples of 20,000 pairs: the index matrix alone would take 1.3 GB; chunks keep each array ~32 MB
-    (one chunk at a time here; ``CHUNK_THREADS`` threads hold that many chunks at once)."""
+    """1,000 resamples of 20,000 pairs with a chunk budget of 2**18 elements (the package's is
+    ``CHUNK_ELEMENTS`` = 2**22; the budget is made 16x smaller so the test draws 16x fewer indices): the index
+    matrix alone would take 160 MB; chunks keep each array within the budget (one chunk at a time here;
+    ``CHUNK_THREADS`` threads hold that many chunks at once)."""
+    real_chunk_rows = bootstrap.chunk_rows
+    n, n_boot, budget = 20_000, 1_000, 2**18
+    assert real_chunk_rows(n) == bootstrap.CHUNK_ELEMENTS // n  # the default budget is CHUNK_ELEMENTS
     monkeypatch.setattr(bootstrap, "CHUNK_THREADS", 1)
+    monkeypatch.setattr(bootstrap, "chunk_rows", lambda n, per_row=1, **_: real_chunk_rows(n, per_row, budget))
     rng = np.random.default_rng(3)
-    n, n_boot = 20_000, 8_000
     x, y = rng.normal(size=(2, n)), rng.normal(size=n)
     whole = n_boot * n * 8
     peak = peak_bytes(lambda: bootstrap.bootstrap_pearson(x, y, bootstrap.Resamples(n, n_boot, seed=0)))
-    # a chunk's drawn indices, their offsets, counts and weights: 4 arrays of CHUNK_ELEMENTS (measured 134 MB),
-    # plus the output and a few n-vectors
-    assert peak < 6 * bootstrap.CHUNK_ELEMENTS * 8 + 2 * n_boot * 8 + 8 * n * 8 < whole / 5
-    peak = peak_bytes(lambda: bootstrap.bootstrap_spearman(x, y, bootstrap.Resamples(n, 200, seed=0)))
-    assert peak < 8 * bootstrap.CHUNK_ELEMENTS * 8
+    # a chunk's drawn indices, their offsets, counts and weights: 4 arrays of the budget (measured 10 MB), plus the
+    # output and a few n-vectors
+    assert peak < 6 * budget * 8 + 2 * n_boot * 8 + 8 * n * 8 < whole / 5
+    n_spearman = 200  # Spearman's chunk: 3 rank arrays per resample (measured 4 MB)
+    peak = peak_bytes(lambda: bootstrap.bootstrap_spearman(x, y, bootstrap.Resamples(n, n_spearman, seed=0)))
+    assert peak < 8 * budget * 8 < n_spearman * n * 8
 
 
 def test_spearman_rho_matches_scipy(data, result):

@@ -127,14 +127,19 @@ def test_max_stat_in_small_chunks_equals_one_chunk(data):
     assert_array_equal(small.p_maxstat, one.p_maxstat)
 
 
-def test_permutation_memory_does_not_grow_with_n_permutations_times_n_pairs():
-    """4,000 permutations of 20,000 pairs: the permutation matrix alone would take 640 MB."""
+def test_permutation_memory_does_not_grow_with_n_permutations_times_n_pairs(monkeypatch):
+    """1,000 permutations of 20,000 pairs with a chunk budget of 2**18 elements (the package's is CHUNK_ELEMENTS =
+    2**22; 16x smaller, so the test draws 16x fewer permutations): the permutation matrix alone would take 160 MB."""
+    real_chunk_rows = multiplicity.chunk_rows
+    n, n_perm, budget = 20_000, 1_000, 2**18
+    assert real_chunk_rows(n) == CHUNK_ELEMENTS // n  # the default budget is CHUNK_ELEMENTS
+    monkeypatch.setattr(multiplicity, "chunk_rows", lambda n, per_row=1, **_: real_chunk_rows(n, per_row, budget))
     rng = np.random.default_rng(1)
-    n, n_perm = 20_000, 4_000
     values, pref = rng.normal(size=(3, n)), rng.normal(size=n)
     peak = peak_bytes(lambda: multiplicity.max_stat_permutation(values, pref, n_perm, seed=0))
-    # a chunk's permutations (int64), permuted z-scores and the null |r| block: ~3 arrays of CHUNK_ELEMENTS
-    assert peak < 6 * CHUNK_ELEMENTS * 8 + 4 * n_perm * 8 + 16 * n * 8 < n_perm * n * 8 / 2
+    # a chunk's permutations (int64), permuted z-scores and the null |r| block: ~3 arrays of the budget per thread
+    # (measured 10 MB)
+    assert peak < 6 * budget * 8 + 4 * n_perm * 8 + 16 * n * 8 < n_perm * n * 8 / 2
 
 
 def test_permutation_pvalues_match_plain_loop(data):
