@@ -90,11 +90,11 @@ def test_abstract_states_the_direction_and_flips_with_the_sign():
     assert 4 <= len(neg) <= 6
     lead_neg = next(s for s in neg if s.startswith("Its strongest result"))
     lead_pos = next(s for s in pos if s.startswith("Its strongest result"))
-    assert "centroid_asymmetry at layer 15 of 30 (r = \u22120.35" in lead_neg
+    assert "centroid_asymmetry at layer 15 of 30 (r = \u22120.350," in lead_neg
     assert lead_neg.endswith("closer (by cosine) to the centroid of its own side is the one the model finds "
                              "less likely.")
     assert lead_pos.endswith("the one the model finds more likely.")
-    assert "(r = +0.35" in lead_pos
+    assert "(r = +0.350," in lead_pos
 
 
 def test_abstract_says_what_survives_the_controls_or_that_there_are_none():
@@ -105,7 +105,7 @@ def test_abstract_says_what_survives_the_controls_or_that_there_are_none():
     assert "of the 1 tests whose CI excludes zero, 0 lie outside the range of r that random token vectors give" \
         in with_controls
     assert "1 outside the interval of r with the pairs shuffled" in with_controls
-    assert "lies inside the random-token range (\u22120.40 to \u22120.20), so token identity alone" in with_controls
+    assert "lies inside the random-token range (\u22120.400 to \u22120.200), so token identity alone" in with_controls
     beyond = copy.deepcopy(_results(-0.35, controls=True))
     for t in beyond["controls"]["random_tokens"]["tests"]:
         t.update(r_min=-0.05, r_max=0.05)
@@ -117,7 +117,7 @@ def test_abstract_compares_with_the_published_result():
     ref = published.load(published.PAIR_LEVEL)
     text = " ".join(page_intro.abstract_sentences(_results(), ref, reference_published=True))
     assert f"the published Pythia-6.9B result (D'Elia, {published.STUDY['year']}" in text
-    assert "margin_asymmetry at layer 0 (token embeddings) of 32 (r = \u22120.68)" in text
+    assert "margin_asymmetry at layer 0 (token embeddings) of 32 (r = \u22120.677)" in text
     none = " ".join(page_intro.abstract_sentences(_results()))
     assert "not compared with the published Pythia-6.9B result" in none
 
