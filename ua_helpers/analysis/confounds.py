@@ -12,6 +12,7 @@ from .._checks import (
     check_positive_int,
     check_seed,
     check_table_inputs,
+    excludes_zero,
     layer_metric_columns,
     row_notes,
     t_pvalue,
@@ -340,7 +341,7 @@ def per_category_table(metric_values, preference, layers: Sequence[int], metric_
             boot = bootstrap_pearson(xc[ok], yc, Resamples(nc, n_bootstrap, seed))
             lo[ok], hi[ok] = percentile_interval(boot, ci_level)
         frames.append(pd.DataFrame({**lm, "category": cat, "n": nc, "r": r, "ci_lower": lo, "ci_upper": hi,
-                                    "p_value": p, "excludes_zero": (lo > 0) | (hi < 0), "note": notes}))
+                                    "p_value": p, "excludes_zero": excludes_zero(lo, hi), "note": notes}))
     # frames are category-major; interleave to (layer, metric, category) order
     out = pd.concat(frames, keys=range(len(frames)), names=["_cat", "_test"]).reset_index()
     out = out.sort_values(["_test", "_cat"], kind="stable").drop(columns=["_cat", "_test"]).reset_index(drop=True)

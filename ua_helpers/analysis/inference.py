@@ -22,7 +22,7 @@ import numpy as np
 from scipy import stats as sps
 
 from .._checks import check_ci_level, check_positive_int, check_seed, check_table_inputs
-from .._checks import layer_metric_columns, row_notes, t_pvalue
+from .._checks import excludes_zero, layer_metric_columns, row_notes, t_pvalue
 from .._io import to_jsonable
 from .bootstrap import (
     Resamples,
@@ -200,11 +200,11 @@ def extended_analysis(metric_values, preference, layers: Sequence[int], metric_n
 
     lo_a, hi_a = cols["partial_all_ci_lower"], cols["partial_all_ci_upper"]
     cols.update(
-        excludes_zero=(cols["ci_lower"] > 0) | (cols["ci_upper"] < 0),
+        excludes_zero=excludes_zero(cols["ci_lower"], cols["ci_upper"]),
         survives_holm=cols["p_holm"] < alpha,
         survives_bh=cols["p_bh"] < alpha,
         survives_maxstat=cols["p_maxstat"] < alpha,
-        survives_confounds=(lo_a > 0) | (hi_a < 0),
+        survives_confounds=excludes_zero(lo_a, hi_a),
         note=notes,
     )
     tests = pd.DataFrame(cols)

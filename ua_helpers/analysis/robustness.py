@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
-from .._checks import as_tests, as_vector, t_pvalue
+from .._checks import as_tests, as_vector, excludes_zero, t_pvalue
 from .bootstrap import jackknife_pearson, pearson
 from .redundancy import check_emb, check_layers
 
@@ -285,9 +285,8 @@ def rank_disagreement(r, ci_lower, ci_upper, rho, rho_ci_lower, rho_ci_upper) ->
     if len({a.shape for a in arrs}) != 1 or arrs[0].ndim != 1:
         raise ValueError(f"all six inputs must be 1-D of one length; got shapes {[a.shape for a in arrs]}")
     r, lo, hi, rho, slo, shi = arrs
+    ex_r, ex_s = excludes_zero(lo, hi), excludes_zero(slo, shi)
     with np.errstate(invalid="ignore"):
-        ex_r = (lo > 0) | (hi < 0)
-        ex_s = (slo > 0) | (shi < 0)
         sign = np.sign(r) * np.sign(rho) < 0
     verdict = ex_r != ex_s
     defined = np.isfinite(r) & np.isfinite(rho)

@@ -13,7 +13,7 @@ from typing import NamedTuple, Sequence
 import numpy as np
 from scipy import stats as sps
 
-from .._checks import check_ci_level
+from .._checks import check_ci_level, excludes_zero
 from .bootstrap import (
     Resamples,
     bootstrap_indices,
@@ -123,7 +123,7 @@ def correlation_table(metric_values: np.ndarray, preference: np.ndarray, layers:
         "layer": np.repeat(np.asarray(layers, dtype=int), n_metrics),
         "metric": np.tile(np.asarray(metric_names, dtype=object), n_layers),
         "r": r, "ci_lower": lo, "ci_upper": hi, "p_value": p,
-        "includes_zero": ~((lo > 0) | (hi < 0)),
+        "includes_zero": ~excludes_zero(lo, hi),
         "n": n,
         "note": [note or "" for note in notes],
     })

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from .._checks import excludes_zero
 from ..analysis.evidence import level_names, require_evidence
 from ._markdown import MISSING, Markup, fmt_ci, fmt_r, md_text
 from .results import model_record
@@ -283,7 +284,7 @@ def read_correlation_table(table_or_results, ci_level: float = 0.95) -> str:
     if missing:
         raise ValueError(f"table lacks columns {missing}")
     lo, hi = table["ci_lower"].to_numpy(dtype=float), table["ci_upper"].to_numpy(dtype=float)
-    excl = (lo > 0) | (hi < 0)
+    excl = excludes_zero(lo, hi)
     r = table["r"].to_numpy(dtype=float)
     if not np.isfinite(r).any():
         return f"None of the {len(table)} tests has a defined r."

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._checks import excludes_zero
 from ._markdown import fmt_r
 
 #: Figure width in inches (8 in at 110 dpi: 880 px, about the book's text column at 1280 px).
@@ -71,7 +72,7 @@ def plot_layer_correlations(table, title: str | None = None, n_pairs: int | None
             ax.errorbar(layers[~dup] + 0.25 * step, rho[~dup], yerr=ryerr[:, ~dup], fmt="s--", capsize=2,
                         markersize=4, markerfacecolor="none", color="tab:orange", alpha=0.8,
                         label="Spearman rho, bootstrap CI")
-        sig = ((rows["ci_lower"] > 0) | (rows["ci_upper"] < 0)).to_numpy(dtype=bool)
+        sig = excludes_zero(rows["ci_lower"], rows["ci_upper"])
         ax.scatter(layers[sig], r[sig], color="red", s=60, zorder=5, marker="*",
                    label="CI of r excludes 0 (uncorrected)")
         ax.axhline(y=0, color="black", linestyle="--", alpha=0.5)
@@ -111,7 +112,7 @@ def plot_heatmap(table, title: str = "Pearson r by layer and metric (* = CI excl
     pivot = table.pivot(index="metric", columns="layer", values="r")
     metrics = list(dict.fromkeys(table["metric"]))
     pivot = pivot.loc[metrics]
-    excludes = table.assign(_excl=(table["ci_lower"] > 0) | (table["ci_upper"] < 0))
+    excludes = table.assign(_excl=excludes_zero(table["ci_lower"], table["ci_upper"]))
     sig = excludes.pivot(index="metric", columns="layer", values="_excl").astype(bool).loc[metrics]
     fig, ax = plt.subplots(figsize=(min(WIDTH, 2.6 + 0.6 * pivot.shape[1]), 0.9 + 0.45 * pivot.shape[0]))
     im = ax.imshow(pivot.to_numpy(dtype=float), cmap="RdBu_r", vmin=-1, vmax=1, aspect="auto")
