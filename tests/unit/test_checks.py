@@ -34,3 +34,12 @@ def test_one_definition_of_the_t_test():
     defs = [path.name for path in PACKAGE.rglob("*.py")
             if re.search(r"^def t_pvalue\b", path.read_text(encoding="utf-8"), re.M)]
     assert defs == ["_checks.py"]
+
+
+def test_excludes_zero_is_false_for_an_undefined_or_straddling_interval():
+    from ua_helpers._checks import excludes_zero
+
+    lo = np.array([0.1, -0.3, -0.1, np.nan, 0.0])
+    hi = np.array([0.2, -0.1, 0.1, 0.5, 0.2])
+    assert excludes_zero(lo, hi).tolist() == [True, True, False, False, False]  # a bound at 0 does not exclude it
+    assert bool(excludes_zero(None, 0.3)) is False and bool(excludes_zero(-0.2, -0.1)) is True
