@@ -23,19 +23,10 @@ from ..runs import rundir
 from ..runs._runlock import replace_run
 from . import BookError
 from ._md import sha_short
-from .context import (
-    BookContext,
-    Reference,
-    Run,
-    load_reference,
-    load_run,
-    model_identity,
-)
+from .context import PROJECT_ROOT, BookContext, Reference, Run, load_reference, load_run, model_identity
 from .page_intro import substitutions
 from .pages import GENERATED_INCLUDES, GENERATED_PAGES
 
-#: The project's root (where ``_config.yml`` and ``_toc.yml`` live) for a checkout or an editable install.
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 #: What of the book's source is staged: configuration, table of contents, prose pages and static files.
 BOOK_SOURCES = ("_config.yml", "_toc.yml", "book")
 #: The run's executed notebooks, in reading order (``RUN_DIR/notebooks/<name>.ipynb``): the run folder's list.
