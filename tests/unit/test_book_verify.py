@@ -10,6 +10,7 @@ import pytest
 from runs_fixtures import TAGS, add_evidence, edit_results, hostile_run, make_run
 
 from ua_helpers import book
+from ua_helpers.analysis import evidence
 from ua_helpers.inputs import published
 from ua_helpers.report import findings
 from ua_helpers.runs import rundir
@@ -67,11 +68,12 @@ def test_a_removed_block_is_refused_and_an_older_run_says_it_predates_it(tmp_pat
 def test_an_evidence_ladder_of_an_older_layout_is_refused_in_one_line(tmp_path):
     """A run whose ladder predates rung 6 (rung 5 then read "unconfounded") is refused, not half-read."""
     run = add_evidence(make_run(tmp_path / "run"))
-    assert book.load_run(run).results["evidence"]["schema_version"] == 2
+    assert book.load_run(run).results["evidence"]["schema_version"] == evidence.SCHEMA_VERSION
     edit_results(run, lambda r: r["evidence"].update(schema_version=1))
     with pytest.raises(book.BookError) as info:
         book.load_run(run)
-    assert re.search(r"results\.json.*evidence ladder is of layout version 1, this version reads 2 \(rungs 0-6, "
+    assert re.search(rf"results\.json.*evidence ladder is of layout version 1, this version reads "
+                     rf"{evidence.SCHEMA_VERSION} \(rungs 0-6, "
                      r"rung 6 'beyond lexical'\); run the analysis again", _one_line(info.value))
     with pytest.raises(ValueError, match="these results: its evidence ladder is of layout version 1"):
         findings.read_ladder(json.loads((run / "results.json").read_text()))  # the sentences refuse it too

@@ -98,7 +98,7 @@ def test_disagreement_and_redundancy_sentences(built):
     res = copy.deepcopy(built["results"])
     ev = res["evidence"]
     ev["disagreements"] = [{"layer": 12, "metric": "margin_asymmetry", "r": -0.09, "ci_lower": -0.2,
-                            "ci_upper": 0.1, "rho": 0.25, "rho_ci_lower": 0.1, "rho_ci_upper": 0.38,
+                            "ci_upper": 0.1, "spearman_rho": 0.25, "spearman_ci_lower": 0.1, "spearman_ci_upper": 0.38,
                             "kind": "verdict"}]
     text = findings.read_disagreements(res)
     assert text.startswith("Pearson and Spearman disagree on 1 test: margin_asymmetry at layer 12 (r = -0.090; "
@@ -207,14 +207,14 @@ def test_rank_levels_and_their_sentence(built):
         excl = row.spearman_ci_lower > 0 or row.spearman_ci_upper < 0
         want = 0 if not excl else 1 if not row.spearman_p_bh < 0.05 else 2 if not row.p_maxstat_spearman < 0.05 else 3
         assert t["rank_level"] == want
-        assert t["p_maxstat_rho"] == pytest.approx(row.p_maxstat_spearman)
+        assert t["p_maxstat_spearman"] == pytest.approx(row.p_maxstat_spearman)
         assert t["maxstat_uncertain"] == bool(row.maxstat_uncertain)
     res = _force_levels(built["results"], [0] * 20)
     for t in res["evidence"]["tests"]:
         t["rank_level"], t["maxstat_uncertain"] = 0, False
     assert findings.read_ranks(res).startswith("No test reaches a higher level on ranks")
     t = res["evidence"]["tests"][7]
-    t.update(rank_level=3, rho=0.3141, maxstat_uncertain=True, p_maxstat=0.0497)
+    t.update(rank_level=3, spearman_rho=0.3141, maxstat_uncertain=True, p_maxstat=0.0497)
     text = findings.read_ranks(res)
     assert (f"{t['metric']} at layer {t['layer']} (rho = +0.314, level 3 (family-wise) on ranks, 0 on Pearson)"
             in text)

@@ -30,7 +30,8 @@ def results():
             tests.append({"layer": layer, "metric": metric, "level": level, "level_name": names[level],
                           "passes": {"ci": level >= 1, "bh": level >= 2}, "r": r, "ci_lower": r - 0.1,
                           "ci_upper": r + 0.1, "p_bh": float(rng.uniform()), "p_maxstat": float(rng.uniform()),
-                          "rho": r + 0.01, "rho_ci_lower": r - 0.09, "rho_ci_upper": r + 0.11, "partial_r": r / 2,
+                          "spearman_rho": r + 0.01, "spearman_ci_lower": r - 0.09, "spearman_ci_upper": r + 0.11,
+                          "partial_all_r": r / 2,
                           "loo_delta_r": 0.01, "r_without_massive": None})
     levels = [{"level": k, "name": name, "criterion": f"criterion {k}",
                "count": sum(t["level"] >= k for t in tests), "count_distinct": sum(t["level"] >= k for t in tests)}
@@ -65,7 +66,7 @@ def test_tests_csv_holds_every_statistic_of_every_test(results, tmp_path):
     assert path == tmp_path / tables.TESTS_CSV
     frame = pd.read_csv(path)
     assert len(frame) == len(LAYERS) * len(NAMES)
-    for col in ("r", "ci_lower", "p_bh", "p_maxstat", "rho", "partial_r", "level", "passes_ci", "passes_bh",
+    for col in ("r", "ci_lower", "p_bh", "p_maxstat", "spearman_rho", "partial_all_r", "level", "passes_ci", "passes_bh",
                 "loo_delta_r", "r_without_massive"):
         assert col in frame.columns, col
     ours = np.array([t["r"] for t in results["evidence"]["tests"]], dtype=float)

@@ -37,7 +37,9 @@ if TYPE_CHECKING:
 
 #: The evidence block's layout: 1 had rungs 0..5 (rung 5 "unconfounded"); 2 renames rung 5 "adjusted for token
 #: count, length and category" (``passes["adjusted"]``) and adds rung 6 "beyond lexical" (``passes["beyond_lexical"]``).
-SCHEMA_VERSION = 2
+#: 3 names each quantity as the extended block does (spearman_rho, spearman_ci_lower/upper, partial_all_r,
+#: partial_all_ci_lower/upper, p_maxstat_spearman; they were rho, rho_ci_*, partial_r, partial_ci_*, p_maxstat_rho).
+SCHEMA_VERSION = 3
 #: (short name, criterion text) per level; level k's criterion is added to all of levels 1..k-1.
 LEVELS = (
     ("none", "no criterion met"),
@@ -243,16 +245,16 @@ def evidence_block(tests, diagnostics: rb.Diagnostics, redundancy: Redundancy, *
             "layer": layer, "metric": metric, "level": lv["level"], "level_name": lv["level_name"],
             "passes": {c: lv[c] for c in CRITERIA},
             "r": t["r"], "ci_lower": t["ci_lower"], "ci_upper": t["ci_upper"], "p_bh": t["p_bh"],
-            "p_maxstat": t["p_maxstat"], "rho": t["spearman_rho"], "rho_ci_lower": t["spearman_ci_lower"],
-            "rho_ci_upper": t["spearman_ci_upper"], "partial_r": t["partial_all_r"],
-            "partial_ci_lower": t["partial_all_ci_lower"], "partial_ci_upper": t["partial_all_ci_upper"],
+            "p_maxstat": t["p_maxstat"], **{k: t[k] for k in ("spearman_rho", "spearman_ci_lower",
+                                                                "spearman_ci_upper", "partial_all_r",
+                                                                "partial_all_ci_lower", "partial_all_ci_upper")},
             "partial_p_adjusted": p_adj[i],
             "lexical_partial_r": lex["partial_r"].iat[i],
             "lexical_ci_lower": lex["ci_lower"].iat[i] if "ci_lower" in lex else None,
             "lexical_ci_upper": lex["ci_upper"].iat[i] if "ci_upper" in lex else None,
             "lexical_p_holm": lex["p_holm"].iat[i],
             "p_maxstat_se": t.get("p_maxstat_se"), "maxstat_uncertain": bool(t.get("maxstat_uncertain", False)),
-            "p_maxstat_rho": t.get("p_maxstat_spearman"), "rank_level": int(rank_level[i]),
+            "p_maxstat_spearman": t.get("p_maxstat_spearman"), "rank_level": int(rank_level[i]),
             "most_influential_pair": loo["most_influential_pair"].iat[i], "loo_delta_r": loo["loo_delta_r"].iat[i],
             "loo_r_min": loo["loo_r_min"].iat[i], "loo_r_max": loo["loo_r_max"].iat[i],
             "loo_sign_change": loo["loo_sign_change"].iat[i], "loo_verdict_change": loo["loo_verdict_change"].iat[i],
@@ -267,8 +269,8 @@ def evidence_block(tests, diagnostics: rb.Diagnostics, redundancy: Redundancy, *
             row["text"] = (stmt_a if s.side == "A" else stmt_b)[s.pair]
         st_rows.append(row)
     massive_ratio = diagnostics.massive_ratio
-    disagreements = [{k: rows[i][k] for k in ("layer", "metric", "r", "ci_lower", "ci_upper", "rho", "rho_ci_lower",
-                                              "rho_ci_upper")} | {"kind": rows[i]["disagreement"]}
+    disagreements = [{k: rows[i][k] for k in ("layer", "metric", "r", "ci_lower", "ci_upper", "spearman_rho",
+                                              "spearman_ci_lower", "spearman_ci_upper")} | {"kind": rows[i]["disagreement"]}
                      for i in np.flatnonzero(dis["disagree"])]
     return to_jsonable({
         "schema_version": SCHEMA_VERSION, "alpha": alpha, "partial_adjust": partial_adjust,
@@ -311,7 +313,7 @@ def evidence_table(results: dict[str, Any]) -> pd.DataFrame:
 
     ev = require_evidence(results)
     frame = pd.DataFrame(ev["tests"]).drop(columns=["passes"])
-    return frame.astype({c: float for c in frame.columns if c in ("r", "rho", "partial_r", "r_without_massive")})
+    return frame.astype({c: float for c in frame.columns if c in ("r", "spearman_rho", "partial_all_r", "r_without_massive")})
 
 
 def ladder_table(results: dict[str, Any]) -> pd.DataFrame:

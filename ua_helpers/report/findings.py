@@ -116,11 +116,11 @@ def _group_corr(ev, test) -> float | None:
 
 def _why_not_robust(t) -> str:
     reasons = []
-    rho_excl = (t["rho_ci_lower"] or 0) > 0 or (t["rho_ci_upper"] or 0) < 0
+    rho_excl = (t["spearman_ci_lower"] or 0) > 0 or (t["spearman_ci_upper"] or 0) < 0
     if not rho_excl:
-        reasons.append(f"Spearman rho's CI {fmt_ci(t['rho_ci_lower'], t['rho_ci_upper'])} includes 0")
-    elif np.sign(t["rho"]) != np.sign(t["r"]):
-        reasons.append(f"Spearman rho = {fmt_r(t['rho'])} has the opposite sign")
+        reasons.append(f"Spearman rho's CI {fmt_ci(t['spearman_ci_lower'], t['spearman_ci_upper'])} includes 0")
+    elif np.sign(t["spearman_rho"]) != np.sign(t["r"]):
+        reasons.append(f"Spearman rho = {fmt_r(t['spearman_rho'])} has the opposite sign")
     if t["loo_sign_change"] or t["loo_verdict_change"]:
         what = "sign" if t["loo_sign_change"] else "t-test verdict"
         reasons.append(f"removing a single pair changes its {what} (most influential: pair "
@@ -131,7 +131,7 @@ def _why_not_robust(t) -> str:
 def _verdict(t, ev) -> str:
     """What the test's level means, and why it goes no higher."""
     level, adjust = t["level"], _ADJUST[ev["partial_adjust"]]
-    partial = (f"partial r = {fmt_r(t['partial_r'])} {fmt_ci(t['partial_ci_lower'], t['partial_ci_upper'])}, "
+    partial = (f"partial r = {fmt_r(t['partial_all_r'])} {fmt_ci(t['partial_all_ci_lower'], t['partial_all_ci_upper'])}, "
                f"{_p(adjust + '-adjusted p', t['partial_p_adjusted'])}")
     if level == 0:
         return "its CI includes 0"
@@ -168,8 +168,8 @@ def describe_test(t: dict[str, Any], ev: dict[str, Any], results: dict[str, Any]
                  f"{corr:.3f})")
     top = len(level_names()) - 1
     return (f"{layer_label(t['layer'], capital=True)}, {name}: r = {fmt_r(t['r'])}, {_pct(results)} CI "
-            f"{fmt_ci(t['ci_lower'], t['ci_upper'])}; Spearman rho = {fmt_r(t['rho'])} "
-            f"{fmt_ci(t['rho_ci_lower'], t['rho_ci_upper'])}. Evidence level {t['level']} of {top} "
+            f"{fmt_ci(t['ci_lower'], t['ci_upper'])}; Spearman rho = {fmt_r(t['spearman_rho'])} "
+            f"{fmt_ci(t['spearman_ci_lower'], t['spearman_ci_upper'])}. Evidence level {t['level']} of {top} "
             f"({t['level_name']}): "
             f"{_verdict(t, ev)}. {controls_verdict(t, results)}")
 
@@ -340,7 +340,7 @@ def read_disagreements(results: dict[str, Any]) -> str:
         by.setdefault((d["metric"], r_excl), []).append(d)
     parts = []
     for (metric, r_excl), ds in by.items():
-        rs, rhos = ", ".join(fmt_r(d["r"]) for d in ds), ", ".join(fmt_r(d["rho"]) for d in ds)
+        rs, rhos = ", ".join(fmt_r(d["r"]) for d in ds), ", ".join(fmt_r(d["spearman_rho"]) for d in ds)
         which = ("r's CI excludes 0, rho's does not" if r_excl and ds[0]["kind"] == "verdict" else
                  "rho's CI excludes 0, r's does not" if ds[0]["kind"] == "verdict" else
                  "both CIs exclude 0 with opposite signs")
@@ -398,7 +398,7 @@ def read_ranks(results: dict[str, Any]) -> str:
     if up:
         text = ("On ranks (Spearman rho: its CI, BH and max-statistic test) these tests reach a higher level than on "
                 "Pearson r: " + "; ".join(
-                    f"{t['metric']} at {layer_label(t['layer'])} (rho = {fmt_r(t['rho'])}, level {t['rank_level']} "
+                    f"{t['metric']} at {layer_label(t['layer'])} (rho = {fmt_r(t['spearman_rho'])}, level {t['rank_level']} "
                     f"({names[t['rank_level']]}) on ranks, {t['level']} on Pearson)" for t in up) + ".")
     else:
         text = "No test reaches a higher level on ranks (Spearman rho) than on Pearson r."
@@ -422,8 +422,8 @@ def read_confounds(results: dict[str, Any]) -> str:
             f"{adjust}-adjusted p < {_alpha(ev)} once token count, length and category are controlled for")
     if lost:
         text += ("; these do not: " + "; ".join(
-            f"{t['metric']} at {layer_label(t['layer'])} (r = {fmt_r(t['r'])}, partial r = {fmt_r(t['partial_r'])} "
-            f"{fmt_ci(t['partial_ci_lower'], t['partial_ci_upper'])}, {_p('adjusted p', t['partial_p_adjusted'])})"
+            f"{t['metric']} at {layer_label(t['layer'])} (r = {fmt_r(t['r'])}, partial r = {fmt_r(t['partial_all_r'])} "
+            f"{fmt_ci(t['partial_all_ci_lower'], t['partial_all_ci_upper'])}, {_p('adjusted p', t['partial_p_adjusted'])})"
             for t in lost))
     return text + "."
 

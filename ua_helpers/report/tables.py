@@ -47,8 +47,8 @@ def tests_table(results: Mapping[str, Any], min_rung: int = 1):
 
     ev = require_evidence(results)
     rows = [{"layer": t["layer"], "metric": t["metric"], "r": _num(t["r"]),
-             _ci_label(results): fmt_ci(t["ci_lower"], t["ci_upper"]), "ρ": _num(t["rho"]),
-             "adjusted r": _num(t["partial_r"]), "rung": t["level"]}
+             _ci_label(results): fmt_ci(t["ci_lower"], t["ci_upper"]), "ρ": _num(t["spearman_rho"]),
+             "adjusted r": _num(t["partial_all_r"]), "rung": t["level"]}
             for t in ev["tests"] if t["level"] >= min_rung]
     return pd.DataFrame(rows, columns=["layer", "metric", "r", _ci_label(results), "ρ", "adjusted r", "rung"])
 
