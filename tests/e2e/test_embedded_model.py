@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 from cache_stubs import flip_bit
+from seed_paths import assert_matches_seed, max_rel_diff, seed_path, subset
 
 from ua_helpers.inputs import _cache, models
+from ua_helpers.inputs.extraction import extract
 from ua_helpers.inputs.models import load_model
 
 #: Every test here loads the embedded model (~40 s the first time: the conversion).
@@ -69,3 +72,15 @@ def test_embedded_model_verification_cost(smollm2):
     second = _cache._file_sha256.cache_info()
     assert first.misses == len(record["files"])  # every recorded file hashed once
     assert second.misses == first.misses and second.hits == first.hits + first.misses  # then never again
+
+
+def test_embedded_model_extract_equals_seed_path(smollm2, replication_pairs):
+    pairs = subset(replication_pairs, [0, 57, 130, 229])
+    layers = list(range(smollm2.num_layers + 1))
+    emb, nll, pref = seed_path(smollm2, pairs, layers)
+    for batch_size in (1, 3, 32):
+        ext = extract(smollm2, pairs, layers="all", batch_size=batch_size, cache=False, progress=False)
+        assert_matches_seed(ext, emb, nll, pref)
+        print(f"smollm2-135m batch_size={batch_size}: max emb rel diff "
+              f"{max_rel_diff(np.concatenate([ext.emb_a, ext.emb_b], axis=1), emb):.2e}, max NLL diff "
+              f"{np.abs(np.concatenate([ext.nll_a, ext.nll_b]) - nll).max():.2e}")

@@ -1,61 +1,24 @@
 """Batched extraction against the seed's unbatched path; layer and input validation; the on-disk cache."""
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
 import seed_reference as seed
-from tiny_models import TINY
+from seed_paths import EMB_RTOL, NLL_ATOL, assert_matches_seed, max_rel_diff, seed_path, subset
 from ua_helpers import _io
 from ua_helpers.inputs import batching, extraction
 from ua_helpers.inputs.data import PairSet
 from ua_helpers.inputs.extraction import cache_key, extract, get_layer_embedding, get_nll, resolve_layers
-
-# Batched (right-padded, masked) and the seed's unbatched float32 forwards form the same sums in another order.
-# Each layer of the tiny model sums about 3 x hidden (Q/K/V, output, MLP-in projections) + sequence length
-# (attention; <= 64 tokens here) + intermediate (MLP-out) terms, each sum rounding by <= terms x eps32 relative
-# (gamma_n), and the residual stream adds up the layers' errors.
-_TERMS = TINY["num_hidden_layers"] * (3 * TINY["hidden_size"] + 64 + TINY["intermediate_size"])
-EMB_RTOL = _TERMS * float(np.finfo(np.float32).eps)  # ~1.8e-4 of the seed vector's largest |component|
-# an NLL is a log-softmax over the 600-token vocabulary of logits from those states: of size ~log(600), it
-# inherits their relative error, plus one for the vocabulary's sum
-NLL_ATOL = (math.log(600) + 1) * EMB_RTOL  # ~1.4e-3
-
-
-def _seed_path(lm, pairs, layers):
-    """The seed's sequential extraction: one pass per layer per statement, two NLL passes per pair."""
-    texts = list(pairs.stmt_a) + list(pairs.stmt_b)
-    emb = np.stack([[seed.get_layer_embedding(t, lm.model, lm.tokenizer, layer) for t in texts]
-                    for layer in layers])  # [layer, statement, d_model]
-    nll = np.array([seed.get_nll(t, lm.model, lm.tokenizer) for t in texts])
-    pref = np.array([seed.get_output_preference(a, b, lm.model, lm.tokenizer)
-                     for a, b in zip(pairs.stmt_a, pairs.stmt_b)])
-    return emb, nll, pref
-
-
-def max_rel_diff(ours: np.ndarray, ref: np.ndarray) -> float:
-    """Largest |ours - ref| over each vector, relative to that reference vector's largest |component|."""
-    return float((np.abs(ours - ref) / np.abs(ref).max(axis=-1, keepdims=True)).max())
-
-
-def assert_matches_seed(ext, emb, nll, pref):
-    n = ext.n_pairs
-    ours = np.concatenate([ext.emb_a, ext.emb_b], axis=1)
-    assert ours.dtype == np.float32 and ours.shape == emb.shape
-    assert max_rel_diff(ours, emb) <= EMB_RTOL
-    assert_allclose(np.concatenate([ext.nll_a, ext.nll_b]), nll, rtol=0, atol=NLL_ATOL)
-    assert_allclose(ext.preference, pref, rtol=0, atol=2 * NLL_ATOL)
-    assert_allclose(ext.preference, nll[n:] - nll[:n], rtol=0, atol=2 * NLL_ATOL)
 
 
 # --------------------------------------------------------------------------- equivalence with the seed
 @pytest.fixture(scope="module")
 def tiny_seed(tiny_lm, small_pairs):
     layers = list(range(tiny_lm.num_layers + 1))
-    return layers, *_seed_path(tiny_lm, small_pairs, layers)
+    return layers, *seed_path(tiny_lm, small_pairs, layers)
 
 
 def test_small_pairs_have_varied_lengths(tiny_lm, small_pairs):
@@ -111,25 +74,6 @@ def test_reference_functions_are_the_seeds(tiny_lm, small_pairs):
             seed.get_layer_embedding(text_a, tiny_lm.model, tiny_lm.tokenizer, layer))
     assert extraction.get_output_preference(text_a, text_b, tiny_lm.model, tiny_lm.tokenizer) == \
         seed.get_output_preference(text_a, text_b, tiny_lm.model, tiny_lm.tokenizer)
-
-
-@pytest.mark.slow
-def test_embedded_model_extract_equals_seed_path(smollm2, replication_pairs):
-    pairs = _subset(replication_pairs, [0, 57, 130, 229])
-    layers = list(range(smollm2.num_layers + 1))
-    emb, nll, pref = _seed_path(smollm2, pairs, layers)
-    for batch_size in (1, 3, 32):
-        ext = extract(smollm2, pairs, layers="all", batch_size=batch_size, cache=False, progress=False)
-        assert_matches_seed(ext, emb, nll, pref)
-        print(f"smollm2-135m batch_size={batch_size}: max emb rel diff "
-              f"{max_rel_diff(np.concatenate([ext.emb_a, ext.emb_b], axis=1), emb):.2e}, max NLL diff "
-              f"{np.abs(np.concatenate([ext.nll_a, ext.nll_b]) - nll).max():.2e}")
-
-
-def _subset(pairs: PairSet, idx) -> PairSet:
-    return PairSet([pairs.stmt_a[i] for i in idx], [pairs.stmt_b[i] for i in idx],
-                   [pairs.category[i] for i in idx], sha256=f"{pairs.sha256}:{list(idx)}", source=pairs.source,
-                   name=pairs.name)
 
 
 # --------------------------------------------------------------------------- layers and inputs
@@ -243,7 +187,7 @@ def test_cache_key_depends_on_everything_that_determines_the_numbers(tiny_lm, sm
     # and through extract: each variation is computed, none is served the other's file
     keys = set()
     for layers, pooling, pairs in (([0, 4], "mean", small_pairs), ([1, 4], "mean", small_pairs),
-                                   ([0, 4], "last", small_pairs), ([0, 4], "mean", _subset(small_pairs, range(6)))):
+                                   ([0, 4], "last", small_pairs), ([0, 4], "mean", subset(small_pairs, range(6)))):
         before = len(count_forward)
         ext = extract(tiny_lm, pairs, layers=layers, pooling=pooling, cache=tmp_path, progress=False)
         assert len(count_forward) > before
@@ -487,7 +431,7 @@ def test_seed_check_arguments(tiny_lm, small_pairs, tiny_ext):
     with pytest.raises(ValueError, match="n_sample"):
         seedcheck.check_against_seed(tiny_lm, small_pairs, tiny_ext, n_sample=0)
     with pytest.raises(ValueError, match="pass the pairs it was computed from"):
-        seedcheck.check_against_seed(tiny_lm, _subset(small_pairs, range(5)), tiny_ext)
+        seedcheck.check_against_seed(tiny_lm, subset(small_pairs, range(5)), tiny_ext)
     check = seedcheck.check_against_seed(tiny_lm, small_pairs, tiny_ext, n_sample=1)
     with pytest.raises(ValueError, match="computed in float32, not float16"):
         seedcheck.assert_matches_seed(check, "float16")
