@@ -1,7 +1,6 @@
 """Batched extraction against the seed's unbatched path; layer and input validation; the on-disk cache."""
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose
