@@ -104,10 +104,20 @@ def tiny_model_dir(tmp_path_factory, replication_pairs) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_lm(tiny_model_dir):
-    """The tiny GPT-NeoX model loaded through ``ua_helpers.inputs.models.load_model`` (float32, CPU)."""
+    """The tiny GPT-NeoX model loaded through ``ua_helpers.inputs.models.load_model`` (float32, CPU).
+
+    Torch runs on one thread while it is in use: the tiny model's operations take microseconds, and on a busy
+    two-core machine a second thread's synchronization dominates them (the seed path over the 12 small pairs:
+    0.4 s on one thread, 9.6 s on two, measured at load ~3). Both sides of every comparison run the same way.
+    """
+    import torch
+
     from ua_helpers.inputs.models import load_model
 
-    return load_model(str(tiny_model_dir), device="cpu")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield load_model(str(tiny_model_dir), device="cpu")
+    torch.set_num_threads(threads)
 
 
 # --------------------------------------------------------------------------- the embedded model (slow tests)
