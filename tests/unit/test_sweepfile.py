@@ -2,6 +2,8 @@
 ``requires`` parsed per entry (``ua_helpers.runs.sweepfile``; no run)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from ua_helpers.runs import sweepfile
@@ -64,3 +66,44 @@ def test_invalid_requires_names_the_entry(doc, expected):
 def test_requires_is_parsed_per_entry():
     parsed = sweepfile.parse_sweep({"entries": [GOOD, {**NEEDS_UA230, "requires": ["ua-230", "ua-230"]}]})
     assert [e.requires for e in parsed.entries] == [(), ("ua-230",)]
+
+
+# --------------------------------------------------------------------------- reading the file
+def test_load_sweep_names_a_missing_file_or_bad_yaml(tmp_path):
+    with pytest.raises(sweepfile.SweepError, match=r"sweep file .*absent\.yaml does not exist"):
+        sweepfile.load_sweep(tmp_path / "absent.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("entries: [unclosed\n")
+    with pytest.raises(sweepfile.SweepError, match=r"bad\.yaml is not valid YAML"):
+        sweepfile.load_sweep(bad)
+    listed = tmp_path / "list.yaml"
+    listed.write_text("- a\n- b\n")
+    with pytest.raises(sweepfile.SweepError, match=r"list\.yaml: a sweep file is a mapping with 'entries'"):
+        sweepfile.load_sweep(listed)
+
+
+def test_an_existing_relative_path_becomes_absolute_and_names_stay(tmp_path, monkeypatch):
+    """The notebooks run in another directory: a model or dataset path that exists here is made absolute; a hub
+    id, a URL and a bundled dataset name are left as they are."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "models" / "m").mkdir(parents=True)
+    (tmp_path / "pairs.json").write_text("{}")
+    parsed = sweepfile.parse_sweep({"root": "out", "entries": [
+        {"name": "local", "model": "models/m", "dataset": "pairs.json"},
+        {"name": "hub", "model": "EleutherAI/pythia-70m", "dataset": "replication-230"}]})
+    local, hub = parsed.entries
+    assert (local.model, local.params["dataset"]) == (str(tmp_path / "models" / "m"), str(tmp_path / "pairs.json"))
+    assert (hub.model, hub.params["dataset"]) == ("EleutherAI/pythia-70m", "replication-230")
+    assert parsed.root == "out" and parsed.names == ["local", "hub"]
+    assert sweepfile.default_root("examples/sweep-tiny.yaml") == Path("runs") / "sweep-tiny"
+    with pytest.raises(sweepfile.SweepError, match=r"root must be a directory path; got ' '"):
+        sweepfile.parse_sweep({"root": " ", "entries": [GOOD]})
+
+
+def test_unmet_requirement_runs_the_named_check(monkeypatch):
+    monkeypatch.setitem(sweepfile.REQUIREMENTS, "ua-230", ("test", lambda: "not here"))
+    assert sweepfile.unmet_requirement("ua-230") == "not here"
+    monkeypatch.setitem(sweepfile.REQUIREMENTS, "ua-230", ("test", lambda: None))
+    assert sweepfile.unmet_requirement("ua-230") is None
+    with pytest.raises(ValueError, match="unknown requirement 'gpu'; known: ua-230"):
+        sweepfile.unmet_requirement("gpu")
