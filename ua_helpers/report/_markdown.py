@@ -47,14 +47,16 @@ def md_text(value: Any) -> str:
     """Escape text that came from a user (a dataset name, a path, a URL) for MyST Markdown.
 
     Every character that can open markup is backslash-escaped (CommonMark allows it for all ASCII punctuation),
-    and so is a punctuation character at the start (a list marker, a heading underline), so no emphasis, link,
+    and so is a punctuation character at the start or after leading digits (a list marker, a heading underline), so no emphasis, link,
     code span, role, substitution, math or raw HTML (``<img onerror=...>``) can form from the text; a missing
     value is :data:`MISSING`.
     """
     text = plain_text(value)
     if text is None:
         return MISSING
-    return "".join(f"\\{c}" if c in _ACTIVE or (i == 0 and c in _PUNCT) else c for i, c in enumerate(text))
+    marker = re.match(r"\d{1,9}[.)]", text)  # an ordered-list marker: its punctuation is escaped
+    at = marker.end() - 1 if marker else -1
+    return "".join(f"\\{c}" if c in _ACTIVE or (i in (0, at) and c in _PUNCT) else c for i, c in enumerate(text))
 
 
 def md_code(value: Any) -> str:
