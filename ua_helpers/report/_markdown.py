@@ -54,7 +54,7 @@ def md_text(value: Any) -> str:
     text = plain_text(value)
     if text is None:
         return MISSING
-    marker = re.match(r"\d{1,9}[.)]", text)  # an ordered-list marker: its punctuation is escaped
+    marker = re.match(r"\d{1,9}[.)](?=\s|$)", text)  # an ordered-list marker: its punctuation is escaped
     at = marker.end() - 1 if marker else -1
     return "".join(f"\\{c}" if c in _ACTIVE or (i in (0, at) and c in _PUNCT) else c for i, c in enumerate(text))
 
