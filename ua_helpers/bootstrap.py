@@ -9,6 +9,7 @@ few matrix products. :mod:`ua_helpers.stats` (the seed's API) and the extended a
 from __future__ import annotations
 
 import os
+import sys
 from collections import deque
 from typing import Callable, Iterable, Iterator, TypeVar
 
@@ -265,6 +266,60 @@ def _doubled_resample_ranks(c: np.ndarray, order: np.ndarray, lo: np.ndarray, hi
     return np.take_along_axis(cum, lo[None], axis=-1) + np.take_along_axis(cum, hi[None], axis=-1) - n
 
 
+#: Items x resamples that the per-order buffers of :func:`_sorted_cumsum_dot` hold (int16 and int32: 768 KiB,
+#: a core's L2 cache): gathers into larger buffers miss the cache (measured at 9,200 pairs: 12 resamples a chunk
+#: ran twice as fast as 50).
+_CACHE_ELEMENTS = 2**17
+
+#: Four int16 lanes of a uint64 word: multiplying a word by it adds every lane into the lanes above it.
+_LANES = np.uint64(0x0001_0001_0001_0001)
+
+
+def _cumsum_int16_lanes(cs: np.ndarray) -> None:
+    """Cumulative sum along axis 1, in place, of non-negative int16 ``cs`` (B, 4 m) whose row sums are < 2**15.
+
+    Each row is read as m uint64 words of four int16 lanes (little-endian: lane 0 is the first element).
+    Multiplying a word by ``_LANES`` turns its lanes into their running sums (no lane exceeds 2**15, so nothing
+    carries into the next lane); the words' totals (lane 3) are then summed along the row (a quarter of the
+    elements of a plain cumsum) and each word's preceding total is added to all four of its lanes. Every step
+    is exact integer arithmetic: the result equals ``np.cumsum(cs, axis=1)``.
+    """
+    w = cs.view(np.uint64)  # [B, m]
+    w *= _LANES
+    total = w >> np.uint64(48)  # [B, m]: each word's sum
+    before = np.cumsum(total, axis=1)
+    before -= total  # the sum of the words before each word
+    before *= _LANES
+    w += before
+
+
+def _sorted_cumsum_dot(c: np.ndarray, v: np.ndarray, orders: np.ndarray) -> np.ndarray:
+    """``sum_k cumsum(c[:, o])[:, k] * v[:, o][:, k]`` for every order ``o`` in ``orders``, exactly, in int64.
+
+    ``c`` (B, n) non-negative integer counts whose row sums fit ``c.dtype``; ``v`` (B, n) integers; ``orders``
+    (T, n) permutations of ``range(n)``; returns (B, T). The same integers as gathering every order at once
+    (``np.take(c, orders, axis=1)``, (B, T, n)) and one ``einsum``, but one order at a time into buffers that
+    are reused: (B, n) arrays stay in cache and no fresh memory is touched per chunk. int16 counts on a
+    little-endian machine take the cumulative sum four lanes at a time (:func:`_cumsum_int16_lanes`).
+    """
+    b, n = c.shape
+    out = np.empty((b, orders.shape[0]), dtype=np.int64)
+    lanes = c.dtype == np.int16 and sys.byteorder == "little"
+    width = -(-n // 4) * 4 if lanes else n
+    padded = np.zeros((b, width), dtype=c.dtype)  # the zero padding to whole words stays zero
+    cs = padded[:, :n]  # [B, n]: c in the order, then its cumulative sum in place
+    vs = np.empty(v.shape, dtype=v.dtype)  # [B, n]: v in the order
+    for t, order in enumerate(orders):
+        np.take(c, order, axis=1, out=cs)
+        if lanes:
+            _cumsum_int16_lanes(padded)
+        else:
+            np.cumsum(cs, axis=1, out=cs)
+        np.take(v, order, axis=1, out=vs)
+        out[:, t] = np.einsum("bn,bn->b", cs, vs, dtype=np.int64)
+    return out
+
+
 def bootstrap_spearman(x, y, indices, *, chunk_size: int | None = None) -> np.ndarray:
     """Compute Spearman's rho of every row of ``x`` with ``y`` on every bootstrap resample of the pairs.
 
@@ -284,8 +339,9 @@ def bootstrap_spearman(x, y, indices, *, chunk_size: int | None = None) -> np.nd
     y : ndarray of shape (n,)
     indices : ndarray of int, shape (n_bootstrap, n), or Resamples
     chunk_size : int, optional
-        Resamples per chunk; memory is about ``3 * n_tests * chunk_size * n`` integers. Default: 50 (fastest on
-        the paper's shape), fewer when that would exceed ``CHUNK_ELEMENTS``.
+        Resamples per chunk; memory is about ``(3 * n_tests_with_ties + 8) * chunk_size * n`` integers. Default:
+        50 (fastest on the paper's shape), fewer when that would exceed ``CHUNK_ELEMENTS`` or ``chunk_size * n``
+        would exceed ``_CACHE_ELEMENTS``.
 
     Returns
     -------
@@ -297,17 +353,19 @@ def bootstrap_spearman(x, y, indices, *, chunk_size: int | None = None) -> np.nd
     y = as_vector(y, n, "y")
     if not np.all(np.isfinite(x)):
         raise ValueError("x has non-finite values")
-    if chunk_size is None:
-        chunk_size = min(50, chunk_rows(n, 3 * x.shape[0]))
-    n_boot, chunks = index_chunks(indices, n, chunk_size)
     # Counts, cumulative counts and doubled centred ranks are <= n, their products <= n^2: int32 holds them
     # (and moves half the memory of int64) while n^2 fits; sums are accumulated in int64.
     itype = np.int32 if n * n < np.iinfo(np.int32).max else np.int64
+    # Counts and their cumulative sums are <= n: int16 while n fits (half the bytes again to gather and add).
+    ctype = np.int16 if n <= np.iinfo(np.int16).max else itype
     ox, lox, hix = _rank_bounds(x)
     oy, loy, hiy = _rank_bounds(y)
     no_ties = np.all(hix - lox == 1, axis=1)  # rows whose values are all distinct
     nt, wt = np.flatnonzero(no_ties), np.flatnonzero(~no_ties)
     ox_nt = ox[nt]
+    if chunk_size is None:  # rows with ties hold (chunk, n) integers thrice per test, the others a few in all
+        chunk_size = min(50, chunk_rows(n, 3 * wt.size + 8), chunk_rows(n, 1, _CACHE_ELEMENTS))
+    n_boot, chunks = index_chunks(indices, n, chunk_size)
 
     def rho_of(idx: np.ndarray) -> np.ndarray:
         """Spearman rho of every test on the chunk's resamples, (n_tests, chunk)."""
@@ -320,9 +378,7 @@ def bootstrap_spearman(x, y, indices, *, chunk_size: int | None = None) -> np.nd
         if nt.size:
             # Distinct values: in sorted order the doubled centred rank is 2 cum - c_sorted - n, so
             # sum_k rank2_k cry_k = 2 sum_k cum_k cry_k - sum_i c_i cry_i (the n-term vanishes: sum cry = 0).
-            cs = np.take(c, ox_nt, axis=1)  # [B, T', n] (take: the same gather as c[:, ox_nt], faster)
-            cum = np.cumsum(cs, axis=-1, dtype=itype)
-            sxy[:, nt] = (2 * np.einsum("btn,btn->bt", cum, np.take(cry, ox_nt, axis=1), dtype=np.int64)
+            sxy[:, nt] = (2 * _sorted_cumsum_dot(c.astype(ctype), cry, ox_nt)
                           - np.einsum("bn,bn->b", c, cry, dtype=np.int64)[:, None])
             c64 = c.astype(np.int64)
             # sum over the resample of (2 rank - (n + 1))^2 = 4 sum rank^2 - n (n + 1)^2, where

@@ -28,7 +28,7 @@ from .bootstrap import (Resamples, bca_interval, bootstrap_pearson, bootstrap_sp
                         pearson, percentile_interval)
 from .confounds import (COVARIATE_DESCRIPTIONS, COVARIATE_SETS, PARTIAL_CI_METHOD, confound_covariates, confound_table,
                         partial_dof, per_category_table)
-from .multiplicity import benjamini_hochberg, holm, max_stat_permutation, monte_carlo_se, near_alpha
+from .multiplicity import benjamini_hochberg, holm, max_stat_permutations, monte_carlo_se, near_alpha
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -161,25 +161,24 @@ def extended_analysis(metric_values, preference, layers: Sequence[int], metric_n
     del boot
     cols["p_value"] = full(t_pvalue(r_obs, n - 2))
 
-    # Permutations: per-test and max-stat
-    ms = max_stat_permutation(flat, y, n_permutations, seed, alpha=alpha)
+    # Permutations: per-test and max-stat, on the values and (below) on their ranks: one draw of the permutations
+    rank_x = sps.rankdata(xo, axis=-1)
+    rank_y = sps.rankdata(y)
+    ranked = np.full(flat.shape, np.nan)
+    ranked[ok] = rank_x
+    ms, ms_rank = max_stat_permutations([(flat, y), (ranked, rank_y)], n_permutations, seed, alpha=alpha)
     cols["p_perm"] = ms.p_perm
     cols["p_holm"] = holm(cols["p_value"])
     cols["p_bh"] = benjamini_hochberg(cols["p_value"])
     cols["p_maxstat"] = ms.p_maxstat
 
     # Spearman
-    rank_x = sps.rankdata(xo, axis=-1)
-    rank_y = sps.rankdata(y)
     rho = pearson(rank_x, rank_y)[:, 0]  # Spearman's rho: Pearson r of the ranks
     slo, shi = percentile_interval(bootstrap_spearman(xo, y, idx), ci_level)
     cols.update(spearman_rho=full(rho), spearman_ci_lower=full(slo), spearman_ci_upper=full(shi),
                 spearman_p_value=full(t_pvalue(rho, n - 2)))
     cols["spearman_p_bh"] = benjamini_hochberg(cols["spearman_p_value"])
-    # The max-statistic test on ranks: rank-transformed once, then the same kernel and the same permutations.
-    ranked = np.full(flat.shape, np.nan)
-    ranked[ok] = rank_x
-    ms_rank = max_stat_permutation(ranked, rank_y, n_permutations, seed, alpha=alpha)
+    # The max-statistic test on ranks (computed above): rank-transformed once, the same kernel and permutations.
     cols["p_maxstat_spearman"] = ms_rank.p_maxstat
     # Monte Carlo standard error of each permutation p-value, and verdicts within two of them of alpha.
     for name in ("p_perm", "p_maxstat", "p_maxstat_spearman"):

@@ -21,9 +21,12 @@ def cosine_similarity(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b) + EPS))
 
 
-def _cos_to(x: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """Cosine similarity of every row of ``x`` ``[n, d]`` with the vector ``v`` ``[d]``."""
-    return x @ v / (np.linalg.norm(x, axis=1) * np.linalg.norm(v) + EPS)
+def _cos_to(x: np.ndarray, v: np.ndarray, x_norm: np.ndarray | None = None) -> np.ndarray:
+    """Cosine similarity of every row of ``x`` ``[n, d]`` with the vector ``v`` ``[d]``; ``x_norm`` ``[n]``, if
+    given, is ``np.linalg.norm(x, axis=1)`` computed once by the caller."""
+    if x_norm is None:
+        x_norm = np.linalg.norm(x, axis=1)
+    return x @ v / (x_norm * np.linalg.norm(v) + EPS)
 
 
 def knn_density(x: np.ndarray, k: int, *, block_rows: int | None = None) -> np.ndarray:
@@ -53,11 +56,17 @@ def knn_density(x: np.ndarray, k: int, *, block_rows: int | None = None) -> np.n
     n_pairs = x.shape[0]
     if not isinstance(k, (int, np.integer)) or not 1 <= k <= n_pairs:
         raise ValueError(f"k must be an integer in [1, n_pairs={n_pairs}]; got {k!r}")
+    if block_rows is not None and (not isinstance(block_rows, (int, np.integer)) or block_rows < 1):
+        raise ValueError(f"block_rows must be a positive integer; got {block_rows!r}")
+    return _knn_density_of_unit_rows(x / np.linalg.norm(x, axis=1, keepdims=True), k, block_rows)
+
+
+def _knn_density_of_unit_rows(xn: np.ndarray, k: int, block_rows: int | None = None) -> np.ndarray:
+    """:func:`knn_density` of rows already divided by their norms, ``xn`` (n_pairs, d_model) float64; arguments
+    checked by the caller (:func:`compute_pair_metrics` has the norms already)."""
+    n_pairs = xn.shape[0]
     if block_rows is None:
         block_rows = max(1, KNN_BLOCK_ELEMENTS // n_pairs)
-    elif not isinstance(block_rows, (int, np.integer)) or block_rows < 1:
-        raise ValueError(f"block_rows must be a positive integer; got {block_rows!r}")
-    xn = x / np.linalg.norm(x, axis=1, keepdims=True)  # [n_pairs, d_model]
     neg_xn = -xn  # [n_pairs, d_model]: products with it come out negated, exactly
     density = np.empty(n_pairs)
     for start in range(0, n_pairs, block_rows):
@@ -108,12 +117,16 @@ def compute_pair_metrics(emb_a: np.ndarray, emb_b: np.ndarray, k: int = 10) -> d
     k = min(int(k), n_pairs - 1)
     centroid_a, centroid_b = a.mean(axis=0), b.mean(axis=0)
     midpoint = (centroid_a + centroid_b) / 2
-    within = np.einsum("nd,nd->n", a, b) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1) + EPS)
+    # Row norms once per side (the same expression as every use had: np.linalg.norm along rows), not five times.
+    norm_a, norm_b = np.linalg.norm(a, axis=1), np.linalg.norm(b, axis=1)  # [n_pairs] each
+    within = np.einsum("nd,nd->n", a, b) / (norm_a * norm_b + EPS)
+    density_a = _knn_density_of_unit_rows(a / norm_a[:, None], k)
+    density_b = _knn_density_of_unit_rows(b / norm_b[:, None], k)
     return {
-        "centroid_asymmetry": _cos_to(a, centroid_a) - _cos_to(b, centroid_b),
-        "cross_centroid": _cos_to(a, centroid_b) - _cos_to(b, centroid_a),
+        "centroid_asymmetry": _cos_to(a, centroid_a, norm_a) - _cos_to(b, centroid_b, norm_b),
+        "cross_centroid": _cos_to(a, centroid_b, norm_a) - _cos_to(b, centroid_a, norm_b),
         "within_pair_sim": within,
-        "knn_density_asymmetry": _zscore(knn_density(a, k)) - _zscore(knn_density(b, k)),
+        "knn_density_asymmetry": _zscore(density_a) - _zscore(density_b),
         "margin_asymmetry": np.linalg.norm(a - midpoint, axis=1) - np.linalg.norm(b - midpoint, axis=1),
     }
 
