@@ -82,18 +82,28 @@ class Resamples:
     array or consecutive ``(m, n)`` arrays (a test checks it). Every bootstrap function accepts a
     :class:`Resamples` wherever it accepts an index matrix.
 
+    With ``keep_counts=True`` the resamples are drawn and counted once, on first use, and kept as a compact
+    ``(n_bootstrap, n)`` count matrix (uint8, 1 byte a count; wider only if some item is drawn more than 255
+    times): every bootstrap that then uses this object reads its chunks from it instead of drawing and counting
+    again. The counts are the same integers either way, so the statistics are the same bit for bit; it is for
+    callers that run several bootstraps on the same resamples (:func:`ua_helpers.inference.extended_analysis`
+    runs six), at the price of ``n_bootstrap x n`` bytes.
+
     Parameters
     ----------
     n : int
         Items per resample (pairs).
     n_bootstrap : int, default=10000
     seed : int or None, default=42
+    keep_counts : bool, default=False
     """
 
-    def __init__(self, n: int, n_bootstrap: int = 10000, seed: int | None = 42):
+    def __init__(self, n: int, n_bootstrap: int = 10000, seed: int | None = 42, *, keep_counts: bool = False):
         self.n = check_positive_int("n", n)
         self.n_bootstrap = check_positive_int("n_bootstrap", n_bootstrap)
         self.seed = seed
+        self.keep_counts = bool(keep_counts)
+        self._counts: np.ndarray | None = None
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -107,8 +117,45 @@ class Resamples:
         for start in range(0, self.n_bootstrap, chunk_size):
             yield rng.integers(0, self.n, size=(min(chunk_size, self.n_bootstrap - start), self.n))
 
+    def counts(self) -> np.ndarray:
+        """Return the count matrix ``(n_bootstrap, n)`` of all resamples (unsigned integers), drawn and counted
+        on the first call and kept (only with ``keep_counts=True``)."""
+        if not self.keep_counts:
+            raise ValueError("counts are kept only by Resamples(..., keep_counts=True)")
+        if self._counts is None:
+            kept = np.empty(self.shape, dtype=np.uint8)
+            start = 0
+            for idx, c in map_chunks(lambda idx: resample_counts(idx, self.n), self.chunks(chunk_rows(self.n))):
+                if c.max() > np.iinfo(kept.dtype).max:  # an item drawn more than 255 times: widen, exactly
+                    kept = kept.astype(np.min_scalar_type(self.n))
+                kept[start:start + len(idx)] = c
+                start += len(idx)
+            self._counts = kept
+        return self._counts
+
     def __repr__(self) -> str:
-        return f"Resamples(n={self.n}, n_bootstrap={self.n_bootstrap}, seed={self.seed!r})"
+        return (f"Resamples(n={self.n}, n_bootstrap={self.n_bootstrap}, seed={self.seed!r}"
+                + (", keep_counts=True)" if self.keep_counts else ")"))
+
+
+class CountChunk:
+    """A chunk of resamples given by their counts ``(chunk, n)`` (a slice of :meth:`Resamples.counts`) instead
+    of their indices; ``len`` is the number of resamples. :func:`chunk_counts` reads either kind."""
+
+    __slots__ = ("counts",)
+
+    def __init__(self, counts: np.ndarray):
+        self.counts = counts
+
+    def __len__(self) -> int:
+        return self.counts.shape[0]
+
+
+def chunk_counts(chunk, n: int) -> np.ndarray:
+    """Counts (int64, (chunk, n)) of a chunk from :func:`index_chunks`: an index matrix or a :class:`CountChunk`."""
+    if isinstance(chunk, CountChunk):
+        return chunk.counts.astype(np.int64)
+    return resample_counts(chunk, n)
 
 
 def index_chunks(indices, n: int, chunk_size: int) -> tuple[int, Iterator[np.ndarray]]:
@@ -123,11 +170,17 @@ def index_chunks(indices, n: int, chunk_size: int) -> tuple[int, Iterator[np.nda
     Returns
     -------
     (n_resamples, iterator of ndarray of int, shape (<= chunk_size, n))
+        Index chunks, or :class:`CountChunk` where ``indices`` keeps its counts; :func:`chunk_counts` counts
+        either.
     """
     chunk_size = check_positive_int("chunk_size", chunk_size)
     if isinstance(indices, Resamples):
         if indices.n != n:
             raise ValueError(f"resamples are of {indices.n} items; expected {n}")
+        if indices.keep_counts:
+            kept = indices.counts()
+            return indices.n_bootstrap, (CountChunk(kept[s:s + chunk_size])
+                                         for s in range(0, indices.n_bootstrap, chunk_size))
         return indices.n_bootstrap, indices.chunks(chunk_size)
     idx = check_indices(indices, n)
     return idx.shape[0], (idx[s:s + chunk_size] for s in range(0, idx.shape[0], chunk_size))
@@ -145,9 +198,10 @@ def resample_counts(idx: np.ndarray, n: int) -> np.ndarray:
     -------
     ndarray of int64, shape (n_resamples, n)
     """
-    b = idx.shape[0]
-    flat = (idx + n * np.arange(b)[:, None]).ravel()
-    return np.bincount(flat, minlength=b * n).reshape(b, n)
+    out = np.empty(idx.shape, dtype=np.int64)
+    for row, draws in zip(out, idx):  # row by row: no (n_resamples x n) offset copy, and each count row in cache
+        row[:] = np.bincount(draws, minlength=n)
+    return out
 
 
 #: The zero-variance rule of :func:`pearson`: a weighted variance at or below this, of values standardised over
@@ -229,7 +283,7 @@ def bootstrap_pearson(x, y, indices, *, chunk_size: int | None = None) -> np.nda
     n_boot, chunks = index_chunks(indices, n, chunk_rows(n) if chunk_size is None else chunk_size)
     out = np.empty((x.shape[0], n_boot))
     start = 0
-    for idx, r in map_chunks(lambda idx: pearson(x, y, resample_counts(idx, n)), chunks):
+    for idx, r in map_chunks(lambda idx: pearson(x, y, chunk_counts(idx, n)), chunks):
         out[:, start:start + len(idx)] = r
         start += len(idx)
     return out
@@ -369,7 +423,7 @@ def bootstrap_spearman(x, y, indices, *, chunk_size: int | None = None) -> np.nd
 
     def rho_of(idx: np.ndarray) -> np.ndarray:
         """Spearman rho of every test on the chunk's resamples, (n_tests, chunk)."""
-        c = resample_counts(idx, n).astype(itype)  # [B, n]
+        c = chunk_counts(idx, n).astype(itype)  # [B, n]
         ry = _doubled_resample_ranks(c, oy, loy, hiy)  # [B, n]: 2 * rank - (n + 1)
         cry = c * ry
         syy = np.einsum("bn,bn->b", cry, ry, dtype=np.int64).astype(np.float64)

@@ -145,7 +145,8 @@ def extended_analysis(metric_values, preference, layers: Sequence[int], metric_n
             out[ok] = values
         return out
 
-    idx = Resamples(n, n_bootstrap, seed)  # drawn chunk by chunk, the rows of bootstrap_indices(n, ...)
+    # the rows of bootstrap_indices(n, ...), drawn and counted once for the six bootstraps below (uint8 counts)
+    idx = Resamples(n, n_bootstrap, seed, keep_counts=True)
     cols: dict[str, Any] = {**layer_metric_columns(layers, metric_names), "n": n}
 
     # Pearson r, percentile and BCa intervals
