@@ -151,11 +151,14 @@ class CountChunk:
         return self.counts.shape[0]
 
 
-def chunk_counts(chunk, n: int) -> np.ndarray:
-    """Counts (int64, (chunk, n)) of a chunk from :func:`index_chunks`: an index matrix or a :class:`CountChunk`."""
+def chunk_counts(chunk, n: int, dtype=np.int64) -> np.ndarray:
+    """Counts ``(chunk, n)`` of a chunk from :func:`index_chunks` (an index matrix or a :class:`CountChunk`), as
+    ``dtype`` (the same integers in any dtype that holds them: one conversion, straight to what the caller
+    computes with)."""
     if isinstance(chunk, CountChunk):
-        return chunk.counts.astype(np.int64)
-    return resample_counts(chunk, n)
+        return chunk.counts.astype(dtype)
+    counts = resample_counts(chunk, n)
+    return counts if counts.dtype == dtype else counts.astype(dtype)
 
 
 def index_chunks(indices, n: int, chunk_size: int) -> tuple[int, Iterator[np.ndarray]]:
@@ -283,7 +286,7 @@ def bootstrap_pearson(x, y, indices, *, chunk_size: int | None = None) -> np.nda
     n_boot, chunks = index_chunks(indices, n, chunk_rows(n) if chunk_size is None else chunk_size)
     out = np.empty((x.shape[0], n_boot))
     start = 0
-    for idx, r in map_chunks(lambda idx: pearson(x, y, chunk_counts(idx, n)), chunks):
+    for idx, r in map_chunks(lambda idx: pearson(x, y, chunk_counts(idx, n, np.float64)), chunks):
         out[:, start:start + len(idx)] = r
         start += len(idx)
     return out
@@ -423,7 +426,7 @@ def bootstrap_spearman(x, y, indices, *, chunk_size: int | None = None) -> np.nd
 
     def rho_of(idx: np.ndarray) -> np.ndarray:
         """Spearman rho of every test on the chunk's resamples, (n_tests, chunk)."""
-        c = chunk_counts(idx, n).astype(itype)  # [B, n]
+        c = chunk_counts(idx, n, itype)  # [B, n]
         ry = _doubled_resample_ranks(c, oy, loy, hiy)  # [B, n]: 2 * rank - (n + 1)
         cry = c * ry
         syy = np.einsum("bn,bn->b", cry, ry, dtype=np.int64).astype(np.float64)

@@ -141,7 +141,8 @@ def bootstrap_partial(x, y, covariates, indices, *, chunk_size: int | None = Non
 
     def partial_of(idx: np.ndarray) -> np.ndarray:
         """Partial r of every test on the chunk's resamples, (n_tests, chunk)."""
-        w = chunk_counts(idx, n) / n  # [B, n]
+        w = chunk_counts(idx, n, np.float64)  # [B, n]
+        w /= n  # exactly as counts / n: both are converted to float64 and divided
         b = w.shape[0]
         g = np.linalg.pinv((w @ zz).reshape(b, q, q), 1e-12, hermitian=True)  # [B, q, q]
         mzx = (w @ zx).reshape(b, q, n_tests)
