@@ -26,9 +26,10 @@ def family():
     return x, y, cov
 
 
-def test_resample_counts_row_by_row_equal_one_flat_bincount():
+@pytest.mark.parametrize("n", [97, 600])
+def test_resample_counts_row_by_row_equal_one_flat_bincount(n):
     rng = np.random.default_rng(0)
-    n, b = 97, 40
+    b = 40
     idx = rng.integers(0, n, size=(b, n))
     flat = (idx + n * np.arange(b)[:, None]).ravel()  # the route before: one bincount over offset indices
     assert_array_equal(bootstrap.resample_counts(idx, n), np.bincount(flat, minlength=b * n).reshape(b, n))
