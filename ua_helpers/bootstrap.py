@@ -371,12 +371,14 @@ def _sorted_cumsum_dot(c: np.ndarray, v: np.ndarray, orders: np.ndarray) -> np.n
     cs = padded[:, :n]  # [B, n]: c in the order, then its cumulative sum in place
     vs = np.empty(v.shape, dtype=v.dtype)  # [B, n]: v in the order
     for t, order in enumerate(orders):
-        np.take(c, order, axis=1, out=cs)
+        # mode "clip": the orders are permutations, so nothing is clipped; the default "raise" checks every
+        # index and writes through a temporary copy of out (measured: the Spearman bootstrap 1.8x slower)
+        np.take(c, order, axis=1, out=cs, mode="clip")
         if lanes:
             _cumsum_int16_lanes(padded)
         else:
             np.cumsum(cs, axis=1, out=cs)
-        np.take(v, order, axis=1, out=vs)
+        np.take(v, order, axis=1, out=vs, mode="clip")
         out[:, t] = np.einsum("bn,bn->b", cs, vs, dtype=np.int64)
     return out
 
