@@ -393,7 +393,9 @@ def bootstrap_spearman(x, y, indices, *, chunk_size: int | None = None) -> np.nd
     cumulative resample counts in that order; rho is the count-weighted Pearson r of the ranks. All of it is
     exact integer arithmetic (doubled, centred ranks), which is also what makes the cumulative sums fast. For
     rows without ties the sum of squared ranks has the closed form ``sum j^2 - sum_i (c_i^3 - c_i) / 12`` over
-    the resample counts ``c``. The test suite checks the result against ``rankdata`` on the resampled arrays.
+    the resample counts ``c``, and the cross sums are taken one test's order at a time
+    (:func:`_sorted_cumsum_dot`, buffers that stay in cache). The test suite checks the result against
+    ``rankdata`` on the resampled arrays.
 
     Parameters
     ----------
