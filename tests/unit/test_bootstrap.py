@@ -64,7 +64,8 @@ def test_resampling_memory_does_not_grow_with_n_bootstrap_times_n_pairs(monkeypa
     n, n_boot, budget = 20_000, 1_000, 2**18
     assert real_chunk_rows(n) == bootstrap.CHUNK_ELEMENTS // n  # the default budget is CHUNK_ELEMENTS
     monkeypatch.setattr(bootstrap, "CHUNK_THREADS", 1)
-    monkeypatch.setattr(bootstrap, "chunk_rows", lambda n, per_row=1, **_: real_chunk_rows(n, per_row, budget))
+    monkeypatch.setattr(bootstrap, "chunk_rows",  # a smaller budget, also where a caller asks for its own
+                        lambda n, per_row=1, limit=budget: real_chunk_rows(n, per_row, min(limit, budget)))
     rng = np.random.default_rng(3)
     x, y = rng.normal(size=(2, n)), rng.normal(size=n)
     whole = n_boot * n * 8

@@ -5,29 +5,10 @@ from typing import Any, Mapping, NamedTuple, Sequence
 
 import numpy as np
 
-from .._checks import (
-    as_tests,
-    as_vector,
-    check_ci_level,
-    check_positive_int,
-    check_seed,
-    check_table_inputs,
-    excludes_zero,
-    layer_metric_columns,
-    row_notes,
-    t_pvalue,
-    zscore_rows,
-)
-from .bootstrap import (
-    Resamples,
-    bootstrap_pearson,
-    chunk_rows,
-    index_chunks,
-    map_chunks,
-    pearson,
-    percentile_interval,
-    resample_counts,
-)
+from .._checks import (as_tests, as_vector, check_ci_level, check_positive_int, check_seed, check_table_inputs,
+                       excludes_zero, layer_metric_columns, row_notes, t_pvalue, zscore_rows)
+from .bootstrap import (Resamples, bootstrap_pearson, chunk_counts, chunk_rows, index_chunks, map_chunks, pearson,
+                        percentile_interval)
 from .multiplicity import benjamini_hochberg, holm
 
 #: Names of the covariate sets of the confound analysis, in table order.
@@ -160,7 +141,8 @@ def bootstrap_partial(x, y, covariates, indices, *, chunk_size: int | None = Non
 
     def partial_of(idx: np.ndarray) -> np.ndarray:
         """Partial r of every test on the chunk's resamples, (n_tests, chunk)."""
-        w = resample_counts(idx, n) / n  # [B, n]
+        w = chunk_counts(idx, n, np.float64)  # [B, n]
+        w /= n  # exactly as counts / n: both are converted to float64 and divided
         b = w.shape[0]
         g = np.linalg.pinv((w @ zz).reshape(b, q, q), 1e-12, hermitian=True)  # [B, q, q]
         mzx = (w @ zx).reshape(b, q, n_tests)

@@ -21,34 +21,14 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 from scipy import stats as sps
 
-from .._checks import check_ci_level, check_positive_int, check_seed, check_table_inputs
-from .._checks import excludes_zero, layer_metric_columns, row_notes, t_pvalue
+from .._checks import (check_ci_level, check_positive_int, check_seed, check_table_inputs, excludes_zero,
+                       layer_metric_columns, row_notes, t_pvalue)
 from .._io import to_jsonable
-from .bootstrap import (
-    Resamples,
-    bca_interval,
-    bootstrap_pearson,
-    bootstrap_spearman,
-    jackknife_pearson,
-    pearson,
-    percentile_interval,
-)
-from .confounds import (
-    COVARIATE_DESCRIPTIONS,
-    COVARIATE_SETS,
-    PARTIAL_CI_METHOD,
-    confound_covariates,
-    confound_table,
-    partial_dof,
-    per_category_table,
-)
-from .multiplicity import (
-    benjamini_hochberg,
-    holm,
-    max_stat_permutation,
-    monte_carlo_se,
-    near_alpha,
-)
+from .bootstrap import (Resamples, bca_interval, bootstrap_pearson, bootstrap_spearman, jackknife_pearson,
+                        pearson, percentile_interval)
+from .confounds import (COVARIATE_DESCRIPTIONS, COVARIATE_SETS, PARTIAL_CI_METHOD, confound_covariates, confound_table,
+                        partial_dof, per_category_table)
+from .multiplicity import benjamini_hochberg, holm, max_stat_permutations, monte_carlo_se, near_alpha
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -148,7 +128,8 @@ def extended_analysis(metric_values, preference, layers: Sequence[int], metric_n
             out[ok] = values
         return out
 
-    idx = Resamples(n, n_bootstrap, seed)  # drawn chunk by chunk, the rows of bootstrap_indices(n, ...)
+    # the rows of bootstrap_indices(n, ...), drawn and counted once for the six bootstraps below (uint8 counts)
+    idx = Resamples(n, n_bootstrap, seed, keep_counts=True)
     cols: dict[str, Any] = {**layer_metric_columns(layers, metric_names), "n": n}
 
     # Pearson r, percentile and BCa intervals
@@ -164,25 +145,24 @@ def extended_analysis(metric_values, preference, layers: Sequence[int], metric_n
     del boot
     cols["p_value"] = full(t_pvalue(r_obs, n - 2))
 
-    # Permutations: per-test and max-stat
-    ms = max_stat_permutation(flat, y, n_permutations, seed, alpha=alpha)
+    # Permutations: per-test and max-stat, on the values and (below) on their ranks: one draw of the permutations
+    rank_x = sps.rankdata(xo, axis=-1)
+    rank_y = sps.rankdata(y)
+    ranked = np.full(flat.shape, np.nan)
+    ranked[ok] = rank_x
+    ms, ms_rank = max_stat_permutations([(flat, y), (ranked, rank_y)], n_permutations, seed, alpha=alpha)
     cols["p_perm"] = ms.p_perm
     cols["p_holm"] = holm(cols["p_value"])
     cols["p_bh"] = benjamini_hochberg(cols["p_value"])
     cols["p_maxstat"] = ms.p_maxstat
 
     # Spearman
-    rank_x = sps.rankdata(xo, axis=-1)
-    rank_y = sps.rankdata(y)
     rho = pearson(rank_x, rank_y)[:, 0]  # Spearman's rho: Pearson r of the ranks
     slo, shi = percentile_interval(bootstrap_spearman(xo, y, idx), ci_level)
     cols.update(spearman_rho=full(rho), spearman_ci_lower=full(slo), spearman_ci_upper=full(shi),
                 spearman_p_value=full(t_pvalue(rho, n - 2)))
     cols["spearman_p_bh"] = benjamini_hochberg(cols["spearman_p_value"])
-    # The max-statistic test on ranks: rank-transformed once, then the same kernel and the same permutations.
-    ranked = np.full(flat.shape, np.nan)
-    ranked[ok] = rank_x
-    ms_rank = max_stat_permutation(ranked, rank_y, n_permutations, seed, alpha=alpha)
+    # The max-statistic test on ranks (computed above): rank-transformed once, the same kernel and permutations.
     cols["p_maxstat_spearman"] = ms_rank.p_maxstat
     # Monte Carlo standard error of each permutation p-value, and verdicts within two of them of alpha.
     for name in ("p_perm", "p_maxstat", "p_maxstat_spearman"):

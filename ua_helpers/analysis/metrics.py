@@ -1,6 +1,9 @@
 """The seed's five pair-level geometry proxies, as array operations (seed section 4)."""
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
 #: The seed's metric names, in the seed's order.
@@ -14,6 +17,9 @@ METRIC_NAMES = (
 EPS = 1e-10  # the seed's guard against division by zero
 #: Distances held at once by :func:`knn_density` (2**22 float64 = 32 MiB per block).
 KNN_BLOCK_ELEMENTS = 2**22
+#: Threads that partition a block's rows (the products themselves use BLAS's threads). Results do not depend on
+#: it: every row is partitioned alone.
+KNN_THREADS = max(1, min(2, os.cpu_count() or 1))
 
 
 def cosine_similarity(a: np.ndarray, b: np.ndarray) -> float:
@@ -21,9 +27,12 @@ def cosine_similarity(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b) + EPS))
 
 
-def cos_to(x: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """Cosine similarity of every row of ``x`` ``[n, d]`` with the vector ``v`` ``[d]``."""
-    return x @ v / (np.linalg.norm(x, axis=1) * np.linalg.norm(v) + EPS)
+def cos_to(x: np.ndarray, v: np.ndarray, x_norm: np.ndarray | None = None) -> np.ndarray:
+    """Cosine similarity of every row of ``x`` ``[n, d]`` with the vector ``v`` ``[d]``; ``x_norm`` ``[n]``, if
+    given, is ``np.linalg.norm(x, axis=1)`` computed once by the caller."""
+    if x_norm is None:
+        x_norm = np.linalg.norm(x, axis=1)
+    return x @ v / (x_norm * np.linalg.norm(v) + EPS)
 
 
 def knn_density(x: np.ndarray, k: int, *, block_rows: int | None = None) -> np.ndarray:
@@ -53,24 +62,57 @@ def knn_density(x: np.ndarray, k: int, *, block_rows: int | None = None) -> np.n
     n_pairs = x.shape[0]
     if not isinstance(k, (int, np.integer)) or not 1 <= k <= n_pairs:
         raise ValueError(f"k must be an integer in [1, n_pairs={n_pairs}]; got {k!r}")
+    if block_rows is not None and (not isinstance(block_rows, (int, np.integer)) or block_rows < 1):
+        raise ValueError(f"block_rows must be a positive integer; got {block_rows!r}")
+    return _knn_density_of_unit_rows(x / np.linalg.norm(x, axis=1, keepdims=True), k, block_rows)
+
+
+def _knn_density_of_unit_rows(xn: np.ndarray, k: int, block_rows: int | None = None) -> np.ndarray:
+    """:func:`knn_density` of rows already divided by their norms, ``xn`` (n_pairs, d_model) float64; arguments
+    checked by the caller (:func:`compute_pair_metrics` has the norms already)."""
+    n_pairs = xn.shape[0]
     if block_rows is None:
         block_rows = max(1, KNN_BLOCK_ELEMENTS // n_pairs)
-    elif not isinstance(block_rows, (int, np.integer)) or block_rows < 1:
-        raise ValueError(f"block_rows must be a positive integer; got {block_rows!r}")
-    xn = x / np.linalg.norm(x, axis=1, keepdims=True)  # [n_pairs, d_model]
     neg_xn = -xn  # [n_pairs, d_model]: products with it come out negated, exactly
     density = np.empty(n_pairs)
-    for start in range(0, n_pairs, block_rows):
-        stop = min(start + block_rows, n_pairs)
-        # -cos for each row of the block against all rows, [block, n_pairs]. Rounding is sign-symmetric, so
-        # this is exactly -(xn[start:stop] @ xn.T) and 1 + it exactly the cosine distance 1 - cos. Partitioning
-        # it in place puts the k smallest distances first (no copy, no pass to form distances); clipping (as
-        # scikit-learn does) is monotone, so only those k need it.
-        neg_cos = xn[start:stop] @ neg_xn.T  # the transposed view, as xn @ xn.T: BLAS's fast layout
-        neg_cos.partition(k - 1, axis=1)
-        nearest = np.clip(1.0 + neg_cos[:, :k], 0.0, 2.0)  # the k smallest distances, unordered
-        density[start:stop] = 1.0 / (nearest.mean(axis=1) + EPS)
+    # One buffer for every block's products: a fresh 32 MiB array per block is fresh pages for the kernel to map
+    # and zero, every block.
+    buffer = np.empty((min(block_rows, n_pairs), n_pairs))
+    n_threads = max(1, min(KNN_THREADS, block_rows))
+    pool = ThreadPoolExecutor(n_threads - 1) if n_threads > 1 else None
+    try:
+        for start in range(0, n_pairs, block_rows):
+            stop = min(start + block_rows, n_pairs)
+            # -cos for each row of the block against all rows, [block, n_pairs]. Rounding is sign-symmetric, so
+            # this is exactly -(xn[start:stop] @ xn.T) and 1 + it exactly the cosine distance 1 - cos.
+            # The transposed view, as xn @ xn.T: BLAS's fast layout.
+            neg_cos = np.matmul(xn[start:stop], neg_xn.T, out=buffer[:stop - start])
+            # Rows are independent: the block's rows are split between threads (NumPy's partition releases the
+            # interpreter lock), each row partitioned exactly as alone.
+            bounds = np.linspace(0, stop - start, n_threads + 1).astype(int)
+            parts = [(neg_cos[lo:hi], density[start + lo:start + hi]) for lo, hi in zip(bounds[:-1], bounds[1:])]
+            futures = [pool.submit(_k_nearest_density, part, out, k) for part, out in parts[1:]] if pool else []
+            _k_nearest_density(*parts[0], k)
+            for future in futures:
+                future.result()
+    finally:
+        if pool is not None:
+            pool.shutdown()
     return density
+
+
+def _k_nearest_density(neg_cos: np.ndarray, out: np.ndarray, k: int) -> None:
+    """Write into ``out`` [rows] the density of each row of ``neg_cos`` [rows, n_pairs] (negated cosines, which
+    it partitions in place).
+
+    Partitioning in place puts the k smallest distances first (no copy, no pass to form distances); clipping (as
+    scikit-learn does) is monotone, so only those k need it.
+    """
+    if neg_cos.shape[0] == 0:
+        return
+    neg_cos.partition(k - 1, axis=1)
+    nearest = np.clip(1.0 + neg_cos[:, :k], 0.0, 2.0)  # the k smallest distances, unordered
+    out[:] = 1.0 / (nearest.mean(axis=1) + EPS)
 
 
 def zscore(v: np.ndarray) -> np.ndarray:
@@ -109,12 +151,16 @@ def compute_pair_metrics(emb_a: np.ndarray, emb_b: np.ndarray, k: int = 10) -> d
     k = min(int(k), n_pairs - 1)
     centroid_a, centroid_b = a.mean(axis=0), b.mean(axis=0)
     midpoint = (centroid_a + centroid_b) / 2
-    within = np.einsum("nd,nd->n", a, b) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1) + EPS)
+    # Row norms once per side (the same expression as every use had: np.linalg.norm along rows), not five times.
+    norm_a, norm_b = np.linalg.norm(a, axis=1), np.linalg.norm(b, axis=1)  # [n_pairs] each
+    within = np.einsum("nd,nd->n", a, b) / (norm_a * norm_b + EPS)
+    density_a = _knn_density_of_unit_rows(a / norm_a[:, None], k)
+    density_b = _knn_density_of_unit_rows(b / norm_b[:, None], k)
     return {
-        "centroid_asymmetry": cos_to(a, centroid_a) - cos_to(b, centroid_b),
-        "cross_centroid": cos_to(a, centroid_b) - cos_to(b, centroid_a),
+        "centroid_asymmetry": cos_to(a, centroid_a, norm_a) - cos_to(b, centroid_b, norm_b),
+        "cross_centroid": cos_to(a, centroid_b, norm_a) - cos_to(b, centroid_a, norm_b),
         "within_pair_sim": within,
-        "knn_density_asymmetry": zscore(knn_density(a, k)) - zscore(knn_density(b, k)),
+        "knn_density_asymmetry": zscore(density_a) - zscore(density_b),
         "margin_asymmetry": np.linalg.norm(a - midpoint, axis=1) - np.linalg.norm(b - midpoint, axis=1),
     }
 

@@ -5,7 +5,7 @@ the max-statistic test possible.
 """
 from __future__ import annotations
 
-from typing import Iterable, Iterator, NamedTuple
+from typing import Any, Iterable, Iterator, NamedTuple, Sequence
 
 import numpy as np
 
@@ -155,28 +155,36 @@ class MaxStatResult(NamedTuple):
     seed: int
 
 
-def _permutation_core(x: np.ndarray, y: np.ndarray, perms: Iterable[np.ndarray], n_permutations: int):
-    """Observed r, per-test exceedance counts and the max-|r| null for rows ``x`` (all non-degenerate)."""
-    n = x.shape[1]
-    xz = zscore_rows(x)  # [tests, n]
-    yz = zscore_rows(y[None])[0]  # [n]
-    r_obs = xz @ yz / n  # [tests]
-    thresh = np.abs(r_obs) * (1 - _EPS_TIE)
-    counts = np.zeros(x.shape[0], dtype=np.int64)
-    null_max = np.empty(n_permutations)
+def _permutation_core(families: Sequence[tuple[np.ndarray, np.ndarray]], perms: Iterable[np.ndarray],
+                      n_permutations: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Observed r, per-test exceedance counts and the max-|r| null for each family ``(x, y)`` of rows ``x``
+    (all non-degenerate), every family on the same permutations (each chunk drawn once)."""
+    n = families[0][0].shape[1]
+    state = []
+    for x, y in families:
+        xz = zscore_rows(x)  # [tests, n]
+        yz = zscore_rows(y[None])[0]  # [n]
+        r_obs = xz @ yz / n  # [tests]
+        state.append((xz, yz, r_obs, np.abs(r_obs) * (1 - _EPS_TIE)))
+    counts = [np.zeros(x.shape[0], dtype=np.int64) for x, _ in families]
+    null_max = [np.empty(n_permutations) for _ in families]
 
-    def null_of(perm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Exceedances per test and the max |r*| per permutation of one chunk."""
-        yp = yz[perm]  # [chunk, n]: permuted z-scores (same mean and sd)
-        r_perm = np.abs(xz @ yp.T) / n  # [tests, chunk]
-        return (r_perm >= thresh[:, None]).sum(axis=1), r_perm.max(axis=0)
+    def null_of(perm: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per family: exceedances per test and the max |r*| per permutation of one chunk."""
+        out = []
+        for xz, yz, _, thresh in state:
+            yp = yz[perm]  # [chunk, n]: permuted z-scores (same mean and sd)
+            r_perm = np.abs(xz @ yp.T) / n  # [tests, chunk]
+            out.append(((r_perm >= thresh[:, None]).sum(axis=1), r_perm.max(axis=0)))
+        return out
 
     start = 0
-    for perm, (exceed, chunk_max) in map_chunks(null_of, perms):
-        counts += exceed
-        null_max[start:start + len(perm)] = chunk_max
+    for perm, per_family in map_chunks(null_of, perms):
+        for f, (exceed, chunk_max) in enumerate(per_family):
+            counts[f] += exceed
+            null_max[f][start:start + len(perm)] = chunk_max
         start += len(perm)
-    return r_obs, counts, null_max
+    return [(st[2], c, m) for st, c, m in zip(state, counts, null_max)]
 
 
 def max_stat_permutation(metric_values, preference, n_permutations: int = 10000, seed: int = 42, *,
@@ -212,34 +220,73 @@ def max_stat_permutation(metric_values, preference, n_permutations: int = 10000,
         Arrays of the leading shape of ``metric_values``; NaN for tests whose metric is constant or not finite
         (those are left out of the family).
     """
-    values = np.asarray(metric_values, dtype=np.float64)
-    x = as_tests(values, name="metric_values")
-    n = x.shape[1]
-    y = as_vector(preference, n, "preference")
-    if np.ptp(y) == 0:
-        raise ValueError("preference is constant")
+    return max_stat_permutations([(metric_values, preference)], n_permutations, seed, alpha=alpha,
+                                 chunk_size=chunk_size)[0]
+
+
+def max_stat_permutations(families: Sequence[tuple[Any, Any]], n_permutations: int = 10000, seed: int = 42, *,
+                          alpha: float = 0.05, chunk_size: int | None = None) -> list[MaxStatResult]:
+    """Run :func:`max_stat_permutation` on several families of the same pairs, on the same permutations.
+
+    Each family's result equals ``max_stat_permutation(metric_values, preference, n_permutations, seed, ...)``
+    bit for bit (the same chunks and the same arithmetic per family); the permutations are drawn once for all
+    families instead of once per family (drawing them costs about as much as the products at thousands of pairs).
+
+    Parameters
+    ----------
+    families : sequence of (metric_values, preference)
+        As the first two arguments of :func:`max_stat_permutation`, all with the same n_pairs.
+    n_permutations, seed, alpha, chunk_size
+        As in :func:`max_stat_permutation`.
+
+    Returns
+    -------
+    list of MaxStatResult
+        One per family, in order.
+    """
+    if len(families) == 0:
+        raise ValueError("families is empty")
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must be in (0, 1); got {alpha}")
     n_permutations = check_positive_int("n_permutations", n_permutations)
     seed = check_seed(seed)
+    checked = []
+    for metric_values, preference in families:
+        values = np.asarray(metric_values, dtype=np.float64)
+        x = as_tests(values, name="metric_values")
+        n = x.shape[1]
+        if checked and n != checked[0][1].shape[1]:
+            raise ValueError(f"every family must have the same n_pairs; got {checked[0][1].shape[1]} and {n}")
+        y = as_vector(preference, n, "preference")
+        if np.ptp(y) == 0:
+            raise ValueError("preference is constant")
+        checked.append((values, x, y, np.array([note == "" for note in row_notes(x)])))
+    n = checked[0][1].shape[1]
     chunk_size = check_positive_int("chunk_size", min(1000, chunk_rows(n)) if chunk_size is None else chunk_size)
-    ok = np.array([note == "" for note in row_notes(x)])
-    r = np.full(x.shape[0], np.nan)
-    p_perm = np.full(x.shape[0], np.nan)
-    p_max = np.full(x.shape[0], np.nan)
-    null_max = np.full(n_permutations, np.nan)
-    if ok.any():
+    live = [f for f, (_, _, _, ok) in enumerate(checked) if ok.any()]
+    cores = {}
+    if live:
         perms = permutation_chunks(n, n_permutations, seed, chunk_size)
-        r_obs, counts, null_max = _permutation_core(x[ok], y, perms, n_permutations)
-        r[ok] = r_obs
-        p_perm[ok] = (1 + counts) / (1 + n_permutations)
-        thresh = np.abs(r_obs) * (1 - _EPS_TIE)
-        exceed = n_permutations - np.searchsorted(np.sort(null_max), thresh, side="left")
-        p_max[ok] = (1 + exceed) / (1 + n_permutations)
-    lead = values.shape[:-1]
-    crit = float(np.quantile(null_max, 1 - alpha)) if ok.any() else float("nan")
-    return MaxStatResult(r.reshape(lead), p_perm.reshape(lead), p_max.reshape(lead), null_max, crit,
-                         float(alpha), int(n_permutations), int(seed))
+        fams = [(checked[f][1][checked[f][3]], checked[f][2]) for f in live]
+        cores = dict(zip(live, _permutation_core(fams, perms, n_permutations)))
+    results = []
+    for f, (values, x, _, ok) in enumerate(checked):
+        r = np.full(x.shape[0], np.nan)
+        p_perm = np.full(x.shape[0], np.nan)
+        p_max = np.full(x.shape[0], np.nan)
+        null_max = np.full(n_permutations, np.nan)
+        if f in cores:
+            r_obs, counts, null_max = cores[f]
+            r[ok] = r_obs
+            p_perm[ok] = (1 + counts) / (1 + n_permutations)
+            thresh = np.abs(r_obs) * (1 - _EPS_TIE)
+            exceed = n_permutations - np.searchsorted(np.sort(null_max), thresh, side="left")
+            p_max[ok] = (1 + exceed) / (1 + n_permutations)
+        lead = values.shape[:-1]
+        crit = float(np.quantile(null_max, 1 - alpha)) if ok.any() else float("nan")
+        results.append(MaxStatResult(r.reshape(lead), p_perm.reshape(lead), p_max.reshape(lead), null_max, crit,
+                                     float(alpha), int(n_permutations), int(seed)))
+    return results
 
 
 def monte_carlo_se(p, n_permutations: int) -> np.ndarray:
