@@ -6,12 +6,12 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from numpy.testing import assert_allclose, assert_array_equal
+from numpy.testing import assert_allclose, assert_array_equal, assert_array_less
 from scipy import stats as sps
 
 from inference_data import (CATEGORY_SIZES, LAYERS, METRICS, N, flat_tests, make_data, p_value_rtol,
                             partial_tolerance, resample_r_tolerance, run_extended)
-from ua_helpers.analysis import confounds, multiplicity, stats
+from ua_helpers.analysis import bootstrap, confounds, multiplicity, stats
 
 
 @pytest.fixture(scope="module")
@@ -98,6 +98,89 @@ def test_bootstrap_partial_handles_a_resample_that_misses_a_category():
     ours = confounds.bootstrap_partial(x, y, cov, idx)[0]
     ref = [residualize_then_pearson(x[i], y[i], cov[i]) for i in idx]
     assert_allclose(ours, ref, rtol=0, atol=max(partial_tolerance(x[i], y[i], cov[i]) for i in idx))
+
+
+
+def per_set_bootstrap_partial(x, y, covariates, idx):
+    """The partial-r bootstrap as it was before the covariate sets shared one design: the set's own design
+    (intercept + its covariates z-scored) and six products of the counts per set, on one full count matrix."""
+    n_tests, n = x.shape
+    z = confounds.covariate_design(covariates, n)  # [n, q]
+    q = z.shape[1]
+    xz = (x - x.mean(axis=1, keepdims=True)) / x.std(axis=1, keepdims=True)
+    yz = (y - y.mean()) / y.std()
+    w = bootstrap.resample_counts(idx, n).astype(np.float64) / n  # [B, n]
+    b = w.shape[0]
+    g = np.linalg.pinv((w @ (z[:, :, None] * z[:, None, :]).reshape(n, q * q)).reshape(b, q, q), 1e-12,
+                       hermitian=True)
+    mzx = (w @ (z[:, :, None] * xz.T[:, None, :]).reshape(n, q * n_tests)).reshape(b, q, n_tests)
+    mzy = w @ (z * yz[:, None])
+    gzx, gzy = g @ mzx, np.einsum("bij,bj->bi", g, mzy)
+    sxy = w @ (xz * yz).T - np.einsum("bqt,bq->bt", mzx, gzy)
+    sxx = w @ (xz**2).T - np.einsum("bqt,bqt->bt", mzx, gzx)
+    syy = w @ yz**2 - np.einsum("bq,bq->b", mzy, gzy)
+    return np.clip(sxy / np.sqrt(sxx * syy[:, None]), -1.0, 1.0).T
+
+
+def partial_tolerances(x, y, covariates, idx):
+    """:func:`inference_data.partial_tolerance` of every test (row of x) on every resample, (n_tests, B).
+
+    The same bound, vectorised over the tests: ``8 n eps zmax^2`` (two routes' rounding of sums of n products of
+    z-scored values, margin 4) times cond(design)^2 (normal equations) over the residuals' shrinkage
+    ``sqrt(1 - R^2_x) sqrt(1 - R^2_y)``, all on the resample's rows.
+    """
+    eps = np.finfo(np.float64).eps
+    out = np.empty((x.shape[0], len(idx)))
+    cov = np.asarray(covariates, np.float64).reshape(len(y), -1)
+    for j, i in enumerate(idx):
+        both = np.vstack([x[:, i], y[i]])  # [T + 1, n]
+        zb = (both - both.mean(axis=1, keepdims=True)) / both.std(axis=1, keepdims=True)
+        zmax2 = np.maximum(np.max(zb[:-1] ** 2, axis=1), np.max(zb[-1] ** 2))  # [T]
+        c = cov[i]
+        sd = c.std(axis=0)
+        design = np.column_stack([np.ones(len(i)), (c[:, sd > 0] - c[:, sd > 0].mean(axis=0)) / sd[sd > 0]])
+        resid = both.T - design @ np.linalg.lstsq(design, both.T, rcond=None)[0]
+        shrink = np.sqrt(resid[:, :-1].var(axis=0) / both[:-1].var(axis=1) * resid[:, -1].var() / both[-1].var())
+        out[:, j] = 8 * len(i) * eps * zmax2 * np.linalg.cond(design) ** 2 / shrink
+    return out
+
+
+def test_shared_design_gives_each_set_the_numbers_of_its_own_route(data):
+    """One product per chunk for all covariate sets against each set's own design and products (the route
+    before), and against least squares on the drawn rows (numpy.linalg.lstsq) on a few resamples.
+
+    The routes differ only in rounding: the moments are the same count-weighted sums of n products in another
+    order and product shape (and each set's design columns z-scored from a mean and sd summed in another
+    order), so the bound is partial_tolerance (n eps zmax^2 per sum, times cond^2 and over the shrinkage)."""
+    x, y = flat_tests(data["values"]), data["preference"]  # all 45 tests: the product's real shape
+    sets = confounds.confound_covariates(data["n_tokens_a"], data["n_tokens_b"], data["len_a"], data["len_b"],
+                                         data["categories"])
+    idx = stats.bootstrap_indices(N, 120, seed=3)
+    ours = confounds.bootstrap_partial_sets(x, y, sets, idx, chunk_size=50)
+    assert list(ours) == list(sets)
+    for name, cov in sets.items():
+        tol = partial_tolerances(x, y, cov, idx)
+        assert_array_less(np.abs(ours[name] - per_set_bootstrap_partial(x, y, cov, idx)), tol)
+        for j in (0, 57, 119):
+            ref = [residualize_then_pearson(row[idx[j]], y[idx[j]], cov[idx[j]]) for row in x]
+            assert_array_less(np.abs(ours[name][:, j] - ref), tol[:, j])
+    # the vectorised bound is the shared helper's
+    assert partial_tolerances(x[7:8], y, sets["all"], idx[4:5])[0, 0] == pytest.approx(
+        partial_tolerance(x[7, idx[4]], y[idx[4]], sets["all"][idx[4]]), rel=1e-9)
+
+
+def test_shared_design_reads_each_distinct_column_once():
+    rng = np.random.default_rng(2)
+    n = 50
+    a, b, c = rng.normal(size=n), rng.integers(0, 3, n).astype(float), rng.normal(size=(n, 2))
+    sets = {"a": a, "ab": np.column_stack([a, b]), "c": c, "ba": np.column_stack([b, a])}
+    design, picks = confounds._shared_design(sets, n)
+    assert design.shape == (n, 5)  # intercept, a, b, c0, c1
+    assert_array_equal(design, confounds.covariate_design(np.column_stack([a, b, c]), n))
+    assert {k: v.tolist() for k, v in picks.items()} == {"a": [0, 1], "ab": [0, 1, 2], "c": [0, 3, 4],
+                                                         "ba": [0, 2, 1]}
+    with pytest.raises(ValueError, match="covariates 'c' must have shape"):
+        confounds._shared_design({"a": a, "c": c[:-1]}, n)
 
 
 def test_confound_columns(result, data):

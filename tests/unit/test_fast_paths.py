@@ -87,6 +87,18 @@ def test_kept_counts_give_every_bootstrap_the_same_numbers(family):
                            confounds.bootstrap_partial(x, y, cov, plain, chunk_size=chunk_size))
 
 
+
+def test_a_set_spanning_the_shared_design_gets_its_own_runs_numbers(family):
+    """The covariate sets share one product per chunk; a set whose columns are the shared design's, in order,
+    gets the numbers of a run on that set alone (the same products, the same arithmetic)."""
+    x, y, cov = family
+    n = x.shape[1]
+    sets = {"first": cov[:, :1], "dummies": cov[:, 1:], "all": cov, "first again": cov[:, :1]}
+    res = bootstrap.Resamples(n, 90, seed=6, keep_counts=True)
+    shared = confounds.bootstrap_partial_sets(x, y, sets, res, chunk_size=40)
+    assert_array_equal(shared["all"], confounds.bootstrap_partial(x, y, cov, res, chunk_size=40))
+    assert_array_equal(shared["first again"], shared["first"])
+
 def test_kept_counts_widen_when_an_item_is_drawn_more_than_255_times(monkeypatch):
     n = 400
     idx = np.random.default_rng(1).integers(0, n, size=(3, n))

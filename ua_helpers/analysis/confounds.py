@@ -100,15 +100,7 @@ def partial_correlation(x, y, covariates) -> PartialCorrelation:
 def bootstrap_partial(x, y, covariates, indices, *, chunk_size: int | None = None) -> np.ndarray:
     """Compute the partial r of every row of ``x`` with ``y`` given covariates, on every bootstrap resample.
 
-    Residualization happens inside each resample: a resample with counts ``c`` is ordinary least squares on the
-    drawn rows, i.e. least squares weighted by ``c`` on the original rows. With ``M`` the count-weighted
-    second-moment matrix of ``[design, x, y]`` (design = intercept + z-scored covariates), the residual
-    (co)variances are the Schur complement ``M_vv - M_vz M_zz^+ M_zv`` (Frisch-Waugh), so all tests and
-    resamples need only a few matrix products and one batched pseudo-inverse of the small ``M_zz`` per
-    resample (the pseudo-inverse covers resamples that miss a category). This exact route is fast enough
-    (0.1-0.3 s per covariate set for 45 tests x 10,000 resamples x 230 pairs on two cores), so there is no need
-    for the cheaper approximation of residualizing once on the full sample and bootstrapping the residual
-    correlation, which would ignore the uncertainty of the covariate fit.
+    One covariate set of :func:`bootstrap_partial_sets` (see there for the method).
 
     Parameters
     ----------
@@ -117,50 +109,131 @@ def bootstrap_partial(x, y, covariates, indices, *, chunk_size: int | None = Non
     covariates : ndarray of shape (n, k) or (n,)
     indices : ndarray of int, shape (n_bootstrap, n), or Resamples
     chunk_size : int, optional
-        Resamples per chunk; default at most 2,000, fewer where the chunk's arrays (counts ``n`` and moments
-        ``2 q n_tests`` per resample, q = covariates + 1) would exceed ``bootstrap.CHUNK_ELEMENTS``.
+        Resamples per chunk; default as in :func:`bootstrap_partial_sets`.
 
     Returns
     -------
     ndarray of shape (n_tests, n_bootstrap)
         NaN where a resample leaves no residual variance in x or y.
     """
+    return bootstrap_partial_sets(x, y, {"covariates": covariates}, indices, chunk_size=chunk_size)["covariates"]
+
+
+def _shared_design(covariate_sets: Mapping[str, Any], n: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """One design for several covariate sets: each distinct covariate column once, and each set's columns of it.
+
+    Returns the design (n, q) of :func:`covariate_design` (intercept, then the distinct columns z-scored, in
+    first-seen order) and, per set, the design columns its own design consists of (0, the intercept, first): the
+    set's design is ``design[:, cols]`` up to the rounding of each column's mean and sd.
+    """
+    columns: list[np.ndarray] = []
+    picks = {}
+    for name, cov in covariate_sets.items():
+        z = np.asarray(cov, dtype=np.float64)
+        if z.ndim == 1:
+            z = z[:, None]
+        if z.ndim != 2 or z.shape[0] != n:
+            raise ValueError(f"covariates {name!r} must have shape (n, k) or (n,) with n = {n}; got {z.shape}")
+        cols = [0]
+        for col in z.T:
+            same = [j for j, seen in enumerate(columns) if np.array_equal(col, seen)]
+            if not same:
+                columns.append(col)
+            cols.append(1 + (same[0] if same else len(columns) - 1))
+        picks[name] = np.array(cols)
+    design = covariate_design(np.column_stack(columns) if columns else np.empty((n, 0)), n)
+    return design, picks
+
+
+def bootstrap_partial_sets(x, y, covariate_sets: Mapping[str, Any], indices, *,
+                           chunk_size: int | None = None) -> dict[str, np.ndarray]:
+    """Compute the partial r of every row of ``x`` with ``y`` on every bootstrap resample, for each covariate set.
+
+    Residualization happens inside each resample: a resample with counts ``c`` is ordinary least squares on the
+    drawn rows, i.e. least squares weighted by ``c`` on the original rows. With ``M`` the count-weighted
+    second-moment matrix of ``[design, x, y]`` (design = intercept + z-scored covariates), the residual
+    (co)variances are the Schur complement ``M_vv - M_vz M_zz^+ M_zv`` (Frisch-Waugh), so all tests and
+    resamples need one batched pseudo-inverse of the small ``M_zz`` per resample (it covers resamples that miss
+    a category). The sets share one design (each distinct covariate column once, :func:`_shared_design`), so
+    every set's moments are sub-blocks of that design's: one matrix product per chunk of resamples, ``counts
+    (chunk, n) @ products (n, P)`` with P = q(q+1)/2 + q n_tests + q + 2 n_tests + 1 (q the shared design's
+    columns), serves all sets. This exact route is fast enough that there is no need for the cheaper
+    approximation of residualizing once on the full sample and bootstrapping the residual correlation, which
+    would ignore the uncertainty of the covariate fit.
+
+    Parameters
+    ----------
+    x : ndarray of shape (n_tests, n) or (n,)
+    y : ndarray of shape (n,)
+    covariate_sets : mapping of str to ndarray of shape (n, k) or (n,)
+    indices : ndarray of int, shape (n_bootstrap, n), or Resamples
+    chunk_size : int, optional
+        Resamples per chunk; default at most 2,000, fewer where the chunk's arrays (counts ``n``, moments ``P``
+        and a set's products ``2 q n_tests`` per resample) would exceed ``bootstrap.CHUNK_ELEMENTS``.
+
+    Returns
+    -------
+    dict of str to ndarray of shape (n_tests, n_bootstrap)
+        One entry per covariate set, in the mapping's order; NaN where a resample leaves no residual variance in
+        x or y.
+    """
     x = as_tests(x)
     n = x.shape[1]
     y = as_vector(y, n, "y")
-    z = covariate_design(covariates, n)  # [n, q]
+    z, picks = _shared_design(covariate_sets, n)  # [n, q]
     q = z.shape[1]
     n_tests = x.shape[0]
+    iu, ju = np.triu_indices(q)
+    n_zz = len(iu)
+    n_cols = n_zz + q * n_tests + q + 2 * n_tests + 1
     if chunk_size is None:
-        chunk_size = min(2000, chunk_rows(n + 2 * q * n_tests))
+        chunk_size = min(2000, chunk_rows(n + n_cols + 2 * q * n_tests))
     n_boot, chunks = index_chunks(indices, n, chunk_size)
     xz, yz = zscore_rows(x), zscore_rows(y[None])[0]
-    zz = (z[:, :, None] * z[:, None, :]).reshape(n, q * q)  # [n, q*q]
-    zx = (z[:, :, None] * xz.T[:, None, :]).reshape(n, q * n_tests)  # [n, q*T]
-    zy = z * yz[:, None]  # [n, q]
+    # every product whose count-weighted mean a set needs, divided by n once here (not the counts in each chunk)
+    products = np.empty((n, n_cols))  # [n, P]: zz (upper triangle), zx, zy, xy, xx, yy
+    products[:, :n_zz] = z[:, iu] * z[:, ju]
+    products[:, n_zz:n_zz + q * n_tests] = (z[:, :, None] * xz.T[:, None, :]).reshape(n, q * n_tests)
+    at = n_zz + q * n_tests
+    products[:, at:at + q] = z * yz[:, None]
+    products[:, at + q:at + q + n_tests] = (xz * yz).T
+    products[:, at + q + n_tests:at + q + 2 * n_tests] = (xz**2).T
+    products[:, -1] = yz**2
+    products /= n
 
-    def partial_of(idx: np.ndarray) -> np.ndarray:
-        """Partial r of every test on the chunk's resamples, (n_tests, chunk)."""
-        w = chunk_counts(idx, n, np.float64)  # [B, n]
-        w /= n  # exactly as counts / n: both are converted to float64 and divided
-        b = w.shape[0]
-        g = np.linalg.pinv((w @ zz).reshape(b, q, q), 1e-12, hermitian=True)  # [B, q, q]
-        mzx = (w @ zx).reshape(b, q, n_tests)
-        mzy = w @ zy  # [B, q]
-        gzx = g @ mzx  # [B, q, T]
-        gzy = np.einsum("bij,bj->bi", g, mzy)
-        sxy = w @ (xz * yz).T - np.einsum("bqt,bq->bt", mzx, gzy)
-        sxx = w @ (xz**2).T - np.einsum("bqt,bqt->bt", mzx, gzx)
-        syy = w @ yz**2 - np.einsum("bq,bq->b", mzy, gzy)
-        bad = (sxx <= 1e-12) | (syy[:, None] <= 1e-12)
-        r = sxy / np.sqrt(np.where(bad, 1.0, sxx * syy[:, None]))
-        r[bad] = np.nan
-        return np.clip(r, -1.0, 1.0).T
+    def partial_of(idx) -> list[np.ndarray]:
+        """Partial r of every test on the chunk's resamples, (n_tests, chunk), for each covariate set."""
+        m = chunk_counts(idx, n, np.float64) @ products  # [B, P]
+        b = m.shape[0]
+        mzz = np.empty((b, q, q))
+        mzz[:, iu, ju] = m[:, :n_zz]
+        mzz[:, ju, iu] = m[:, :n_zz]
+        mzx_all = m[:, n_zz:at].reshape(b, q, n_tests)
+        mzy_all = m[:, at:at + q]
+        mxy = m[:, at + q:at + q + n_tests]
+        mxx = m[:, at + q + n_tests:at + q + 2 * n_tests]
+        myy = m[:, -1]
+        out = []
+        for cols in picks.values():
+            g = np.linalg.pinv(mzz[:, cols[:, None], cols], 1e-12, hermitian=True)  # [B, q_set, q_set]
+            mzx = mzx_all[:, cols]  # [B, q_set, T]
+            mzy = mzy_all[:, cols]  # [B, q_set]
+            gzx = g @ mzx  # [B, q_set, T]
+            gzy = np.einsum("bij,bj->bi", g, mzy)
+            sxy = mxy - np.einsum("bqt,bq->bt", mzx, gzy)
+            sxx = mxx - np.einsum("bqt,bqt->bt", mzx, gzx)
+            syy = myy - np.einsum("bq,bq->b", mzy, gzy)
+            bad = (sxx <= 1e-12) | (syy[:, None] <= 1e-12)
+            r = sxy / np.sqrt(np.where(bad, 1.0, sxx * syy[:, None]))
+            r[bad] = np.nan
+            out.append(np.clip(r, -1.0, 1.0).T)
+        return out
 
-    out = np.empty((n_tests, n_boot))
+    out = {name: np.empty((n_tests, n_boot)) for name in picks}
     start = 0
-    for idx, r in map_chunks(partial_of, chunks):
-        out[:, start:start + len(idx)] = r
+    for idx, rs in map_chunks(partial_of, chunks):
+        for r, boot in zip(rs, out.values()):
+            boot[:, start:start + len(idx)] = r
         start += len(idx)
     return out
 
@@ -252,13 +325,15 @@ def confound_table(metric_values, preference, layers: Sequence[int], metric_name
     if ok.any():
         r[ok] = pearson(flat[ok], y)[:, 0]
     cols["r"] = r
+    # every covariate set's bootstrap from one pass over the resamples (one product per chunk for all sets)
+    boots = bootstrap_partial_sets(flat[ok], y, covariates, indices) if ok.any() else {}
     for name, cov in covariates.items():
         pr, lo, hi, p = (np.full(len(flat), np.nan) for _ in range(4))
         design = covariate_design(cov, n)
         if ok.any():
             pr[ok], df = partial_r_rows(flat[ok], y, design)
             p[ok] = t_pvalue(pr[ok], df)
-            lo[ok], hi[ok] = percentile_interval(bootstrap_partial(flat[ok], y, cov, indices), ci_level)
+            lo[ok], hi[ok] = percentile_interval(boots.pop(name), ci_level)
         cols[f"partial_{name}_r"] = pr
         cols[f"partial_{name}_ci_lower"] = lo
         cols[f"partial_{name}_ci_upper"] = hi
