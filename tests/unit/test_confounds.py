@@ -158,7 +158,10 @@ def test_shared_design_gives_each_set_the_numbers_of_its_own_route(data):
     idx = stats.bootstrap_indices(N, 120, seed=3)
     ours = confounds.bootstrap_partial_sets(x, y, sets, idx, chunk_size=50)
     assert list(ours) == list(sets)
-    for name, cov in sets.items():
+    # without the category dummies the basis has one group of rows (the other route through the products)
+    ours |= {f"{name} alone": r for name, r in confounds.bootstrap_partial_sets(
+        x, y, {name: sets[name] for name in ("tokens", "length")}, idx).items()}
+    for name, cov in {**sets, "tokens alone": sets["tokens"], "length alone": sets["length"]}.items():
         tol = partial_tolerances(x, y, cov, idx)
         assert_array_less(np.abs(ours[name] - per_set_bootstrap_partial(x, y, cov, idx)), tol)
         for j in (0, 57, 119):
@@ -169,18 +172,29 @@ def test_shared_design_gives_each_set_the_numbers_of_its_own_route(data):
         partial_tolerance(x[7, idx[4]], y[idx[4]], sets["all"][idx[4]]), rel=1e-9)
 
 
-def test_shared_design_reads_each_distinct_column_once():
+def test_shared_design_reads_each_distinct_column_once_and_spans_every_sets_design():
     rng = np.random.default_rng(2)
-    n = 50
-    a, b, c = rng.normal(size=n), rng.integers(0, 3, n).astype(float), rng.normal(size=(n, 2))
-    sets = {"a": a, "ab": np.column_stack([a, b]), "c": c, "ba": np.column_stack([b, a])}
-    design, picks = confounds._shared_design(sets, n)
-    assert design.shape == (n, 5)  # intercept, a, b, c0, c1
-    assert_array_equal(design, confounds.covariate_design(np.column_stack([a, b, c]), n))
-    assert {k: v.tolist() for k, v in picks.items()} == {"a": [0, 1], "ab": [0, 1, 2], "c": [0, 3, 4],
-                                                         "ba": [0, 2, 1]}
+    n = 60
+    a, b = rng.normal(size=n), rng.integers(0, 3, n).astype(float)
+    cats = np.array(["u", "v", "w"])[rng.integers(0, 3, n)]
+    d = confounds.category_dummies(cats)  # 0/1, disjoint: two groups of rows and the reference's
+    sets = {"a": a, "ab": np.column_stack([a, b]), "d": d, "bda": np.column_stack([b, d, a])}
+    groups, cont, picks = confounds._shared_design(sets, n)
+    assert [list(g) for g in groups] == [list(np.flatnonzero(cats == c)) for c in dict.fromkeys(cats)]
+    # z-scored from a mean and sd summed in another order (a strided view): n terms, each route n eps |z|max
+    ref = confounds.covariate_design(np.column_stack([a, b]), n)[:, 1:]
+    assert_allclose(cont, ref, rtol=0, atol=2 * n * np.finfo(np.float64).eps * np.abs(ref).max())
+    basis = np.column_stack([np.isin(np.arange(n), g) for g in groups] + [cont]).astype(float)  # [n, 5]
+    assert {k: t.shape for k, t in picks.items()} == {"a": (5, 2), "ab": (5, 3), "d": (5, 3), "bda": (5, 5)}
+    for name, cov in sets.items():  # the same span: each design is the other times a full-rank matrix
+        own, ours = confounds.covariate_design(cov, n), basis @ picks[name]
+        both = np.linalg.matrix_rank(np.column_stack([own, ours]))
+        assert both == np.linalg.matrix_rank(own) == np.linalg.matrix_rank(ours) == own.shape[1]
+    overlapping = np.column_stack([d[:, 0], np.maximum(d[:, 0], d[:, 1])])  # 0/1 but a row with two 1s
+    groups, cont, _ = confounds._shared_design({"o": overlapping}, n)
+    assert len(groups) == 1 and cont.shape == (n, 2)  # then no indicator groups: every column z-scored
     with pytest.raises(ValueError, match="covariates 'c' must have shape"):
-        confounds._shared_design({"a": a, "c": c[:-1]}, n)
+        confounds._shared_design({"a": a, "c": d[:-1]}, n)
 
 
 def test_confound_columns(result, data):

@@ -7,8 +7,8 @@ import numpy as np
 
 from .._checks import (as_tests, as_vector, check_ci_level, check_positive_int, check_seed, check_table_inputs,
                        excludes_zero, layer_metric_columns, row_notes, t_pvalue, zscore_rows)
-from .bootstrap import (Resamples, bootstrap_pearson, chunk_counts, chunk_rows, index_chunks, map_chunks, pearson,
-                        percentile_interval)
+from .bootstrap import (CountChunk, Resamples, bootstrap_pearson, chunk_counts, chunk_rows, index_chunks, map_chunks,
+                        pearson, percentile_interval)
 from .multiplicity import benjamini_hochberg, holm
 
 #: Names of the covariate sets of the confound analysis, in table order.
@@ -119,30 +119,56 @@ def bootstrap_partial(x, y, covariates, indices, *, chunk_size: int | None = Non
     return bootstrap_partial_sets(x, y, {"covariates": covariates}, indices, chunk_size=chunk_size)["covariates"]
 
 
-def _shared_design(covariate_sets: Mapping[str, Any], n: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """One design for several covariate sets: each distinct covariate column once, and each set's columns of it.
+def _shared_design(covariate_sets: Mapping[str, Any], n: int):
+    """One basis for several covariate sets' designs, and each set's design as columns of it.
 
-    Returns the design (n, q) of :func:`covariate_design` (intercept, then the distinct columns z-scored, in
-    first-seen order) and, per set, the design columns its own design consists of (0, the intercept, first): the
-    set's design is ``design[:, cols]`` up to the rounding of each column's mean and sd.
+    The distinct covariate columns of all sets (each once, first-seen order) are split into indicators (0/1
+    columns no two of which are 1 in one row, e.g. :func:`category_dummies`; all 0/1 columns or none) and the
+    rest. The basis is one 0/1 column per group of rows (the rows of each indicator, and the rows of none:
+    together they span the intercept), then the other columns z-scored as in :func:`covariate_design`. A set's
+    design (intercept + its covariates) spans the same columns as ``basis @ t`` with ``t`` of 0s and 1s (the
+    intercept is the sum of the groups; a z-scored indicator is an affine map of its group and the intercept),
+    and the residuals of least squares depend only on the span.
+
+    Returns
+    -------
+    (groups, cont, picks)
+        ``groups``: list of row-index arrays, one per group (one group of all rows without indicators);
+        ``cont`` (n, p): the other columns, z-scored; ``picks``: per set, ``t`` of shape (n_groups + p, q_set).
     """
     columns: list[np.ndarray] = []
-    picks = {}
+    set_cols = {}
     for name, cov in covariate_sets.items():
         z = np.asarray(cov, dtype=np.float64)
         if z.ndim == 1:
             z = z[:, None]
         if z.ndim != 2 or z.shape[0] != n:
             raise ValueError(f"covariates {name!r} must have shape (n, k) or (n,) with n = {n}; got {z.shape}")
-        cols = [0]
+        cols = []
         for col in z.T:
             same = [j for j, seen in enumerate(columns) if np.array_equal(col, seen)]
             if not same:
                 columns.append(col)
-            cols.append(1 + (same[0] if same else len(columns) - 1))
-        picks[name] = np.array(cols)
-    design = covariate_design(np.column_stack(columns) if columns else np.empty((n, 0)), n)
-    return design, picks
+            cols.append(same[0] if same else len(columns) - 1)
+        set_cols[name] = cols
+    raw = np.column_stack(columns) if columns else np.empty((n, 0))
+    covariate_design(raw, n)  # the checks (finite values)
+    is01 = np.all((raw == 0) | (raw == 1), axis=0)
+    if not (is01.any() and raw[:, is01].sum(axis=1).max() <= 1):
+        is01[:] = False
+    ind, other = np.flatnonzero(is01), np.flatnonzero(~is01)
+    label = raw[:, ind] @ np.arange(1, len(ind) + 1) if len(ind) else np.zeros(n)  # 0: no indicator
+    groups = [np.flatnonzero(label == g) for g in range(len(ind) + 1)]
+    cont = covariate_design(raw[:, other], n)[:, 1:]
+    place = {int(c): 1 + len(ind) + k for k, c in enumerate(other)} | {int(c): 1 + k for k, c in enumerate(ind)}
+    picks = {}
+    for name, cols in set_cols.items():
+        t = np.zeros((len(groups) + len(other), 1 + len(cols)))
+        t[:len(groups), 0] = 1.0  # the intercept: every group
+        for j, c in enumerate(cols):
+            t[place[c], 1 + j] = 1.0
+        picks[name] = t
+    return groups, cont, picks
 
 
 def bootstrap_partial_sets(x, y, covariate_sets: Mapping[str, Any], indices, *,
@@ -151,15 +177,16 @@ def bootstrap_partial_sets(x, y, covariate_sets: Mapping[str, Any], indices, *,
 
     Residualization happens inside each resample: a resample with counts ``c`` is ordinary least squares on the
     drawn rows, i.e. least squares weighted by ``c`` on the original rows. With ``M`` the count-weighted
-    second-moment matrix of ``[design, x, y]`` (design = intercept + z-scored covariates), the residual
-    (co)variances are the Schur complement ``M_vv - M_vz M_zz^+ M_zv`` (Frisch-Waugh), so all tests and
-    resamples need one batched pseudo-inverse of the small ``M_zz`` per resample (it covers resamples that miss
-    a category). The sets share one design (each distinct covariate column once, :func:`_shared_design`), so
-    every set's moments are sub-blocks of that design's: one matrix product per chunk of resamples, ``counts
-    (chunk, n) @ products (n, P)`` with P = q(q+1)/2 + q n_tests + q + 2 n_tests + 1 (q the shared design's
-    columns), serves all sets. This exact route is fast enough that there is no need for the cheaper
-    approximation of residualizing once on the full sample and bootstrapping the residual correlation, which
-    would ignore the uncertainty of the covariate fit.
+    second-moment matrix of ``[design, x, y]``, the residual (co)variances are the Schur complement
+    ``M_vv - M_vz M_zz^+ M_zv`` (Frisch-Waugh), so all tests and resamples need one batched pseudo-inverse of
+    the small ``M_zz`` per resample (it covers resamples that miss a category). The sets share one basis
+    (:func:`_shared_design`: a 0/1 column per category, then the other covariates z-scored), so every set's
+    moments are ``t' M t`` of that basis's: per chunk of resamples one matrix product per category, ``counts
+    (chunk, n_g) @ products (n_g, P)`` over its rows (P = q(q+1)/2 + q n_tests + q + 2 n_tests + 1, q = 1 + the
+    other covariates), serves all sets; the categories need no products of their own (a row is in one). This
+    exact route is fast enough that there is no need for the cheaper approximation of residualizing once on the
+    full sample and bootstrapping the residual correlation, which would ignore the uncertainty of the covariate
+    fit.
 
     Parameters
     ----------
@@ -168,8 +195,9 @@ def bootstrap_partial_sets(x, y, covariate_sets: Mapping[str, Any], indices, *,
     covariate_sets : mapping of str to ndarray of shape (n, k) or (n,)
     indices : ndarray of int, shape (n_bootstrap, n), or Resamples
     chunk_size : int, optional
-        Resamples per chunk; default at most 2,000, fewer where the chunk's arrays (counts ``n``, moments ``P``
-        and a set's products ``2 q n_tests`` per resample) would exceed ``bootstrap.CHUNK_ELEMENTS``.
+        Resamples per chunk; default at most 2,000, fewer where the chunk's float64 arrays (counts: ``n``, or
+        the largest category's pairs; moments ``n_groups P``; the basis' products ``2 q_basis n_tests`` per
+        resample) would exceed ``bootstrap.CHUNK_ELEMENTS``.
 
     Returns
     -------
@@ -180,14 +208,17 @@ def bootstrap_partial_sets(x, y, covariate_sets: Mapping[str, Any], indices, *,
     x = as_tests(x)
     n = x.shape[1]
     y = as_vector(y, n, "y")
-    z, picks = _shared_design(covariate_sets, n)  # [n, q]
-    q = z.shape[1]
+    groups, cont, picks = _shared_design(covariate_sets, n)
+    n_groups, p = len(groups), cont.shape[1]
+    z = np.column_stack([np.ones(n), cont])  # [n, q]: within a group, its 0/1 column is the intercept
+    q, qb = 1 + p, n_groups + p  # q: per group; qb: the shared basis
     n_tests = x.shape[0]
     iu, ju = np.triu_indices(q)
     n_zz = len(iu)
     n_cols = n_zz + q * n_tests + q + 2 * n_tests + 1
-    if chunk_size is None:
-        chunk_size = min(2000, chunk_rows(n + n_cols + 2 * q * n_tests))
+    if chunk_size is None:  # float64 per resample: the counts (or a group's), moments, the basis' products
+        widest = n if n_groups == 1 else max(len(rows) for rows in groups)
+        chunk_size = min(2000, chunk_rows(widest + n_groups * n_cols + 2 * qb * n_tests))
     n_boot, chunks = index_chunks(indices, n, chunk_size)
     xz, yz = zscore_rows(x), zscore_rows(y[None])[0]
     # every product whose count-weighted mean a set needs, divided by n once here (not the counts in each chunk)
@@ -200,24 +231,39 @@ def bootstrap_partial_sets(x, y, covariate_sets: Mapping[str, Any], indices, *,
     products[:, at + q + n_tests:at + q + 2 * n_tests] = (xz**2).T
     products[:, -1] = yz**2
     products /= n
+    by_group = [products] if n_groups == 1 else [np.ascontiguousarray(products[rows]) for rows in groups]
+    gi = np.arange(n_groups)
+    ci = n_groups + np.arange(p)
 
     def partial_of(idx) -> list[np.ndarray]:
         """Partial r of every test on the chunk's resamples, (n_tests, chunk), for each covariate set."""
-        m = chunk_counts(idx, n, np.float64) @ products  # [B, P]
+        if n_groups == 1:
+            m = (chunk_counts(idx, n, np.float64) @ products)[:, None]  # [B, 1, P]
+        else:  # each group's columns of the counts, gathered as they are stored (1 byte each if kept)
+            c = idx.counts if isinstance(idx, CountChunk) else chunk_counts(idx, n, np.int32)  # [B, n]
+            m = np.stack([np.take(c, rows, axis=1).astype(np.float64) @ prod
+                          for rows, prod in zip(groups, by_group)], axis=1)  # [B, n_groups, P]
         b = m.shape[0]
-        mzz = np.empty((b, q, q))
-        mzz[:, iu, ju] = m[:, :n_zz]
-        mzz[:, ju, iu] = m[:, :n_zz]
-        mzx_all = m[:, n_zz:at].reshape(b, q, n_tests)
-        mzy_all = m[:, at:at + q]
-        mxy = m[:, at + q:at + q + n_tests]
-        mxx = m[:, at + q + n_tests:at + q + 2 * n_tests]
-        myy = m[:, -1]
+        mg = np.empty((b, n_groups, q, q))
+        mg[:, :, iu, ju] = m[:, :, :n_zz]
+        mg[:, :, ju, iu] = m[:, :, :n_zz]
+        gzx = m[:, :, n_zz:at].reshape(b, n_groups, q, n_tests)
+        gzy = m[:, :, at:at + q]
+        # the basis' moments: groups against groups (diagonal), against the others, and the others' summed
+        mzz = np.zeros((b, qb, qb))
+        mzz[:, gi, gi] = mg[:, :, 0, 0]
+        mzz[:, gi[:, None], ci] = mg[:, :, 0, 1:]
+        mzz[:, ci[:, None], gi] = mg[:, :, 1:, 0].transpose(0, 2, 1)
+        mzz[:, ci[:, None], ci] = mg[:, :, 1:, 1:].sum(axis=1)
+        mzx_all = np.concatenate([gzx[:, :, 0], gzx[:, :, 1:].sum(axis=1)], axis=1)  # [B, qb, T]
+        mzy_all = np.concatenate([gzy[:, :, 0], gzy[:, :, 1:].sum(axis=1)], axis=1)  # [B, qb]
+        rest = m[:, :, at + q:].sum(axis=1)
+        mxy, mxx, myy = rest[:, :n_tests], rest[:, n_tests:2 * n_tests], rest[:, -1]
         out = []
-        for cols in picks.values():
-            g = np.linalg.pinv(mzz[:, cols[:, None], cols], 1e-12, hermitian=True)  # [B, q_set, q_set]
-            mzx = mzx_all[:, cols]  # [B, q_set, T]
-            mzy = mzy_all[:, cols]  # [B, q_set]
+        for t in picks.values():
+            g = np.linalg.pinv(t.T @ mzz @ t, 1e-12, hermitian=True)  # [B, q_set, q_set]
+            mzx = t.T @ mzx_all  # [B, q_set, T]
+            mzy = mzy_all @ t  # [B, q_set]
             gzx = g @ mzx  # [B, q_set, T]
             gzy = np.einsum("bij,bj->bi", g, mzy)
             sxy = mxy - np.einsum("bqt,bq->bt", mzx, gzy)
