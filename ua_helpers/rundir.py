@@ -74,6 +74,56 @@ def kernel_options() -> dict[str, Any]:
 
 #: The history file ``nbclient`` gives an ipykernel it starts itself (in memory: no SQLite file per kernel).
 KERNEL_HISTORY = "--HistoryManager.hist_file=:memory:"
+#: What each notebook's cells import (``"module:attribute"`` resolves a lazy attribute too), imported by its kernel
+#: as it starts, that is while the notebook before it runs (:class:`_Kernels`), so that the cells find them loaded.
+#: Only *when* changes: the cells import the same modules themselves (a module left out here is imported by its
+#: cell, one listed but unused costs the other core a little). The first notebook's kernel imports while this
+#: process reads the versions (:func:`_versions`).
+WARM_IMPORTS = {
+    "01_setup": ("ua_helpers", "pandas", "torch", "transformers:AutoTokenizer"),
+    "02_extraction": ("ua_helpers", "pandas", "matplotlib.pyplot", "torch", "transformers:AutoModelForCausalLM",
+                      "transformers:AutoTokenizer", "transformers.modeling_utils"),
+    "03_metrics": ("ua_helpers", "pandas", "matplotlib.pyplot"),
+    "04_correlation": ("ua_helpers", "pandas", "torch"),  # torch: results.environment() (versions, threads)
+    "05_visualization": ("ua_helpers", "pandas", "matplotlib.pyplot"),
+    "06_summary": ("ua_helpers", "pandas"),
+}
+
+
+def warm_imports(notebook: str) -> None:
+    """Import what ``notebook``'s cells will import (:data:`WARM_IMPORTS`); run by its kernel as it starts.
+
+    Binds no name in the kernel's namespace. A module that cannot be imported is left to the cell that imports it,
+    which then fails naming it, as it would without this. tqdm's notice that no notebook widget is installed
+    (raised when transformers first imports ``tqdm.auto``) is silenced here as
+    :func:`ua_helpers.pipeline.configure` silences it, which turns the libraries' progress bars off where they
+    are already imported.
+    """
+    import importlib
+    import warnings
+
+    from tqdm import TqdmWarning
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="IProgress not found", category=TqdmWarning)
+        for name in WARM_IMPORTS.get(notebook, ()):
+            module, _, attribute = name.partition(":")
+            try:
+                loaded = importlib.import_module(module)
+                if attribute:
+                    getattr(loaded, attribute)
+            except Exception:  # noqa: BLE001 - the cell's own import reports it
+                pass
+
+
+def _warm_line(notebook: str) -> list[str]:
+    """The kernel argument that runs :func:`warm_imports` for ``notebook`` at start-up (none where it has none).
+
+    The line's value is None (nothing is displayed) and it binds no name in the kernel's namespace.
+    """
+    if notebook not in WARM_IMPORTS:
+        return []
+    return [f'--IPKernelApp.exec_lines=__import__("ua_helpers.rundir").rundir.warm_imports({notebook!r})']
 
 
 class _Kernels:
@@ -91,9 +141,11 @@ class _Kernels:
     ----------
     cwd : Path
         The kernels' working directory.
+    warm : bool, default=False
+        Whether each kernel imports its notebook's :data:`WARM_IMPORTS` as it starts (the package's notebooks).
     """
 
-    def __init__(self, cwd: Path):
+    def __init__(self, cwd: Path, warm: bool = False):
         from jupyter_client.manager import AsyncKernelManager
         from jupyter_core.utils import ensure_event_loop
 
@@ -113,6 +165,7 @@ class _Kernels:
             self._loop = ensure_event_loop()  # the loop nbclient's run_sync executes the notebooks on
         self._errors: list[BaseException] = []
         self._cwd = str(cwd)
+        self._warm = warm
         self._options = kernel_options()
         self._waiting: dict[str, Any] = {}
         self._stopping: list[Any] = []
@@ -131,7 +184,8 @@ class _Kernels:
         # In the kernels' folder, as papermill starts them: the IPC socket files are named relative to the current
         # directory.
         with chdir(self._cwd):
-            run_sync(km.start_kernel)(extra_arguments=[*self._options["extra_arguments"], KERNEL_HISTORY],
+            run_sync(km.start_kernel)(extra_arguments=[*self._options["extra_arguments"], KERNEL_HISTORY,
+                                                       *(_warm_line(notebook) if self._warm else [])],
                                       cwd=self._cwd)
 
     def take(self, notebook: str) -> Any:
@@ -497,6 +551,7 @@ def execute(params: Mapping[str, Any], run_dir: str | os.PathLike | None = None,
         check_target(target)
         effective = preflight(cfg, check_memory=not allow_large)
         _say_estimate(effective, log)
+        warm = source is None  # WARM_IMPORTS lists what the package's notebooks import
         source = Path(source) if source is not None else notebooks_source()
         missing = [nb for nb in NOTEBOOKS if not (source / f"{nb}.ipynb").is_file()]
         if missing:
@@ -509,13 +564,13 @@ def execute(params: Mapping[str, Any], run_dir: str | os.PathLike | None = None,
             raise RunDirError(f"cannot write the run directory {target}: {exc.strerror or exc}") from None
         try:
             check_target(target)  # again: it may have changed while another run held it
-            return _execute_claimed(cfg, effective, source, held, staging, log, given)
+            return _execute_claimed(cfg, effective, source, held, staging, log, given, warm=warm)
         finally:
             held.release()
 
 
 def _execute_claimed(cfg: RunConfig, effective: dict[str, Any], source: Path, held: Claim, staging: Path,
-                     log: Callable[[str], None], given_run_dir: str) -> Path:
+                     log: Callable[[str], None], given_run_dir: str, warm: bool = False) -> Path:
     import papermill as pm
 
     target = held.run_dir
@@ -525,17 +580,18 @@ def _execute_claimed(cfg: RunConfig, effective: dict[str, Any], source: Path, he
     manifest: dict[str, Any] = {"status": "running", "parameters": cfg.to_parameters(), "effective": effective,
                                 "pid": held.holder["pid"], "host": held.holder["host"],
                                 "started": held.holder["started"], "staging": str(staging), "notebooks": [],
-                                "versions": _versions(), "git_commit": git_commit(source)}
-    write_manifest(staging, manifest)
+                                "versions": None, "git_commit": None}
     current = None
     with _signals_raise(), _staging_environment(staging):
         kernels = None
         try:
-            kernels = _Kernels(staging)
+            kernels = _Kernels(staging, warm=warm)
+            current = NOTEBOOKS[0]
+            kernels.start(current)  # first: the kernel starts while this process reads the versions (imports torch)
+            manifest.update(versions=_versions(), git_commit=git_commit(source))
+            write_manifest(staging, manifest)
             for i, nb in enumerate(NOTEBOOKS):
                 current, t0 = nb, time.perf_counter()
-                if i == 0:
-                    kernels.start(nb)
                 if i + 1 < len(NOTEBOOKS):
                     current = NOTEBOOKS[i + 1]  # a kernel that fails to start fails its own notebook
                     kernels.start(current)

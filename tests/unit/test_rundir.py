@@ -449,3 +449,56 @@ def test_an_os_error_ends_the_command_in_one_line(tmp_path, capsys, monkeypatch)
     assert cli.main(["run", "--run-dir", str(tmp_path / "run")]) == 1
     err = capsys.readouterr().err
     assert err == f"ua-book: error: No space left on device: {tmp_path / 'x'}\n"
+
+
+# --------------------------------------------------------------------------- kernels that import ahead
+def test_warm_imports_name_the_runs_notebooks_and_modules_that_exist():
+    import importlib.util
+
+    assert set(rundir.WARM_IMPORTS) <= set(rundir.NOTEBOOKS)
+    for names in rundir.WARM_IMPORTS.values():
+        for name in names:
+            assert importlib.util.find_spec(name.partition(":")[0]) is not None, name
+
+
+def test_the_warm_line_binds_nothing_and_leaves_failures_to_the_cells(monkeypatch):
+    sys.modules.pop("colorsys", None)
+    monkeypatch.setitem(rundir.WARM_IMPORTS, "02_extraction",
+                        ("json", "no_such_module_here", "json:no_such_attribute", "colorsys"))
+    (argument,) = rundir._warm_line("02_extraction")
+    option, line = argument.split("=", 1)
+    assert option == "--IPKernelApp.exec_lines"
+    namespace: dict = {}
+    assert eval(line, namespace) is None  # nothing to display
+    assert set(namespace) == {"__builtins__"}  # no name bound
+    assert "colorsys" in sys.modules  # the modules after one that failed are still imported
+    assert rundir._warm_line("07_not_a_notebook") == []
+
+
+@pytest.mark.slow
+def test_a_warm_kernel_has_its_notebooks_modules_loaded_and_the_same_names(tmp_path):
+    """Started warm, the kernel of 06_summary has ua_helpers and pandas loaded before its first cell, and the
+    cell sees the same names as in a kernel started cold."""
+    import papermill as pm
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(
+        "import sys\nprint([m for m in ('ua_helpers', 'pandas') if m in sys.modules], sorted(dir()))")]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, tmp_path / "in.ipynb")
+    seen = {}
+    for warm in (True, False):
+        kernels = rundir._Kernels(tmp_path, warm=warm)
+        kernels.start("06_summary")
+        km = kernels.take("06_summary")
+        try:
+            out = pm.execute_notebook(str(tmp_path / "in.ipynb"), str(tmp_path / "out.ipynb"), kernel_name="python3",
+                                      progress_bar=False, cwd=str(tmp_path), km=km)
+        finally:
+            kernels.stop(km)
+            kernels.close()
+        seen[warm] = out.cells[0].outputs[0].text
+    modules_warm, names_warm = seen[True].split("] ", 1)
+    modules_cold, names_cold = seen[False].split("] ", 1)
+    assert modules_warm == "['ua_helpers', 'pandas'" and modules_cold == "["
+    assert names_warm == names_cold
