@@ -77,10 +77,9 @@ KERNEL_HISTORY = "--HistoryManager.hist_file=:memory:"
 #: What each notebook's cells import (``"module:attribute"`` resolves a lazy attribute too), imported by its kernel
 #: as it starts, that is while the notebook before it runs (:class:`_Kernels`), so that the cells find them loaded.
 #: Only *when* changes: the cells import the same modules themselves (a module left out here is imported by its
-#: cell, one listed but unused costs the other core a little). The first notebook's kernel imports while this
-#: process reads the versions (:func:`_versions`).
+#: cell, one listed but unused costs the other core a little). The first notebook's kernel starts just before it
+#: runs, with nothing to overlap, so it imports nothing ahead.
 WARM_IMPORTS = {
-    "01_setup": ("ua_helpers", "pandas", "torch", "transformers:AutoTokenizer"),
     "02_extraction": ("ua_helpers", "pandas", "matplotlib.pyplot", "torch", "transformers:AutoModelForCausalLM",
                       "transformers:AutoTokenizer", "transformers.modeling_utils"),
     "03_metrics": ("ua_helpers", "pandas", "matplotlib.pyplot"),
@@ -580,18 +579,20 @@ def _execute_claimed(cfg: RunConfig, effective: dict[str, Any], source: Path, he
     manifest: dict[str, Any] = {"status": "running", "parameters": cfg.to_parameters(), "effective": effective,
                                 "pid": held.holder["pid"], "host": held.holder["host"],
                                 "started": held.holder["started"], "staging": str(staging), "notebooks": [],
-                                "versions": None, "git_commit": None}
+                                "versions": None, "git_commit": git_commit(source)}  # versions: at the end
+    write_manifest(staging, manifest)
+    versions = _Background(_versions)
     current = None
     with _signals_raise(), _staging_environment(staging):
         kernels = None
         try:
             kernels = _Kernels(staging, warm=warm)
-            current = NOTEBOOKS[0]
-            kernels.start(current)  # first: the kernel starts while this process reads the versions (imports torch)
-            manifest.update(versions=_versions(), git_commit=git_commit(source))
-            write_manifest(staging, manifest)
             for i, nb in enumerate(NOTEBOOKS):
                 current, t0 = nb, time.perf_counter()
+                if i == 0:
+                    kernels.start(nb)
+                if nb == VERSIONS_DURING:
+                    versions.start()
                 if i + 1 < len(NOTEBOOKS):
                     current = NOTEBOOKS[i + 1]  # a kernel that fails to start fails its own notebook
                     kernels.start(current)
@@ -614,6 +615,8 @@ def _execute_claimed(cfg: RunConfig, effective: dict[str, Any], source: Path, he
             if kernels is not None:
                 with contextlib.suppress(Exception):  # the run's own error is the one to report
                     kernels.close(abandon=True)
+            with contextlib.suppress(Exception):  # as above: None where the versions cannot be read
+                manifest["versions"] = versions.result()
             # Ctrl-C reaches the kernel too: a cell that raised KeyboardInterrupt is an interruption.
             signum = exc.signum if isinstance(exc, _Signalled) else \
                 signal.SIGINT if getattr(exc, "ename", None) == "KeyboardInterrupt" else None
@@ -628,7 +631,8 @@ def _execute_claimed(cfg: RunConfig, effective: dict[str, Any], source: Path, he
                                                     else None})
             raise RunError(f"{error}; {where}") from None
         _ignore_signals()  # the notebooks are done: finish putting the run in place
-        manifest.update(status="complete", finished=now(), model=results.get("model_info", {}),
+        manifest.update(status="complete", finished=now(), versions=versions.result(),
+                        model=results.get("model_info", {}),
                         dataset=results.get("dataset", {}),
                         figures=sorted(f"figures/{p.name}" for p in (staging / "figures").glob("*.png")),
                         tables=sorted(p.name for p in staging.glob("*.csv")))
@@ -716,6 +720,44 @@ def _versions() -> dict[str, str]:
     from .results import environment
 
     return environment()
+
+
+#: The notebook during which this process reads :func:`_versions` on a thread (importing torch, ~2 s of CPU): one
+#: that leaves a core free (notebook 5 draws figures on one), so the reading costs the run no time.
+VERSIONS_DURING = "05_visualization"
+
+
+class _Background:
+    """``fn()`` on a daemon thread, started by :meth:`start` or by :meth:`result`, which waits for its value.
+
+    The manifest's ``versions`` are read this way, while the notebooks run; they are written with the manifest
+    that ends the run (complete, failed or interrupted), which the running manifest's ``null`` stands for until
+    then.
+    """
+
+    def __init__(self, fn: Callable[[], Any]):
+        self._fn = fn
+        self._thread: threading.Thread | None = None
+        self._outcome: tuple[bool, Any] | None = None
+
+    def _run(self) -> None:
+        try:
+            self._outcome = (True, self._fn())
+        except BaseException as exc:  # noqa: BLE001 - raised again by result()
+            self._outcome = (False, exc)
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="ua-book versions", daemon=True)
+            self._thread.start()
+
+    def result(self) -> Any:
+        self.start()
+        self._thread.join()
+        ok, value = self._outcome
+        if not ok:
+            raise value
+        return value
 
 
 def git_commit(path: str | os.PathLike) -> str | None:
