@@ -267,6 +267,7 @@ def test_a_run_stages_then_replaces_the_previous_run(tmp_path, params, tiny_note
     manifest = rundir.read_manifest(out)
     assert manifest["kind"] == rundir.KIND and manifest["parameters"]["run_dir"] == str(out)
     assert manifest["parameters"]["knn_k"] == 50 and manifest["effective"]["knn_k"] == 11  # 12 pairs
+    assert manifest["versions"] == rundir._versions()  # read on a thread while the notebooks ran
     assert json.loads((out / "results.json").read_text())["cache"] == str(tmp_path / "relative-cache")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # no lock, no staging left behind
     assert os.environ["UA_CACHE_DIR"] == "relative-cache"
@@ -293,6 +294,7 @@ def test_a_failed_rerun_leaves_the_previous_run_untouched(tmp_path, params, tiny
     assert str(kept) in str(info.value)
     manifest = rundir.read_manifest(kept)
     assert manifest["status"] == status and message in manifest["error"]
+    assert manifest["versions"] == rundir._versions()  # the thread was started at the failure
     assert manifest["notebooks"] == ["notebooks/01_setup.ipynb", "notebooks/02_extraction.ipynb"]
     assert not _runlock.lock_path(target).exists()
 
@@ -502,3 +504,13 @@ def test_a_warm_kernel_has_its_notebooks_modules_loaded_and_the_same_names(tmp_p
     modules_cold, names_cold = seen[False].split("] ", 1)
     assert modules_warm == "['ua_helpers', 'pandas'" and modules_cold == "["
     assert names_warm == names_cold
+
+
+def test_a_background_value_is_computed_once_and_its_error_raised_again():
+    calls = []
+    value = rundir._Background(lambda: calls.append(1) or {"python": "3"})
+    value.start()
+    assert value.result() == {"python": "3"} and value.result() == {"python": "3"} and calls == [1]
+    failing = rundir._Background(lambda: 1 / 0)  # never started: result() starts it
+    with pytest.raises(ZeroDivisionError):
+        failing.result()
