@@ -47,3 +47,26 @@ def save_tiny_model(target: Path, tokenizer, shape: dict = TINY, seed: int = TIN
 def build_tiny_model_dir(target: Path, corpus: list[str]) -> Path:
     """Train a tokenizer on ``corpus`` and save the default tiny model with it to ``target``."""
     return save_tiny_model(target, build_tiny_tokenizer(corpus))
+
+
+def stub_gguf(tmp_path: Path, monkeypatch, model_dir: Path) -> Path:
+    """A stand-in GGUF file in ``tmp_path`` whose conversion (into ``$UA_CACHE_DIR``) copies ``model_dir``.
+
+    ``models._convert_gguf`` is replaced for the test, so the GGUF path of :mod:`ua_helpers.inputs.models` (conversion
+    cache, completion record, verification) runs on the tiny model in well under a second.
+    """
+    import shutil
+
+    from ua_helpers.inputs import models
+
+    gguf = tmp_path / "tiny.gguf"
+    gguf.write_bytes(b"GGUF" + bytes(60))
+
+    def convert(source, name, out):
+        for path in model_dir.iterdir():
+            if path.is_file():
+                shutil.copyfile(path, out / path.name)  # a new modification time, as a real conversion
+        return {"gguf": str(source)}
+
+    monkeypatch.setattr(models, "_convert_gguf", convert)
+    return gguf

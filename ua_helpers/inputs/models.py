@@ -437,11 +437,48 @@ def num_layers_of(name: str, revision: str | None = None, trust_remote_code: boo
     return model_shape(name, revision, trust_remote_code)[0]
 
 
+#: Files of a converted model directory that its tokenizer never reads: left out of :func:`tokenizer_files`.
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".h5", ".msgpack", ".gguf")
+
+
+def tokenizer_files(name: str) -> dict[str, Any] | None:
+    """The files a GGUF model's tokenizer is loaded from, verified now, without loading it (nor transformers).
+
+    Returns ``{"gguf_sha256_16", "files": {name: sha256}}`` for every file of the model's converted directory
+    but the weights (:data:`WEIGHT_SUFFIXES`), each hashed now and equal to its completion record; None where
+    ``name`` is not a GGUF model, the conversion does not exist yet, or a file differs from the record (the
+    tokenizer must then be loaded, which converts again).
+    """
+    from ._cache import content_files, file_sha256
+
+    gguf = _gguf_file(name)
+    if gguf is None:
+        return None
+    target = _converted_target(gguf)
+    try:
+        record = json.loads((target / RECORD).read_text(encoding="utf-8"))
+        recorded = {k: v["sha256"] for k, v in record["files"].items() if not k.endswith(WEIGHT_SUFFIXES)}
+        present = [k for k in content_files(target) if not k.endswith(WEIGHT_SUFFIXES)]
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return None
+    files = {k: file_sha256(target / k) for k in present}
+    if not files or files != recorded:
+        return None
+    return {"gguf_sha256_16": _gguf_digest(gguf), "files": files}
+
+
 def load_tokenizer(name: str, revision: str | None = None, trust_remote_code: bool = False):
-    """Load only a model's tokenizer (a GGUF file is converted once, as by :func:`load_model`)."""
+    """Load only a model's tokenizer (a GGUF file is converted once, as by :func:`load_model`).
+
+    A GGUF model's tokenizer is read from its conversion once the files it may read (all but the weights) match
+    the conversion's record (:func:`tokenizer_files`); otherwise the whole conversion is verified, and made again
+    where it does not match.
+    """
     from transformers import AutoTokenizer
 
     gguf = _gguf_file(name)
     if gguf is not None:
-        return AutoTokenizer.from_pretrained(_gguf_converted_dir(gguf, name))
+        if tokenizer_files(name) is not None:  # its files match the conversion's record; the weights, which it
+            return AutoTokenizer.from_pretrained(_converted_target(gguf))  # does not read, are verified at load
+        return AutoTokenizer.from_pretrained(_gguf_converted_dir(gguf, name))  # converts (again) where needed
     return _pretrained(AutoTokenizer, name, revision, "tokenizer", trust_remote_code=trust_remote_code)

@@ -319,6 +319,86 @@ def machine_memory() -> int | None:
         return None
 
 
+#: The format of :func:`token_check_key`'s records; raised when what the check computes or records changes.
+TOKEN_CHECK_FORMAT = 1
+
+
+def token_check_key(cfg: RunConfig, pairs) -> dict[str, Any] | None:
+    """Everything that decides the statements' token check of :func:`preflight`; None where it cannot be recorded.
+
+    The tokenizer's files (a GGUF model's verified conversion, each file hashed now:
+    :func:`ua_helpers.inputs.models.tokenizer_files`), the model's name and revision, every statement, category and
+    the orientation, the prefix, the versions of ``transformers``, ``tokenizers`` and ``ua_helpers``, and the
+    source of the modules that load the tokenizer and check the statements. A hub id or a local directory gives
+    None: its tokenizer may read files that are not hashed here, so it is loaded every time.
+    """
+    import hashlib
+    import importlib.metadata as md
+    import sys
+
+    from ..inputs import batching, models
+    from .._io import stable_hash
+    from .._version import __version__
+
+    tokenizer = models.tokenizer_files(cfg.model)
+    if tokenizer is None:
+        return None
+    versions = {"ua_helpers": __version__}
+    for dist in ("transformers", "tokenizers"):
+        try:
+            versions[dist] = md.version(dist)
+        except md.PackageNotFoundError:
+            versions[dist] = "not installed"
+    code = {Path(m.__file__).name: hashlib.sha256(Path(m.__file__).read_bytes()).hexdigest()
+            for m in (batching, models, sys.modules[__name__])}
+    return {"format": TOKEN_CHECK_FORMAT, "model": cfg.model, "revision": cfg.revision, "tokenizer": tokenizer,
+            "statements": stable_hash([list(pairs.stmt_a), list(pairs.stmt_b), list(pairs.category)]),
+            "n_pairs": pairs.n_pairs, "orientation": cfg.orientation, "prefix": cfg.prefix, "versions": versions,
+            "code": code}
+
+
+def _token_check_path(key: dict[str, Any]) -> Path:
+    from .._io import cache_dir, stable_hash
+
+    return cache_dir("checks") / f"tokens-{stable_hash(key)[:32]}.json"
+
+
+def _check_statements(cfg: RunConfig, pairs, batching, models) -> int:
+    """Tokenize every statement as the extraction will, refusing what it would refuse; return the token count.
+
+    A passed check is recorded under the cache's ``checks`` folder, keyed by :func:`token_check_key`; a record
+    whose key equals the present one stands for the check (the tokenizer is then not loaded). A failed check is
+    never recorded, and a changed input (any part of the key) loads the tokenizer and checks again.
+    """
+    key = token_check_key(cfg, pairs)
+    if key is not None:
+        try:
+            record = json.loads(_token_check_path(key).read_text(encoding="utf-8"))
+            if record.get("key") == key and isinstance(record.get("n_tokens"), int) and record["n_tokens"] > 0:
+                return record["n_tokens"]
+        except (OSError, ValueError, AttributeError):
+            pass  # no record (or an unreadable one): check
+    try:  # statements of fewer than 2 tokens, or longer than the tokenizer's limit (the model's is checked in 02)
+        tokenizer = models.load_tokenizer(cfg.model, cfg.revision)
+        try:
+            prefix_id = batching.prefix_token_id(tokenizer, cfg.prefix)
+        except ValueError as exc:
+            raise ParameterError(f"prefix: {exc}") from None
+        ids = batching.tokenize_statements(tokenizer, pairs, batching.tokenizer_limit(tokenizer), cfg.model,
+                                           prefix_id)
+    except ParameterError:
+        raise
+    except ValueError as exc:
+        raise ParameterError(f"dataset: {exc}") from None
+    n_tokens = sum(len(t) for t in ids)
+    key = token_check_key(cfg, pairs)  # again: loading the tokenizer may have converted the model (first run)
+    if key is not None:
+        from .._io import atomic_write_json
+
+        atomic_write_json(_token_check_path(key), {"key": key, "n_tokens": n_tokens})
+    return n_tokens
+
+
 def preflight(cfg: RunConfig, *, check_memory: bool = True) -> dict[str, Any]:
     """Check what can fail later before any notebook starts: the dataset, the model, the layers, the pair count.
 
@@ -355,19 +435,8 @@ def preflight(cfg: RunConfig, *, check_memory: bool = True) -> dict[str, Any]:
                                            num_layers)
     except ValueError as exc:
         raise ParameterError(f"layers: {exc}") from None
-    try:  # statements of fewer than 2 tokens, or longer than the tokenizer's limit (the model's is checked in 02)
-        tokenizer = models.load_tokenizer(cfg.model, cfg.revision)
-        try:
-            prefix_id = batching.prefix_token_id(tokenizer, cfg.prefix)
-        except ValueError as exc:
-            raise ParameterError(f"prefix: {exc}") from None
-        ids = batching.tokenize_statements(tokenizer, pairs, batching.tokenizer_limit(tokenizer), cfg.model,
-                                           prefix_id)
-    except ParameterError:
-        raise
-    except ValueError as exc:
-        raise ParameterError(f"dataset: {exc}") from None
-    estimate = resource_estimate(pairs.n_pairs, len(layers), d_model, num_layers, sum(len(t) for t in ids))
+    n_tokens = _check_statements(cfg, pairs, batching, models)
+    estimate = resource_estimate(pairs.n_pairs, len(layers), d_model, num_layers, n_tokens)
     memory = machine_memory()
     if check_memory and memory is not None and estimate["embeddings_bytes"] > memory:
         raise ParameterError(

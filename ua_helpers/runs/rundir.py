@@ -75,6 +75,84 @@ def kernel_options() -> dict[str, Any]:
 
 #: The history file ``nbclient`` gives an ipykernel it starts itself (in memory: no SQLite file per kernel).
 KERNEL_HISTORY = "--HistoryManager.hist_file=:memory:"
+#: The libraries each notebook's cells use (``"module:attribute"`` resolves a lazy attribute too), imported by its
+#: kernel as it starts, that is while the notebook before it runs (:class:`_Kernels`), so that the cells find them
+#: loaded; the package's own modules are read from the notebook's imports (:func:`package_imports`). Only *when*
+#: changes: the cells import the same modules themselves (a module left out here is imported by its cell, one
+#: listed but unused costs the other core a little). The first notebook's kernel starts just before it runs, with
+#: nothing to overlap, so it imports nothing ahead.
+WARM_IMPORTS = {
+    "02_extraction": ("pandas", "matplotlib.pyplot", "torch", "transformers:AutoModelForCausalLM",
+                      "transformers:AutoTokenizer", "transformers.modeling_utils"),
+    "03_metrics": ("pandas", "matplotlib.pyplot"),
+    "04_correlation": ("pandas", "torch"),  # torch: results.environment() (versions, threads)
+    "05_visualization": ("pandas", "matplotlib.pyplot"),
+    "06_summary": ("pandas",),
+}
+
+
+def package_imports(notebook: str, source: Path | None = None) -> list[str]:
+    """The package modules ``notebook``'s code cells import (``from ua_helpers.x import y`` gives ``ua_helpers.x.y``).
+
+    Read from the notebook itself, so that what a kernel imports ahead follows the notebook's cells.
+    """
+    import ast
+
+    path = Path(source or notebooks_source()) / f"{notebook}.ipynb"
+    found: list[str] = []
+    for cell in json.loads(path.read_text(encoding="utf-8"))["cells"]:
+        if cell["cell_type"] != "code":
+            continue
+        try:
+            tree = ast.parse("".join(cell["source"]))
+        except SyntaxError:  # a cell with IPython syntax imports nothing of the package here
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("ua_helpers."):
+                found += [f"{node.module}.{alias.name}" for alias in node.names]
+    return list(dict.fromkeys(found))
+
+
+def warm_imports(notebook: str) -> None:
+    """Import what ``notebook``'s cells will import (:func:`package_imports`, :data:`WARM_IMPORTS`); run by its
+    kernel as it starts.
+
+    Binds no name in the kernel's namespace. A module that cannot be imported is left to the cell that imports it,
+    which then fails naming it, as it would without this. tqdm's notice that no notebook widget is installed
+    (raised when transformers first imports ``tqdm.auto``) is silenced here as
+    :func:`ua_helpers.runs.pipeline.configure` silences it, which turns the libraries' progress bars off where they
+    are already imported.
+    """
+    import importlib
+    import warnings
+
+    from tqdm import TqdmWarning
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="IProgress not found", category=TqdmWarning)
+        for name in package_imports(notebook):  # a module, or a name its module defines
+            for module in (name, name.rpartition(".")[0]):
+                with contextlib.suppress(Exception):  # the cell's own import reports what fails
+                    importlib.import_module(module)
+                    break
+        for name in WARM_IMPORTS.get(notebook, ()):
+            module, _, attribute = name.partition(":")
+            try:
+                loaded = importlib.import_module(module)
+                if attribute:
+                    getattr(loaded, attribute)
+            except Exception:  # noqa: BLE001 - the cell's own import reports it
+                pass
+
+
+def _warm_line(notebook: str) -> list[str]:
+    """The kernel argument that runs :func:`warm_imports` for ``notebook`` at start-up (none where it has none).
+
+    The line's value is None (nothing is displayed) and it binds no name in the kernel's namespace.
+    """
+    if notebook not in WARM_IMPORTS:
+        return []
+    return [f'--IPKernelApp.exec_lines=__import__("ua_helpers.runs.rundir").runs.rundir.warm_imports({notebook!r})']
 
 
 class _Kernels:
@@ -92,9 +170,11 @@ class _Kernels:
     ----------
     cwd : Path
         The kernels' working directory.
+    warm : bool, default=False
+        Whether each kernel imports its notebook's :data:`WARM_IMPORTS` as it starts (the package's notebooks).
     """
 
-    def __init__(self, cwd: Path):
+    def __init__(self, cwd: Path, warm: bool = False):
         from jupyter_client.manager import AsyncKernelManager
         from jupyter_core.utils import ensure_event_loop
 
@@ -114,6 +194,7 @@ class _Kernels:
             self._loop = ensure_event_loop()  # the loop nbclient's run_sync executes the notebooks on
         self._errors: list[BaseException] = []
         self._cwd = str(cwd)
+        self._warm = warm
         self._options = kernel_options()
         self._waiting: dict[str, Any] = {}
         self._stopping: list[Any] = []
@@ -132,7 +213,8 @@ class _Kernels:
         # In the kernels' folder, as papermill starts them: the IPC socket files are named relative to the current
         # directory.
         with chdir(self._cwd):
-            run_sync(km.start_kernel)(extra_arguments=[*self._options["extra_arguments"], KERNEL_HISTORY],
+            run_sync(km.start_kernel)(extra_arguments=[*self._options["extra_arguments"], KERNEL_HISTORY,
+                                                       *(_warm_line(notebook) if self._warm else [])],
                                       cwd=self._cwd)
 
     def take(self, notebook: str) -> Any:
@@ -565,6 +647,7 @@ def execute(params: Mapping[str, Any], run_dir: str | os.PathLike | None = None,
         check_target(target)
         effective = preflight(cfg, check_memory=not allow_large)
         _say_estimate(effective, log)
+        warm = source is None  # WARM_IMPORTS lists what the package's notebooks import
         source = Path(source) if source is not None else notebooks_source()
         missing = [nb for nb in NOTEBOOKS if not (source / f"{nb}.ipynb").is_file()]
         if missing:
@@ -577,13 +660,13 @@ def execute(params: Mapping[str, Any], run_dir: str | os.PathLike | None = None,
             raise RunDirError(f"cannot write the run directory {target}: {exc.strerror or exc}") from None
         try:
             check_target(target)  # again: it may have changed while another run held it
-            return _execute_claimed(cfg, effective, source, held, staging, log, given)
+            return _execute_claimed(cfg, effective, source, held, staging, log, given, warm=warm)
         finally:
             held.release()
 
 
 def _execute_claimed(cfg: RunConfig, effective: dict[str, Any], source: Path, held: Claim, staging: Path,
-                     log: Callable[[str], None], given_run_dir: str) -> Path:
+                     log: Callable[[str], None], given_run_dir: str, warm: bool = False) -> Path:
     import papermill as pm
 
     target = held.run_dir
@@ -593,17 +676,20 @@ def _execute_claimed(cfg: RunConfig, effective: dict[str, Any], source: Path, he
     manifest: dict[str, Any] = {"status": "running", "parameters": cfg.to_parameters(), "effective": effective,
                                 "pid": held.holder["pid"], "host": held.holder["host"],
                                 "started": held.holder["started"], "staging": str(staging), "notebooks": [],
-                                "versions": _versions(), "git_commit": git_commit(source)}
+                                "versions": None, "git_commit": git_commit(source)}  # versions: at the end
     write_manifest(staging, manifest)
+    versions = _Background(_versions)
     current = None
     with _signals_raise(), _staging_environment(staging):
         kernels = None
         try:
-            kernels = _Kernels(staging)
+            kernels = _Kernels(staging, warm=warm)
             for i, nb in enumerate(NOTEBOOKS):
                 current, t0 = nb, time.perf_counter()
                 if i == 0:
                     kernels.start(nb)
+                if nb == VERSIONS_DURING:
+                    versions.start()
                 if i + 1 < len(NOTEBOOKS):
                     current = NOTEBOOKS[i + 1]  # a kernel that fails to start fails its own notebook
                     kernels.start(current)
@@ -626,6 +712,8 @@ def _execute_claimed(cfg: RunConfig, effective: dict[str, Any], source: Path, he
             if kernels is not None:
                 with contextlib.suppress(Exception):  # the run's own error is the one to report
                     kernels.close(abandon=True)
+            with contextlib.suppress(Exception):  # as above: None where the versions cannot be read
+                manifest["versions"] = versions.result()
             # Ctrl-C reaches the kernel too: a cell that raised KeyboardInterrupt is an interruption.
             signum = exc.signum if isinstance(exc, _Signalled) else \
                 signal.SIGINT if getattr(exc, "ename", None) == "KeyboardInterrupt" else None
@@ -640,7 +728,8 @@ def _execute_claimed(cfg: RunConfig, effective: dict[str, Any], source: Path, he
                                                     else None})
             raise RunError(f"{error}; {where}") from None
         _ignore_signals()  # the notebooks are done: finish putting the run in place
-        manifest.update(status="complete", finished=now(), model=results.get("model_info", {}),
+        manifest.update(status="complete", finished=now(), versions=versions.result(),
+                        model=results.get("model_info", {}),
                         dataset=results.get("dataset", {}),
                         figures=sorted(f"figures/{p.name}" for p in (staging / "figures").glob("*.png")),
                         tables=sorted(p.name for p in staging.glob("*.csv")))
@@ -757,6 +846,44 @@ def _versions() -> dict[str, str]:
     from ..report.results import environment
 
     return environment()
+
+
+#: The notebook during which this process reads :func:`_versions` on a thread (importing torch, ~2 s of CPU): one
+#: that leaves a core free (notebook 5 draws figures on one), so the reading costs the run no time.
+VERSIONS_DURING = "05_visualization"
+
+
+class _Background:
+    """``fn()`` on a daemon thread, started by :meth:`start` or by :meth:`result`, which waits for its value.
+
+    The manifest's ``versions`` are read this way, while the notebooks run; they are written with the manifest
+    that ends the run (complete, failed or interrupted), which the running manifest's ``null`` stands for until
+    then.
+    """
+
+    def __init__(self, fn: Callable[[], Any]):
+        self._fn = fn
+        self._thread: threading.Thread | None = None
+        self._outcome: tuple[bool, Any] | None = None
+
+    def _run(self) -> None:
+        try:
+            self._outcome = (True, self._fn())
+        except BaseException as exc:  # noqa: BLE001 - raised again by result()
+            self._outcome = (False, exc)
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="ua-book versions", daemon=True)
+            self._thread.start()
+
+    def result(self) -> Any:
+        self.start()
+        self._thread.join()
+        ok, value = self._outcome
+        if not ok:
+            raise value
+        return value
 
 
 def git_commit(path: str | os.PathLike) -> str | None:
