@@ -197,6 +197,23 @@ def test_shared_design_reads_each_distinct_column_once_and_spans_every_sets_desi
         confounds._shared_design({"a": a, "c": d[:-1]}, n)
 
 
+
+@pytest.mark.parametrize("kind", ["one indicator", "an empty group", "all in one group"])
+def test_indicator_groups_at_their_edges_equal_least_squares(kind):
+    rng = np.random.default_rng(4)
+    n = 40
+    x, y = rng.normal(size=(3, n)), rng.normal(size=n)
+    dummies = confounds.category_dummies(list("abcd") * 10)
+    cov = {"one indicator": rng.integers(0, 2, n).astype(float)[:, None],  # two groups: its rows and the rest
+           "an empty group": np.column_stack([np.zeros(n), dummies]),  # an indicator of no row: a group of none
+           "all in one group": np.ones((n, 1))}[kind]  # an indicator of every row, the rows of none empty
+    groups, _, _ = confounds._shared_design({kind: cov}, n)
+    assert len(groups) == 1 + cov.shape[1] and sum(map(len, groups)) == n
+    idx = stats.bootstrap_indices(n, 30, seed=1)
+    ours = confounds.bootstrap_partial_sets(x, y, {kind: cov}, idx)[kind]
+    ref = np.array([[residualize_then_pearson(row[i], y[i], cov[i]) for i in idx] for row in x])
+    assert_array_less(np.abs(ours - ref), partial_tolerances(x, y, cov, idx))
+
 def test_confound_columns(result, data):
     tests = result.tests
     for name in confounds.COVARIATE_SETS:
