@@ -26,13 +26,19 @@ BUILD_INPUTS = ("pyproject.toml", "README.md", "setup.py", "MANIFEST.in", "ua_he
 pytestmark = pytest.mark.slow
 
 
+def _not_packaged(directory: str, names: list[str]) -> list[str]:
+    """Caches, and the run folders a notebook executed in place leaves in ``notebooks/runs`` (not ``ua_helpers/runs``,
+    the package's own folder)."""
+    return [n for n in names if n in ("__pycache__", ".ipynb_checkpoints")
+            or (n == "runs" and Path(directory).name == "notebooks")]
+
+
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
     out, src = tmp_path_factory.mktemp("wheel"), tmp_path_factory.mktemp("src")
     for name in BUILD_INPUTS:
         if (REPO / name).is_dir():
-            shutil.copytree(REPO / name, src / name,
-                            ignore=shutil.ignore_patterns("__pycache__", ".ipynb_checkpoints", "runs"))
+            shutil.copytree(REPO / name, src / name, ignore=_not_packaged)
         else:
             shutil.copy(REPO / name, src / name)
     subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(out), str(src)],
