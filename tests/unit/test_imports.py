@@ -38,6 +38,20 @@ def _module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
+def _from_source(node: ast.ImportFrom, package: str) -> str:
+    """The absolute module a ``from ... import`` statement inside ``package`` reads from."""
+    if not node.level:
+        return node.module or ""
+    base = package.split(".")[: len(package.split(".")) - node.level + 1]
+    return ".".join(base + ([node.module] if node.module else []))
+
+
+def _is_module(full: str) -> bool:
+    """Whether the dotted name is a module or a folder of the package (not a name a module defines)."""
+    return (PACKAGE.parent / (full.replace(".", "/") + ".py")).is_file() or \
+        (PACKAGE.parent / full.replace(".", "/")).is_dir()
+
+
 def _imports(path: Path) -> set[str]:
     """Every package module ``path`` imports, at module level or inside a function, as dotted names."""
     name = _module_name(path)
@@ -45,18 +59,12 @@ def _imports(path: Path) -> set[str]:
     out = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = package.split(".")[: len(package.split(".")) - node.level + 1]
-                source = ".".join(base + ([node.module] if node.module else []))
-            else:
-                source = node.module or ""
+            source = _from_source(node, package)
             if source.split(".")[0] != "ua_helpers":
                 continue
             for alias in node.names:  # ``from .. import x``: x may be a module of that package
                 full = f"{source}.{alias.name}"
-                is_module = (PACKAGE.parent / (full.replace(".", "/") + ".py")).is_file() or \
-                    (PACKAGE.parent / full.replace(".", "/")).is_dir()
-                out.add(full if is_module else source)
+                out.add(full if _is_module(full) else source)
         elif isinstance(node, ast.Import):
             out |= {alias.name for alias in node.names if alias.name.split(".")[0] == "ua_helpers"}
     return out
@@ -144,25 +152,17 @@ def _private_uses(source: str, name: str, is_package: bool = False) -> list[str]
     package = name if is_package else name.rpartition(".")[0]
     modules, found = {}, []
 
-    def is_module(full: str) -> bool:
-        return (PACKAGE.parent / (full.replace(".", "/") + ".py")).is_file() or \
-            (PACKAGE.parent / full.replace(".", "/")).is_dir()
-
     def private(attr: str) -> bool:
         return attr.startswith("_") and not (attr.startswith("__") and attr.endswith("__"))
 
     tree = ast.parse(source)
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = package.split(".")[: len(package.split(".")) - node.level + 1]
-                src = ".".join(base + ([node.module] if node.module else []))
-            else:
-                src = node.module or ""
+            src = _from_source(node, package)
             if src.split(".")[0] != "ua_helpers":
                 continue
             for alias in node.names:
-                if is_module(f"{src}.{alias.name}"):
+                if _is_module(f"{src}.{alias.name}"):
                     modules[alias.asname or alias.name] = f"{src}.{alias.name}"
                 elif private(alias.name) and src != name:
                     found.append(f"from {src} import {alias.name} (line {node.lineno})")
