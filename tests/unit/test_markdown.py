@@ -73,3 +73,13 @@ def test_md_table_cells_stay_cells():
                      "| n/a | 1, p\\*q |\n")
     cells = re.findall(r"<td>(.*?)</td>", MD.render(table))
     assert cells == ["1", "0.123", "x|y", "<em>m</em>", "n/a", "none", "n/a", "1, p*q"]  # Markup is kept as markup
+
+
+def test_one_format_for_p_values():
+    from ua_helpers.report._markdown import fmt_p, p_phrase
+
+    assert [fmt_p(p) for p in (0.0123, 0.33, 0.0005, 0.001, None, float("nan"))] == [
+        "0.012", "0.330", "< 0.001", "0.001", MISSING, MISSING]
+    assert p_phrase("BH q", 0.0123) == "BH q = 0.012"
+    assert p_phrase("max-statistic p", 1e-5) == "max-statistic p < 0.001"
+    assert p_phrase("p", None) == f"p = {MISSING}"

@@ -11,7 +11,7 @@ from typing import Any
 from .._checks import excludes_zero
 from ..inputs import data
 from ..report import agreement, results
-from ..report._markdown import MISSING, md_code, md_text
+from ..report._markdown import MISSING, md_code, md_text, p_phrase
 from ..runs.rundir import Run
 from ._md import fmt_test, headline, md_table, sha_short
 from .context import (
@@ -150,7 +150,7 @@ def _chance_level(run: Run, table) -> str:
             "the binomial's half of the tests is not the reference. The run permuted its own preference, "
             "recomputed all its r each time and counted the agreements with the reference's signs (fixed): "
             f"{obs} lies {where} the null's {block['null_interval']:.0%} interval (two-sided permutation "
-            f"p = {block['p_value']:.2g}).\n\n"
+            f"{p_phrase('p', block['p_value'])}).\n\n"
             + md_table(["agreeing signs", "mean", f"{block['null_interval']:.0%} interval"], rows))
 
 

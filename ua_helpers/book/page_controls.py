@@ -11,7 +11,7 @@ from typing import Any
 
 from .._io import atomic_write
 from ..report import findings, results
-from ..report._markdown import MISSING, fmt_ci, fmt_r, is_missing, md_code, md_text
+from ..report._markdown import MISSING, fmt_ci, fmt_p, fmt_r, md_code, md_text
 from ..runs.rundir import Run
 from ._md import md_table
 from .context import FILES_DIR, BookContext, repo_relative, run_banner
@@ -61,7 +61,7 @@ def _shuffled_section(res: dict[str, Any]) -> list[str]:
         n_beyond += out
         rows.append([findings.layer_label(t["layer"]), md_text(t["metric"]), fmt_r(t.get("r_observed")),
                      f"{fmt_r(t.get('null_mean'))} {fmt_ci(t.get('null_ci_lower'), t.get('null_ci_upper'))}",
-                     MISSING if is_missing(t.get("p_value")) else f"{float(t['p_value']):.3g}",
+                     fmt_p(t.get("p_value")),
                      "yes" if out else "no"])
     return [f"In **{n_beyond} of {len(rows)}** tests the real pairing's r lies beyond the null interval on its own "
             "side of 0; in the others the re-paired statements reach it (or go further), so the pair-level r "

@@ -27,6 +27,17 @@ def fmt_r(x: Any) -> str:
     return MISSING if is_missing(x) else f"{float(x):+.{R_DECIMALS}f}"
 
 
+def fmt_p(p: Any) -> str:
+    """Format a p-value with 3 decimals, ``< 0.001`` below 0.001, or :data:`MISSING`."""
+    return MISSING if is_missing(p) else "< 0.001" if float(p) < 0.001 else f"{float(p):.3f}"
+
+
+def p_phrase(label: str, p: Any) -> str:
+    """``"label = 0.012"``, ``"label < 0.001"`` or ``"label = n/a"`` (:func:`fmt_p`)."""
+    text = fmt_p(p)
+    return f"{label} {text}" if text.startswith("<") else f"{label} = {text}"
+
+
 def fmt_ci(lo: Any, hi: Any) -> str:
     """Format an interval as ``[-0.470, -0.240]`` (bounds as :func:`fmt_r`), or :data:`MISSING` if a bound is."""
     return MISSING if is_missing(lo) or is_missing(hi) else f"[{fmt_r(lo)}, {fmt_r(hi)}]"

@@ -25,6 +25,7 @@ from .._checks import (
 from ..analysis.bootstrap import pearson
 from ..analysis.multiplicity import permutation_chunks
 from . import results as results_mod
+from ._markdown import p_phrase
 
 #: Central interval of the null distribution that is reported.
 NULL_INTERVAL = 0.95
@@ -142,7 +143,7 @@ def read_sign_agreement(block: dict[str, Any]) -> str:
             f"preference permuted {block['n_permutations']:,} times (every r recomputed, the reference's signs "
             f"fixed), the count of agreements has mean {block['null_mean']:.1f} and a "
             f"{block['null_interval']:.0%} interval of {block['null_ci_lower']} to {block['null_ci_upper']}: "
-            f"{obs} lies {where} it (permutation p = {block['p_value']:.2g}, two-sided). A binomial over "
+            f"{obs} lies {where} it ({p_phrase('permutation p', block['p_value'])}, two-sided). A binomial over "
             f"{k} independent tests would put the interval at {block['binomial_ci_lower']} to "
             f"{block['binomial_ci_upper']} around {block['binomial_mean']:g}; the tests are not independent "
             f"(neighbouring layers and metrics move together), so the permutation interval is the reference.")

@@ -22,7 +22,7 @@ import numpy as np
 
 from .._checks import excludes_zero
 from ..analysis.evidence import level_names, require_evidence
-from ._markdown import MISSING, Markup, fmt_ci, fmt_r, md_text
+from ._markdown import Markup, fmt_ci, fmt_r, md_text, p_phrase
 from .results import model_record
 
 _ADJUST = {"holm": "Holm", "bh": "Benjamini-Hochberg"}
@@ -46,13 +46,6 @@ def _markup(func):
 # --------------------------------------------------------------------------------------------------------------
 # Formatting
 # --------------------------------------------------------------------------------------------------------------
-
-def _p(label: str, p) -> str:
-    """Return "label = 0.012", or "label < 0.001" below 0.001."""
-    if p is None or not np.isfinite(p):
-        return f"{label} = {MISSING}"
-    return f"{label} < 0.001" if p < 0.001 else f"{label} = {p:.3f}"
-
 
 def _join(items) -> str:
     items = [str(i) for i in items]
@@ -132,15 +125,17 @@ def _verdict(t, ev) -> str:
     """What the test's level means, and why it goes no higher."""
     level, adjust = t["level"], _ADJUST[ev["partial_adjust"]]
     partial = (f"partial r = {fmt_r(t['partial_all_r'])} {fmt_ci(t['partial_all_ci_lower'], t['partial_all_ci_upper'])}, "
-               f"{_p(adjust + '-adjusted p', t['partial_p_adjusted'])}")
+               f"{p_phrase(adjust + '-adjusted p', t['partial_p_adjusted'])}")
     if level == 0:
         return "its CI includes 0"
     if level == 1:
-        return f"its CI excludes 0 without correction, but it is not significant after correction ({_p('BH q', t['p_bh'])})"
+        return ("its CI excludes 0 without correction, but it is not significant after correction "
+                f"({p_phrase('BH q', t['p_bh'])})")
     if level == 2:
-        return (f"significant after correction at a false discovery rate of {_alpha(ev)} ({_p('BH q', t['p_bh'])}) "
-                f"but not family-wise ({_p('max-statistic p', t['p_maxstat'])})")
-    fw = f"significant family-wise ({_p('max-statistic p', t['p_maxstat'])})"
+        return (f"significant after correction at a false discovery rate of {_alpha(ev)} "
+                f"({p_phrase('BH q', t['p_bh'])}) "
+                f"but not family-wise ({p_phrase('max-statistic p', t['p_maxstat'])})")
+    fw = f"significant family-wise ({p_phrase('max-statistic p', t['p_maxstat'])})"
     if level == 3:
         return f"{fw}, but not robust: {_why_not_robust(t)}"
     if level == 4:
@@ -149,7 +144,7 @@ def _verdict(t, ev) -> str:
     lexical = (f"partial r given lexical controls, random tokens and {layer_label(0)} = "
                f"{fmt_r(t.get('lexical_partial_r'))} "
                f"{fmt_ci(t.get('lexical_ci_lower'), t.get('lexical_ci_upper'))}, "
-               f"{_p('Holm-adjusted p', t.get('lexical_p_holm'))}")
+               f"{p_phrase('Holm-adjusted p', t.get('lexical_p_holm'))}")
     if level == 5:
         return (f"{fw}, robust to ranks and to single pairs, and adjusted for token count, length and category "
                 f"({partial}), but not beyond lexical controls: {lexical}")
@@ -227,12 +222,13 @@ def controls_verdict(t: dict[str, Any], results: dict[str, Any]) -> str:
                             f"{fmt_ci(sp['null_ci_lower'], sp['null_ci_upper'])}")
         else:
             survives.append(f"shuffled pairing (re-paired at random r = {fmt_r(sp['null_mean'])} "
-                            f"{fmt_ci(sp['null_ci_lower'], sp['null_ci_upper'])}, {_p('p', sp.get('p_value'))})")
+                            f"{fmt_ci(sp['null_ci_lower'], sp['null_ci_upper'])}, "
+                            f"{p_phrase('p', sp.get('p_value'))})")
     lx = find((ctl.get("lexical") or {}).get("tests"))
     alpha = float((results.get("evidence") or {}).get("alpha", 0.05))
     if lx is not None and lx.get("partial_r") is not None:
         text = (f"lexical covariates (partial r = {fmt_r(lx['partial_r'])}, "
-                f"{_p('Holm-adjusted p', lx.get('p_holm'))})")
+                f"{p_phrase('Holm-adjusted p', lx.get('p_holm'))})")
         kept = (np.sign(lx["partial_r"]) == sign and lx.get("p_holm") is not None and lx["p_holm"] < alpha)
         (survives if kept else explains).append(text)
     return (f"Controls it survives: {'; '.join(survives) if survives else 'none'}. Controls that explain it: "
@@ -404,8 +400,9 @@ def read_ranks(results: dict[str, Any]) -> str:
         text = "No test reaches a higher level on ranks (Spearman rho) than on Pearson r."
     shaky = [t for t in ev["tests"] if t.get("maxstat_uncertain")]
     if shaky:
-        text += (" The family-wise verdict of " + _join(f"{t['metric']} at {layer_label(t['layer'])} "
-                                                         f"({_p('max-statistic p', t['p_maxstat'])})" for t in shaky)
+        verdicts = _join(f"{t['metric']} at {layer_label(t['layer'])} ({p_phrase('max-statistic p', t['p_maxstat'])})"
+                         for t in shaky)
+        text += (f" The family-wise verdict of {verdicts}"
                  + f" lies within two Monte Carlo standard errors of {_alpha(ev)}: more permutations could flip it.")
     return text
 
@@ -423,7 +420,8 @@ def read_confounds(results: dict[str, Any]) -> str:
     if lost:
         text += ("; these do not: " + "; ".join(
             f"{t['metric']} at {layer_label(t['layer'])} (r = {fmt_r(t['r'])}, partial r = {fmt_r(t['partial_all_r'])} "
-            f"{fmt_ci(t['partial_all_ci_lower'], t['partial_all_ci_upper'])}, {_p('adjusted p', t['partial_p_adjusted'])})"
+            f"{fmt_ci(t['partial_all_ci_lower'], t['partial_all_ci_upper'])}, "
+            f"{p_phrase('adjusted p', t['partial_p_adjusted'])})"
             for t in lost))
     return text + "."
 
