@@ -245,9 +245,13 @@ class _Kernels:
             if await km.is_alive():
                 await km.shutdown_kernel(now=False)
         finally:
-            for kc in getattr(km, "ua_clients", []):
-                kc.stop_channels()
-            await km.cleanup_resources()
+            try:
+                if await km.is_alive():  # the graceful shutdown failed or was cut short: the process goes anyway
+                    await km.shutdown_kernel(now=True)
+            finally:
+                for kc in getattr(km, "ua_clients", []):
+                    kc.stop_channels()
+                await km.cleanup_resources()
 
     def close(self, abandon: bool = False) -> None:
         """Shut down the kernels not yet used and wait for every shutdown; raise the first error of any.
