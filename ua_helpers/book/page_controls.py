@@ -42,10 +42,6 @@ def write_figure(ctx: BookContext) -> str:
     return FIGURE
 
 
-def _by_test(rows) -> dict[tuple[int, str], dict[str, Any]]:
-    return {(int(t["layer"]), str(t["metric"])): t for t in rows or []}
-
-
 def _statement_table(ctl: dict[str, Any]) -> str:
     rows = [[findings.layer_label(t["layer"]), md_text(t["metric"]), fmt_r(t.get("r_a")), fmt_r(t.get("r_b"))]
             for t in (ctl.get("shuffled_pairing") or {}).get("statement_level") or []]
