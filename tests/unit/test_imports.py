@@ -78,6 +78,19 @@ def test_every_module_sits_on_a_known_floor():
     assert {_floor(_module_name(p)) for p in _modules()} == set(FLOORS)
 
 
+def test_every_folder_is_a_regular_package_that_git_keeps():
+    """Each folder has its ``__init__.py`` (a folder without one still imports, as a namespace package, but its
+    docstring is lost), and no file of the package is hidden from git by an ignore pattern."""
+    folders = {p.parent for p in PACKAGE.rglob("*.py") if "__pycache__" not in p.parts}
+    assert sorted(str(f.relative_to(PACKAGE)) for f in folders if not (f / "__init__.py").is_file()) == []
+    files = [str(p) for p in PACKAGE.rglob("*") if p.is_file() and "__pycache__" not in p.parts]
+    done = subprocess.run(["git", "check-ignore", "--no-index", "--stdin"], input="\n".join(files),
+                          capture_output=True, text=True, cwd=PACKAGE.parent)
+    if done.returncode == 128:
+        pytest.skip(f"not a git checkout: {done.stderr.strip()}")
+    assert done.stdout.split() == []
+
+
 def test_folders_import_only_downward():
     """A module imports only its own floor and the floors below it, deferred imports included."""
     upward = []

@@ -8,7 +8,9 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -250,3 +252,71 @@ def test_a_background_value_is_computed_once_and_its_error_raised_again():
     failing = rundir._Background(lambda: 1 / 0)  # never started: result() starts it
     with pytest.raises(ZeroDivisionError):
         failing.result()
+
+
+# --------------------------------------------------------------------------- signals
+def _signal_self_from(where: str, signum: int) -> None:
+    """Deliver ``signum`` to this process from inside an event-loop callback or a task's step, as happens when the
+    main thread is running one (the kernel-alive poll, a message arriving) at the moment the signal comes."""
+    import asyncio
+
+    loop = asyncio.new_event_loop()
+
+    async def poke():
+        os.kill(os.getpid(), signum)  # the handler runs at the next bytecode, here, inside the task's step
+        await asyncio.sleep(30)
+
+    async def sleeper():
+        if where == "task":
+            loop.create_task(poke())
+        else:
+            loop.call_later(0.01, os.kill, os.getpid(), signum)
+        await asyncio.sleep(30)
+
+    try:
+        loop.run_until_complete(sleeper())
+    finally:
+        for task in asyncio.all_tasks(loop):
+            task.cancel()
+        loop.run_until_complete(asyncio.sleep(0))
+        loop.close()
+
+
+@pytest.mark.parametrize("where", ["callback", "task"])
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_handled_inside_the_runs_event_loop_stops_it(where, signum):
+    """asyncio logs and drops an exception raised in a callback or a task: the handler stops the loop instead, and
+    the signal is kept for the run to report (before, the run went on as if nothing had happened)."""
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    t0 = time.monotonic()
+    with rundir._signals_raise() as caught:
+        with pytest.raises(RuntimeError, match="Event loop stopped before Future completed"):
+            _signal_self_from(where, signum)
+        assert caught.signum == signum
+        with pytest.raises(rundir._Signalled):
+            caught.check()
+        assert signal.getsignal(signum) == signal.SIG_IGN  # no second signal during the clean-up
+    assert time.monotonic() - t0 < 20  # stopped, not slept through
+    assert {s: signal.getsignal(s) for s in handlers} == handlers
+
+
+def test_a_signal_outside_an_event_loop_raises_at_once():
+    with rundir._signals_raise() as caught:
+        with pytest.raises(rundir._Signalled) as info:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)  # not reached: the handler raises at the next bytecode
+        assert info.value.signum == signal.SIGTERM == caught.signum
+
+
+def test_a_signal_while_a_callers_event_loop_runs_raises_in_the_callers_code():
+    """Called from a running event loop (a notebook's cell), the loop is the caller's: it is not stopped, the
+    signal raises in the run's own code, below it."""
+    import asyncio
+
+    async def caller():
+        with rundir._signals_raise():
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)
+
+    with pytest.raises(rundir._Signalled):
+        asyncio.run(caller())

@@ -593,20 +593,53 @@ def _ignore_signals() -> None:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
+class _Caught:
+    """The signal that stopped the run, once one has: :meth:`check` raises it as :class:`_Signalled`."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+
+    def check(self) -> None:
+        if self.signum is not None:
+            raise _Signalled(self.signum)
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
 @contextlib.contextmanager
-def _signals_raise() -> Iterator[None]:
-    """Turn SIGINT and SIGTERM into :class:`_Signalled` (main thread only; elsewhere Python cannot catch them)."""
+def _signals_raise() -> Iterator[_Caught]:
+    """Turn SIGINT and SIGTERM into :class:`_Signalled` (main thread only; elsewhere Python cannot catch them).
+
+    Python runs the handler wherever the main thread is when it gets to it. Inside an event loop that the run
+    drives (papermill executes every cell on one), an exception raised there lands in an asyncio callback or task,
+    which logs it and carries on as if nothing had happened; there the handler stops the loop instead, so that the
+    call running it raises, and the yielded :class:`_Caught` says which signal it was. Where the caller's own
+    event loop runs (a notebook's cell), that loop is not stopped: the run's code runs inside one of its steps, and
+    the handler raises there.
+    """
+    caught = _Caught()
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield caught
         return
+    callers = _running_loop()
 
     def handler(signum, frame):
         _ignore_signals()  # no second signal during the clean-up
+        caught.signum = signum
+        loop = _running_loop()
+        if loop is not None and loop is not callers:
+            loop.stop()  # run_until_complete raises once the current callbacks are done
+            return
         raise _Signalled(signum)
 
     previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        yield
+        yield caught
     finally:
         for s, h in previous.items():
             signal.signal(s, h)
@@ -684,7 +717,7 @@ def _execute_claimed(cfg: RunConfig, effective: dict[str, Any], source: Path, he
     write_manifest(staging, manifest)
     versions = _Background(_versions)
     current = None
-    with _signals_raise(), _staging_environment(staging):
+    with _signals_raise() as caught, _staging_environment(staging):
         kernels = None
         try:
             kernels = _Kernels(staging, warm=warm)
@@ -705,11 +738,13 @@ def _execute_claimed(cfg: RunConfig, effective: dict[str, Any], source: Path, he
                                         cwd=str(staging), km=km)
                 finally:
                     kernels.stop(km)
+                caught.check()  # a signal whose loop stop came as the notebook's last callbacks completed
                 manifest["notebooks"].append(f"notebooks/{nb}.ipynb")
                 log(f"[ua-book] {nb} done in {time.perf_counter() - t0:.1f} s")
             current = None
             kernels.close()
             kernels = None
+            caught.check()
             results = json.loads((staging / RESULTS).read_text(encoding="utf-8"))
         except (_Signalled, Exception) as exc:
             _ignore_signals()  # the clean-up is short: let it finish
@@ -719,7 +754,8 @@ def _execute_claimed(cfg: RunConfig, effective: dict[str, Any], source: Path, he
             with contextlib.suppress(Exception):  # as above: None where the versions cannot be read
                 manifest["versions"] = versions.result()
             # Ctrl-C reaches the kernel too: a cell that raised KeyboardInterrupt is an interruption.
-            signum = exc.signum if isinstance(exc, _Signalled) else \
+            # A signal that stopped the event loop surfaces as whatever the interrupted call raised.
+            signum = caught.signum if caught.signum is not None else \
                 signal.SIGINT if getattr(exc, "ename", None) == "KeyboardInterrupt" else None
             if signum is not None:
                 name = signal.Signals(signum).name
