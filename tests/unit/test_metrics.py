@@ -134,16 +134,18 @@ def full_matrix_knn_density(x, k):
     return 1.0 / (np.partition(dist, k - 1, axis=1)[:, :k].mean(axis=1) + 1e-10)
 
 
-@pytest.mark.parametrize("block_rows", [1, 7, 64, 1000, None])
-def test_knn_density_by_blocks_equals_the_full_matrix(block_rows):
+@pytest.mark.parametrize("tile", [2, 7, 64, 299, 1000, None])
+def test_knn_density_by_tiles_equals_the_full_matrix(tile):
     rng = np.random.default_rng(2)
     x = rng.normal(size=(300, 24)) + 0.5
     ref = full_matrix_knn_density(x, 10)
-    ours = metrics.knn_density(x, 10, block_rows=block_rows)
-    # the same dot products, partitioned row by row: equal unless BLAS rounds a block's d-term dot products
-    # differently from the whole matrix's (bitwise equal here); a distance error delta moves D by D^2 delta
+    ours = metrics.knn_density(x, 10, tile=tile)
+    # The same dot products (those below the diagonal read from the tile above it, transposed), the k smallest
+    # of each row: equal unless BLAS rounds a tile's d-term dot products differently from the whole matrix's,
+    # and a distance error delta moves D by D^2 delta; the k kept distances are summed in another order,
+    # 2 (k - 1) eps relative.
     delta = 4 * x.shape[1] * EPS64
-    assert_allclose(ours, ref, rtol=0, atol=ref.max() ** 2 * delta)
+    assert_allclose(ours, ref, rtol=2 * 9 * EPS64, atol=ref.max() ** 2 * delta)
 
 
 def distance_matrix_knn_density(x, k, block_rows):
@@ -159,16 +161,19 @@ def distance_matrix_knn_density(x, k, block_rows):
 @pytest.mark.parametrize("k", [1, 10, 57])
 def test_knn_density_by_negated_products_equals_the_distance_route(k):
     """Products against -x are exactly the negated products and clipping commutes with taking the k smallest,
-    so both routes select the same k distances; only the order in which ``mean`` adds them may differ: k
-    non-negative terms summed in two orders differ by at most 2 (k - 1) eps relative, as then 1 / (mean + EPS)."""
+    so both routes select the same k distances; the order in which ``mean`` adds them may differ: k non-negative
+    terms summed in two orders differ by at most 2 (k - 1) eps relative, as then 1 / (mean + EPS). The tiles read
+    the distances below the diagonal from the transposed products: the same d-term dot products unless BLAS
+    rounds the two tiles differently, and a distance error delta moves D by D^2 delta."""
     x = np.random.default_rng(5).normal(size=(700, 48)) + 0.2
     x[3] = x[2]  # a duplicate row: a self-distance and a twin distance that round to or below 0 (clipped)
     ref = distance_matrix_knn_density(x, k, 64)
-    assert_allclose(metrics.knn_density(x, k, block_rows=64), ref, rtol=2 * max(k - 1, 1) * EPS64, atol=0)
+    assert_allclose(metrics.knn_density(x, k, tile=64), ref, rtol=2 * max(k - 1, 1) * EPS64,
+                    atol=ref.max() ** 2 * 4 * x.shape[1] * EPS64)
 
 
-def test_knn_density_memory_is_bounded_by_blocks():
-    """6,000 rows: the full distance matrix would take 288 MB; blocks hold KNN_BLOCK_ELEMENTS at a time."""
+def test_knn_density_memory_is_bounded_by_tiles():
+    """6,000 rows: the full distance matrix would take 288 MB; the tiles hold two KNN_TILE^2 arrays at a time."""
     import tracemalloc
 
     x = np.random.default_rng(0).normal(size=(6000, 8))
@@ -178,14 +183,16 @@ def test_knn_density_memory_is_bounded_by_blocks():
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    # a block's products, distances and partitioned copy: 3 arrays of KNN_BLOCK_ELEMENTS, plus x and its norm
-    assert peak < 4 * metrics.KNN_BLOCK_ELEMENTS * 8 + 4 * x.nbytes < 6000**2 * 8 / 2
+    # a tile's products and their transpose, the k kept distances per row (and a tile's rows of them while
+    # merging), plus x, its unit rows and their negation
+    n, k, tile = x.shape[0], 10, metrics.KNN_TILE
+    assert peak < 2 * tile**2 * 8 + 2 * n * k * 8 + 4 * tile * 2 * k * 8 + 4 * x.nbytes < 6000**2 * 8 / 20
 
 
-@pytest.mark.parametrize("k, block_rows", [(0, None), (301, None), (2.5, None), (10, 0)])
-def test_knn_density_rejects_bad_arguments(k, block_rows):
-    with pytest.raises(ValueError, match="k must be|block_rows"):
-        metrics.knn_density(np.ones((300, 3)), k, block_rows=block_rows)
+@pytest.mark.parametrize("k, tile", [(0, None), (301, None), (2.5, None), (10, 0)])
+def test_knn_density_rejects_bad_arguments(k, tile):
+    with pytest.raises(ValueError, match="k must be|tile must be"):
+        metrics.knn_density(np.ones((300, 3)), k, tile=tile)
 
 
 @pytest.mark.parametrize("k", [10, 50, 10**6])
