@@ -14,7 +14,7 @@ from numpy.testing import assert_allclose
 
 from ua_helpers.inputs import extraction, models
 from ua_helpers.analysis import metrics, stats
-from ua_helpers.report import results
+from ua_helpers.report import blocks, results
 from ua_helpers.runs.rundir import NOTEBOOKS
 from ua_helpers.inputs.data import load_pairs
 
@@ -50,6 +50,7 @@ def test_results_match_the_seed_schema_and_a_direct_computation(tiny_run, tiny_m
                                                                 reference_results_path):
     ours = json.loads((tiny_run / "results.json").read_text())
     results.check_schema(ours)
+    assert blocks.undeclared(ours) == []  # every key the run writes is one that the typed blocks declare
     published = json.loads(reference_results_path.read_text())
     assert set(published) <= set(ours)
     assert set(published["summary"]) <= set(ours["summary"])
@@ -192,6 +193,7 @@ def test_a_control_run_completes_and_records_what_it_replaced(tmp_path, tiny_mod
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["status"] == "complete"
     ours = results.load_results(run_dir / "results.json")  # schema-checked
+    assert blocks.undeclared(ours) == []
     name, value = params
     assert ours["controls"][name] == value and ours["extraction"][name] == value
     assert [lv["level"] for lv in ours["evidence"]["levels"]] == list(range(7))  # rung 6: "beyond lexical"

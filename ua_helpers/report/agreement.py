@@ -26,6 +26,7 @@ from ..analysis.bootstrap import pearson
 from ..analysis.multiplicity import permutation_chunks
 from . import results as results_mod
 from ._markdown import p_phrase
+from .blocks import Results
 
 #: Central interval of the null distribution that is reported.
 NULL_INTERVAL = 0.95
@@ -149,7 +150,7 @@ def read_sign_agreement(block: dict[str, Any]) -> str:
             f"(neighbouring layers and metrics move together), so the permutation interval is the reference.")
 
 
-def read_chance_level(run_results: dict[str, Any], comparison) -> str:
+def read_chance_level(run_results: Results, comparison) -> str:
     """The run's stored chance level for a comparison table, or why there is none for this reference.
 
     Parameters

@@ -23,6 +23,7 @@ import numpy as np
 from .._checks import excludes_zero
 from ..analysis.evidence import level_names, require_evidence
 from ._markdown import Markup, fmt_ci, fmt_r, md_text, p_phrase
+from .blocks import Evidence, EvidenceTest, Results
 from .results import model_record
 
 _ADJUST = {"holm": "Holm", "bh": "Benjamini-Hochberg"}
@@ -75,7 +76,7 @@ def _n(count: int, noun: str) -> str:
     return f"{count} {noun}" + ("" if count == 1 else "s")
 
 
-def _pct(results: dict[str, Any]) -> str:
+def _pct(results: Results) -> str:
     return f"{100 * float(results.get('ci_level', 0.95)):g}%"
 
 
@@ -153,7 +154,7 @@ def _verdict(t, ev) -> str:
 
 
 @_markup
-def describe_test(t: dict[str, Any], ev: dict[str, Any], results: dict[str, Any], others=()) -> str:
+def describe_test(t: EvidenceTest, ev: Evidence, results: Results, others=()) -> str:
     """Return one sentence for one entry of ``results["evidence"]["tests"]``: numbers, level and its meaning."""
     name = t["metric"]
     if others:
@@ -180,7 +181,7 @@ def beyond(r, lo, hi) -> bool:
     return bool((r > 0 and (hi is None or r > hi)) or (r < 0 and (lo is None or r < lo)))
 
 
-def controls_verdict(t: dict[str, Any], results: dict[str, Any]) -> str:
+def controls_verdict(t: EvidenceTest, results: Results) -> str:
     """Say which controls a test survives and which explain it, from ``results["controls"]`` (one sentence).
 
     A control *explains* the test where it reaches the test's r without what the finding claims: the random-token
@@ -240,7 +241,7 @@ def controls_verdict(t: dict[str, Any], results: dict[str, Any]) -> str:
 # --------------------------------------------------------------------------------------------------------------
 
 @_markup
-def read_ladder(results: dict[str, Any]) -> str:
+def read_ladder(results: Results) -> str:
     """Return the ladder's counts as one sentence (tests, and distinct findings where metrics coincide)."""
     ev = require_evidence(results)
     lv = ev["levels"]
@@ -301,7 +302,7 @@ def read_correlation_table(table_or_results, ci_level: float = 0.95) -> str:
 
 
 @_markup
-def read_figure_layers(results: dict[str, Any]) -> str:
+def read_figure_layers(results: Results) -> str:
     """Return a sentence reading the per-layer figure: where each metric's CI excludes 0, and its sign."""
     ev = require_evidence(results)
     parts = []
@@ -324,7 +325,7 @@ def read_figure_layers(results: dict[str, Any]) -> str:
 
 
 @_markup
-def read_disagreements(results: dict[str, Any]) -> str:
+def read_disagreements(results: Results) -> str:
     """Return a sentence on the tests where Pearson r and Spearman rho disagree in sign or verdict."""
     ev = require_evidence(results)
     dis = ev["disagreements"]
@@ -346,7 +347,7 @@ def read_disagreements(results: dict[str, Any]) -> str:
 
 
 @_markup
-def read_massive(results: dict[str, Any]) -> str:
+def read_massive(results: Results) -> str:
     """Return a sentence naming the massive-activation statements and the tests they drive."""
     ev = require_evidence(results)
     ma = ev["massive_activations"]
@@ -373,7 +374,7 @@ def read_massive(results: dict[str, Any]) -> str:
 
 
 @_markup
-def read_single_pairs(results: dict[str, Any]) -> str:
+def read_single_pairs(results: Results) -> str:
     """Return a sentence on the tests whose CI excludes 0 but whose sign or verdict one pair can change."""
     ev = require_evidence(results)
     hit = [t for t in ev["tests"] if t["passes"]["ci"] and (t["loo_sign_change"] or t["loo_verdict_change"])]
@@ -385,7 +386,7 @@ def read_single_pairs(results: dict[str, Any]) -> str:
 
 
 @_markup
-def read_ranks(results: dict[str, Any]) -> str:
+def read_ranks(results: Results) -> str:
     """Return a sentence naming the tests that reach a level on ranks but not on Pearson, and the permutation
     verdicts within two Monte Carlo standard errors of alpha."""
     ev = require_evidence(results)
@@ -407,7 +408,7 @@ def read_ranks(results: dict[str, Any]) -> str:
     return text
 
 
-def read_confounds(results: dict[str, Any]) -> str:
+def read_confounds(results: Results) -> str:
     """Return a sentence on which family-wise results survive control for length and category."""
     ev = require_evidence(results)
     fw = [t for t in ev["tests"] if t["level"] >= 3]
@@ -427,7 +428,7 @@ def read_confounds(results: dict[str, Any]) -> str:
 
 
 @_markup
-def read_redundancy(results: dict[str, Any]) -> str:
+def read_redundancy(results: Results) -> str:
     """Return a sentence on coinciding metrics and how close the A and B centroids lie."""
     ev = require_evidence(results)
     red = {row["layer"]: row for row in ev["redundancy"]}
@@ -451,7 +452,7 @@ def read_redundancy(results: dict[str, Any]) -> str:
 
 
 @_markup
-def read_scope(results: dict[str, Any]) -> str:
+def read_scope(results: Results) -> str:
     """Return what this run cannot say: one model, one dataset, a correlation."""
     info = model_record(results)
     ds = results.get("dataset") or {}
@@ -470,7 +471,7 @@ def read_scope(results: dict[str, Any]) -> str:
 # --------------------------------------------------------------------------------------------------------------
 
 @_markup
-def strongest(results: dict[str, Any], n: int = 3) -> list[str]:
+def strongest(results: Results, n: int = 3) -> list[str]:
     """Return one sentence per strongest finding: highest level first, then largest |r| (coinciding merged)."""
     ev = require_evidence(results)
     units = [u for u in _units(ev) if u["level"] >= 1]
@@ -505,7 +506,7 @@ def _caveats(results) -> list[str]:
 
 
 @_markup
-def summarize(results: dict[str, Any], n_strongest: int = 3) -> list[str]:
+def summarize(results: Results, n_strongest: int = 3) -> list[str]:
     """Return the run's findings as sentences: what was found, what does not hold up, what the run cannot say.
 
     Parameters
@@ -523,7 +524,7 @@ def summarize(results: dict[str, Any], n_strongest: int = 3) -> list[str]:
 
 
 @_markup
-def markdown(results: dict[str, Any], n_strongest: int = 3, heading_level: int = 3) -> str:
+def markdown(results: Results, n_strongest: int = 3, heading_level: int = 3) -> str:
     """Return the findings as Markdown: three headed sections of bullet points."""
     h = "#" * heading_level
     caveats = _caveats(results)
@@ -535,7 +536,7 @@ def markdown(results: dict[str, Any], n_strongest: int = 3, heading_level: int =
     return "\n".join(lines)
 
 
-def read_controls(results: dict[str, Any]) -> str:
+def read_controls(results: Results) -> str:
     """Return a few sentences reading a ``controls`` block: what each control explains.
 
     Parameters

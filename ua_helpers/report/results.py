@@ -5,15 +5,17 @@ import functools
 import json
 import math
 import os
+import typing
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
-from .._io import atomic_write_json
+from .._io import atomic_write_json, to_jsonable
 from ..inputs import published
 from ._markdown import fmt_ci, fmt_r
+from .blocks import Results
 
 METHOD = "Option B: Pair-Level Analysis (EXPERIMENTAL)"
 CAVEAT = "Pair-level metrics are NOT the same as category-level UA. Different interpretation required."
@@ -248,13 +250,23 @@ def seed_summary_text(results: dict[str, Any]) -> str:
     ])
 
 
-def write_results(path: str | os.PathLike, results: dict[str, Any]) -> Path:
+def write_results(path: str | os.PathLike, results: Results | dict[str, Any]) -> Path:
     """Validate the results against the shipped schema (:func:`check_schema`), then write them as strict JSON
     (NaN as null), atomically."""
-    from .._io import to_jsonable
-
-    check_schema(to_jsonable(results), source=os.fspath(path))
+    check_schema(to_json(results), source=os.fspath(path))
     return atomic_write_json(path, results)
+
+
+def from_json(obj: Any, source: str = "results") -> Results:
+    """Return ``obj`` (parsed JSON) typed as :class:`~ua_helpers.report.blocks.Results`, once it is valid against
+    the shipped schema; ValueError naming ``source`` and the field otherwise (:func:`check_schema`)."""
+    check_schema(obj, source=source)
+    return typing.cast(Results, obj)
+
+
+def to_json(results: Results | dict[str, Any]) -> dict[str, Any]:
+    """Return ``results`` as plain JSON values (NaN as None, arrays as lists): what :func:`from_json` reads."""
+    return to_jsonable(results)
 
 
 #: The JSON Schema of results.json, shipped in the package (``ua_helpers/report/results.schema.json``).
@@ -400,7 +412,7 @@ def require_block(results: dict[str, Any], name: str) -> dict[str, Any]:
                      "block existed; run the analysis again with this version to get it")
 
 
-def load_results(source: str | os.PathLike) -> dict[str, Any]:
+def load_results(source: str | os.PathLike) -> Results:
     """Read a results file in the seed's schema from a path, a URL, or ``"published"``.
 
     ``"published"`` (or the published file's pinned URL) is the copy shipped in the package
@@ -432,11 +444,10 @@ def load_results(source: str | os.PathLike) -> dict[str, Any]:
         raise ValueError(f"results {src!r} are nested deeper than {MAX_DEPTH} levels") from None
     if not isinstance(results, dict):
         raise ValueError(f"results {src!r} must be a JSON object; got {type(results).__name__}")
-    check_schema(results, source=src)
-    return results
+    return from_json(results, source=src)
 
 
-def model_record(results: dict[str, Any], manifest: dict[str, Any] | None = None) -> dict[str, Any]:
+def model_record(results: Results, manifest: dict[str, Any] | None = None) -> dict[str, Any]:
     """Return the model a run used: the manifest's record, else the results' ``model_info``, else its name.
 
     A run's manifest copies ``model_info`` when the run completes; the seed's own file has only ``model``.

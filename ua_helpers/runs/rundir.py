@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from .._io import atomic_write_json, sha256_bytes, sha256_file
+from ..report.blocks import Results
 from ._runlock import Claim, RunDirError, claim, now, replace_run, stamp
 from .config import ParameterError, RunConfig, preflight
 
@@ -375,7 +376,7 @@ def completeness(run_dir: str | os.PathLike, *, verify: bool = True) -> str | No
     """Say in one line why ``run_dir`` is not a complete, intact run, or return None when it is.
 
     Complete means: ``manifest.json`` says ``"status": "complete"``, ``results.json`` is valid against the
-    results schema (:func:`ua_helpers.report.results.validate`), and every notebook and figure the manifest lists
+    results schema (:func:`ua_helpers.report.results.check_schema`), and every notebook and figure the manifest lists
     exists. Intact (``verify=True``) adds: each of those files has the SHA-256 the manifest records, and
     ``results.json`` agrees with the manifest on the dataset (name, SHA-256, n_pairs) and the parameters.
     """
@@ -417,7 +418,7 @@ class Run:
 
     path: Path
     manifest: dict[str, Any]
-    results: dict[str, Any]
+    results: Results
     #: Whether the run's files were checked against the SHA-256 its manifest records (``--unverified``: not).
     verified: bool = True
 
@@ -469,8 +470,7 @@ def load_run(run_dir: str | os.PathLike, *, verify: bool = True) -> Run:
     if verify and sha256_bytes(raw) != manifest["checksums"][RESULTS]:
         raise RunDirError(f"refusing the run in {path}: {path / RESULTS} changed while it was read")
     try:
-        res = json.loads(raw)
-        _results.check_schema(res, source=str(path / RESULTS))
+        res = _results.from_json(json.loads(raw), source=str(path / RESULTS))
         if isinstance(res.get("evidence"), dict):
             evidence.check_version(res["evidence"], source=str(path / RESULTS))
     except (ValueError, RecursionError) as exc:
