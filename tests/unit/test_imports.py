@@ -205,3 +205,36 @@ def test_no_module_uses_another_modules_private_names():
         if uses:
             found[str(path.relative_to(PACKAGE))] = uses
     assert not found, found
+
+
+#: Dotted names that stand for any module in an example, not for one of the package's.
+EXAMPLES = {"ua_helpers.x", "ua_helpers.x.y"}
+
+
+def test_every_dotted_name_the_docs_and_the_schema_cite_exists():
+    """A name such as ``ua_helpers.report.results.check_schema`` in a docstring, the README, the benchmarks' notes,
+    a book page or the results schema names a module or an attribute that exists (a move leaves none behind)."""
+    import importlib
+    import re
+
+    root = PACKAGE.parent
+    files = [*PACKAGE.rglob("*.py"), *PACKAGE.rglob("*.json"), root / "README.md", *root.glob("benchmarks/*"),
+             *root.glob("book/**/*.md")]
+    stale = set()
+    for path in files:
+        if not path.is_file() or "__pycache__" in path.parts:
+            continue
+        for name in set(re.findall(r"ua_helpers(?:\.[A-Za-z_]\w*)+", path.read_text(encoding="utf-8"))) - EXAMPLES:
+            parts = name.split(".")
+            for i in range(len(parts), 0, -1):  # the longest importable prefix, then attributes
+                try:
+                    obj = importlib.import_module(".".join(parts[:i]))
+                    break
+                except ImportError:
+                    continue
+            for attr in parts[i:]:
+                if not hasattr(obj, attr):
+                    stale.add(f"{path.relative_to(root)}: {name}")
+                    break
+                obj = getattr(obj, attr)
+    assert sorted(stale) == []

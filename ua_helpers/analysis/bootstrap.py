@@ -93,7 +93,7 @@ class Resamples:
     ``(n_bootstrap, n)`` count matrix (uint8, 1 byte a count; wider only if some item is drawn more than 255
     times): every bootstrap that then uses this object reads its chunks from it instead of drawing and counting
     again. The counts are the same integers either way, so the statistics are the same bit for bit; it is for
-    callers that run several bootstraps on the same resamples (:func:`ua_helpers.inference.extended_analysis`
+    callers that run several bootstraps on the same resamples (:func:`ua_helpers.analysis.inference.extended_analysis`
     runs six), at the price of ``n_bootstrap x n`` bytes.
 
     Parameters
