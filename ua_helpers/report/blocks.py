@@ -287,14 +287,18 @@ class CategoryStats(TypedDict):
     pct_prefer_a: float
 
 
-class CategoryLayer(TypedDict):
-    """The seed's category-level test at one layer: r across categories, with its bootstrap CI."""
+class LevelTest(TypedDict):
+    """A group-level test at one layer: r across the groups, with its bootstrap CI (the seed's keys)."""
     r: float | None
     ci_lower: float | None
     ci_upper: float | None
     p_value: float | None
     includes_zero: bool
     note: str
+
+
+class CategoryLayer(LevelTest):
+    """The seed's category-level test at one layer, with each category's numbers."""
     n_categories: int
     categories: dict[str, CategoryStats]
     # The published file's spelling: a key with a leading underscore.
@@ -311,13 +315,7 @@ class CategoryLevel(TypedDict):
     caveat: str
 
 
-class BinsTest(TypedDict):
-    r: float | None
-    ci_lower: float | None
-    ci_upper: float | None
-    p_value: float | None
-    includes_zero: bool
-    note: str
+class BinsTest(LevelTest):
     n_bins: int
 
 
