@@ -12,6 +12,7 @@ from .._io import sha256_file
 from ..inputs import models, published
 from ..report import results
 from ..report._markdown import md_code, md_text
+from ..report.blocks import Results
 from ..runs import rundir
 from ..runs._runlock import RunDirError
 from ..runs.rundir import Run
@@ -39,7 +40,7 @@ class Reference:
     """Results to compare a run with: ``results`` (``None`` when they could not be had, ``note`` saying why),
     ``about`` (where they come from, for readers) and whether they are the published Pythia-6.9B file."""
 
-    results: dict[str, Any] | None = None
+    results: Results | None = None
     about: str = ""
     published: bool = False
     note: str = "No reference results were given to this build."

@@ -22,6 +22,7 @@ from ..analysis import evidence
 from ..inputs import published
 from ..report import findings, results
 from ..report._markdown import fmt_ci, fmt_r, is_missing, md_text
+from ..report.blocks import Results
 from ..runs.rundir import Run
 from .compare import PUBLISHED_MODEL
 from .context import FILES_DIR, BookContext, study_citation
@@ -174,7 +175,7 @@ def _controls_sentence(res: dict[str, Any], lead: dict[str, Any] | None) -> str:
     return text
 
 
-def _comparison_sentence(res: dict[str, Any], reference: dict[str, Any] | None, is_published: bool) -> str:
+def _comparison_sentence(res: Results, reference: Results | None, is_published: bool) -> str:
     if reference is None:
         return ("No reference results were given to this build, so it is not compared with the published "
                 "Pythia-6.9B result.")
@@ -192,7 +193,7 @@ def _comparison_sentence(res: dict[str, Any], reference: dict[str, Any] | None, 
             f"and both CIs exclude zero with the same sign in {both}.")
 
 
-def abstract_sentences(res: dict[str, Any], reference: dict[str, Any] | None = None, *,
+def abstract_sentences(res: Results, reference: Results | None = None, *,
                        reference_published: bool = False) -> list[str]:
     """The landing page's abstract: four to six plain sentences (plain text, not yet escaped).
 

@@ -181,7 +181,7 @@ def build_run_results(table, *, pairs, ext, parameters: dict[str, Any], extended
                          timestamp=timestamp, schema_version=version)
 
 
-def extended_table(results: dict[str, Any]):
+def extended_table(results: Results):
     """The reviewer statistics of a results dict (its ``extended.tests``) as a DataFrame, one row per test."""
     import pandas as pd
 
@@ -237,7 +237,7 @@ def best_per_layer_text(table) -> str:
     return "\n".join(lines)
 
 
-def seed_summary_text(results: dict[str, Any]) -> str:
+def seed_summary_text(results: Results) -> str:
     """The seed's closing counts, line for line, each saying that its criterion is uncorrected."""
     s = results["summary"]
     rate = s["significant_tests"] / s["total_tests"] * 100 if s["total_tests"] else float("nan")
@@ -396,7 +396,7 @@ def _schema_reason(error) -> str:
     return error.message if len(error.message) <= 200 else error.message[:199] + "…"
 
 
-def require_block(results: dict[str, Any], name: str) -> dict[str, Any]:
+def require_block(results: Results, name: str) -> Any:
     """Return ``results[name]``, or raise ValueError saying the run predates the block.
 
     A valid file (:func:`check_schema`) whose ``schema_version`` always writes ``name`` has it; one without it
@@ -455,7 +455,7 @@ def model_record(results: Results, manifest: dict[str, Any] | None = None) -> di
     return (manifest or {}).get("model") or results.get("model_info") or {"name": results.get("model")}
 
 
-def results_table(results: dict[str, Any]):
+def results_table(results: Results):
     """Flatten a results dict (ours or the seed's) to one row per (layer, metric)."""
     import pandas as pd
 
@@ -467,7 +467,7 @@ def results_table(results: dict[str, Any]):
     return df.sort_values(["layer", "metric"], kind="stable").reset_index(drop=True)
 
 
-def band_frames(results: dict[str, Any]):
+def band_frames(results: Results):
     """Return the random-token and shuffled-pairing test rows of ``results["controls"]`` as DataFrames.
 
     Either is None where the run has no such rows (a run made before the controls, or an empty block); the
@@ -481,7 +481,7 @@ def band_frames(results: dict[str, Any]):
     return (pd.DataFrame(rt) if rt else None), (pd.DataFrame(sh) if sh else None)
 
 
-def compare_results(ours: dict[str, Any], reference: dict[str, Any]):
+def compare_results(ours: Results, reference: Results):
     """Side-by-side table of two results files: per metric, layer at relative depth, r and CI of each.
 
     Layers are matched by relative depth (layer / num_layers) so a 30-block model lines up with a 32-block one;

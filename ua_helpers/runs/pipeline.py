@@ -17,6 +17,7 @@ from typing import Any, Mapping
 from .._io import atomic_write
 from ..inputs import data, extraction, models
 from ..report import results, tables
+from ..report.blocks import Results
 from . import rundir
 from .config import RunConfig
 
@@ -98,7 +99,7 @@ def load_results(cfg: RunConfig, *, recompute: bool = False) -> dict[str, Any]:
     return results.load_results(path)
 
 
-def save_results(cfg: RunConfig, run_results: dict[str, Any]) -> dict[str, Any]:
+def save_results(cfg: RunConfig, run_results: Results) -> Results:
     """Write ``run_results`` as ``results.json`` in the run folder, and beside it every statistic of every test
     as ``tests.csv`` (:func:`ua_helpers.report.tables.write_tests_csv`, where the results have an evidence block);
     each file atomically. Returns ``run_results``."""
