@@ -23,14 +23,18 @@ from ua_helpers import cli
 from ua_helpers.inputs.data import load_pairs
 from ua_helpers.report.results import results_table
 
-#: name -> (GPT-NeoX shape, weight seed). tiny-a-step1/2 share a configuration: two "checkpoints" of one model.
-MODELS = {
-    "tiny-a-step1": ({"hidden_size": 64, "num_hidden_layers": 4, "num_attention_heads": 4,
-                      "intermediate_size": 128}, 1),
-    "tiny-a-step2": ({"hidden_size": 64, "num_hidden_layers": 4, "num_attention_heads": 4,
-                      "intermediate_size": 128}, 2),
-    "tiny-b": ({"hidden_size": 32, "num_hidden_layers": 6, "num_attention_heads": 4, "intermediate_size": 64}, 3),
-}
+
+def _example_models() -> dict:
+    """The models ``examples/make_tiny_models.py`` makes (name -> (GPT-NeoX shape, weight seed)), read from it."""
+    path = Path(__file__).resolve().parents[2] / "examples" / "make_tiny_models.py"
+    spec = importlib.util.spec_from_file_location("make_tiny_models", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.MODELS
+
+
+#: tiny-a-step1/2 share a configuration (two "checkpoints" of one model); tiny-b is another model.
+MODELS = _example_models()
 N_BOOTSTRAP = 1000  # the smallest count accepted without allow_low_precision
 
 
