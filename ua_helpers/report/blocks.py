@@ -9,9 +9,15 @@ types do not declare, or lacks that they require; the tests run it on real runs,
 that writes the file cannot drift apart.
 """
 # No ``from __future__ import annotations``: TypedDict reads NotRequired from evaluated annotations only.
+import sys
 import types
 import typing
-from typing import Any, NotRequired, TypedDict, Union
+from typing import Any, Union
+
+if sys.version_info >= (3, 11):
+    from typing import NotRequired, TypedDict, get_type_hints, is_typeddict
+else:  # NotRequired keys in a TypedDict (PEP 655) arrived with Python 3.11
+    from typing_extensions import NotRequired, TypedDict, get_type_hints, is_typeddict
 
 # --------------------------------------------------------------------------- the seed's own file
 
@@ -526,10 +532,10 @@ def undeclared(value: Any, tp: Any = Results, path: str = "results") -> list[str
         members = [t for t in typing.get_args(tp) if t is not type(None)]
         found = [undeclared(value, t, path) for t in members]
         return min(found, key=len) if found else []
-    if typing.is_typeddict(tp):
+    if is_typeddict(tp):
         if not isinstance(value, dict):
             return [f"{path}: expected an object, got {type(value).__name__}"]
-        hints = typing.get_type_hints(tp)
+        hints = get_type_hints(tp)
         out = [f"{path}: undeclared key {k!r}" for k in value if k not in hints]
         out += [f"{path}: lacks the required key {k!r}" for k in sorted(tp.__required_keys__) if k not in value]
         for key, sub in hints.items():
