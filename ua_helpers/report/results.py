@@ -253,8 +253,9 @@ def seed_summary_text(results: Results) -> str:
 def write_results(path: str | os.PathLike, results: Results | dict[str, Any]) -> Path:
     """Validate the results against the shipped schema (:func:`check_schema`), then write them as strict JSON
     (NaN as null), atomically."""
-    check_schema(to_json(results), source=os.fspath(path))
-    return atomic_write_json(path, results)
+    plain = to_json(results)
+    check_schema(plain, source=os.fspath(path))
+    return atomic_write_json(path, plain)  # what was validated is what is written
 
 
 def from_json(obj: Any, source: str = "results") -> Results:
